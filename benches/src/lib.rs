@@ -1,0 +1,1 @@
+//! vitals-benches (under construction).

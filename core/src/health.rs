@@ -1,0 +1,270 @@
+//! Health: component statuses aggregated into one report, serialised as JSON into a borrowed
+//! buffer with serde-json-core.
+//!
+//! The overall status is the worst status of the components, except that a non-critical
+//! component that is unhealthy only makes the whole `degraded`.
+
+use crate::sync::{AtomicU8, Ordering};
+use core::fmt;
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
+
+/// A health status, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Working normally.
+    Healthy,
+    /// Working, with reduced capacity or a warning (e.g. quota above 90 %).
+    Degraded,
+    /// Not working (e.g. a circuit breaker is open).
+    Unhealthy,
+}
+
+impl Status {
+    /// The status as lowercase text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Degraded => "degraded",
+            Status::Unhealthy => "unhealthy",
+        }
+    }
+
+    const fn from_u8(v: u8) -> Status {
+        match v {
+            0 => Status::Healthy,
+            1 => Status::Degraded,
+            _ => Status::Unhealthy,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Anything that can report a health status: a [`StatusCell`] set by the application, a circuit
+/// breaker, a quota.
+pub trait Check: Sync {
+    /// The current status.
+    fn status(&self) -> Status;
+    /// A short explanation of the status (static text), if any.
+    fn detail(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A status the application sets (one atomic byte): "database reachable", "sensor calibrated".
+#[derive(Debug)]
+pub struct StatusCell {
+    status: AtomicU8,
+}
+
+impl StatusCell {
+    const_fn! {
+        /// A cell holding `status`.
+        pub const fn new(status: Status) -> Self {
+            StatusCell { status: AtomicU8::new(status as u8) }
+        }
+    }
+
+    /// Sets the status.
+    pub fn set(&self, status: Status) {
+        self.status.store(status as u8, Ordering::Relaxed);
+    }
+
+    /// The status.
+    pub fn get(&self) -> Status {
+        Status::from_u8(self.status.load(Ordering::Relaxed))
+    }
+}
+
+impl Check for StatusCell {
+    fn status(&self) -> Status {
+        self.get()
+    }
+}
+
+/// A named component of the health report.
+#[derive(Clone, Copy)]
+pub struct Component<'a> {
+    name: &'a str,
+    check: &'a dyn Check,
+    critical: bool,
+}
+
+impl<'a> Component<'a> {
+    /// A critical component: when unhealthy, the whole report is unhealthy.
+    pub const fn new(name: &'a str, check: &'a dyn Check) -> Self {
+        Component {
+            name,
+            check,
+            critical: true,
+        }
+    }
+
+    /// A non-critical component: when unhealthy, the whole report is only degraded.
+    pub const fn non_critical(name: &'a str, check: &'a dyn Check) -> Self {
+        Component {
+            name,
+            check,
+            critical: false,
+        }
+    }
+
+    /// The component's name.
+    pub const fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The component's current status.
+    pub fn status(&self) -> Status {
+        self.check.status()
+    }
+
+    /// Whether the component is critical.
+    pub const fn is_critical(&self) -> bool {
+        self.critical
+    }
+}
+
+/// A set of components.
+#[derive(Clone, Copy)]
+pub struct Health<'a> {
+    components: &'a [Component<'a>],
+}
+
+/// Why a health report could not be serialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthError {
+    /// The JSON does not fit in the buffer; try a larger one.
+    BufferTooSmall,
+}
+
+impl fmt::Display for HealthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("health JSON does not fit in the buffer")
+    }
+}
+
+impl<'a> Health<'a> {
+    /// Health over `components`.
+    pub const fn new(components: &'a [Component<'a>]) -> Self {
+        Health { components }
+    }
+
+    /// The components.
+    pub const fn components(&self) -> &'a [Component<'a>] {
+        self.components
+    }
+
+    /// The overall status (worst of the components; non-critical ones count at most as degraded).
+    pub fn status(&self) -> Status {
+        self.report().status
+    }
+
+    /// A consistent snapshot: each component's status is read once.
+    pub fn report(&self) -> HealthReport<'a> {
+        let status = self
+            .components
+            .iter()
+            .map(|c| match c.status() {
+                Status::Unhealthy if !c.critical => Status::Degraded,
+                s => s,
+            })
+            .max()
+            .unwrap_or(Status::Healthy);
+        HealthReport {
+            status,
+            components: self.components,
+        }
+    }
+
+    /// Serialises the report as JSON into `buf`, returning the length:
+    /// `{"status":"degraded","components":[{"name":"db","status":"degraded","critical":true}]}`
+    /// (plus `"detail"` when a component gives one).
+    pub fn write_json(&self, buf: &mut [u8]) -> Result<usize, HealthError> {
+        serde_json_core::to_slice(&self.report(), buf).map_err(|_| HealthError::BufferTooSmall)
+    }
+}
+
+/// The overall status and the components behind it.
+#[derive(Clone, Copy)]
+pub struct HealthReport<'a> {
+    /// Overall status.
+    pub status: Status,
+    components: &'a [Component<'a>],
+}
+
+impl<'a> HealthReport<'a> {
+    /// The components.
+    pub fn components(&self) -> &'a [Component<'a>] {
+        self.components
+    }
+}
+
+impl Serialize for HealthReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("HealthReport", 2)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("components", &Components(self.components))?;
+        st.end()
+    }
+}
+
+struct Components<'a>(&'a [Component<'a>]);
+
+impl Serialize for Components<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for c in self.0 {
+            seq.serialize_element(c)?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Component<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let detail = self.check.detail();
+        let mut st = s.serialize_struct("Component", 3 + detail.is_some() as usize)?;
+        st.serialize_field("name", self.name)?;
+        st.serialize_field("status", &self.check.status())?;
+        st.serialize_field("critical", &self.critical)?;
+        if let Some(d) = detail {
+            st.serialize_field("detail", d)?;
+        }
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_and_serialises() {
+        static DB: StatusCell = StatusCell::new(Status::Healthy);
+        static CACHE: StatusCell = StatusCell::new(Status::Healthy);
+        static H: Health = Health::new(&[
+            Component::new("db", &DB),
+            Component::non_critical("cache", &CACHE),
+        ]);
+        assert_eq!(H.status(), Status::Healthy);
+        CACHE.set(Status::Unhealthy);
+        assert_eq!(H.status(), Status::Degraded);
+        DB.set(Status::Unhealthy);
+        assert_eq!(H.status(), Status::Unhealthy);
+        let mut buf = [0u8; 256];
+        let n = H.write_json(&mut buf).unwrap();
+        assert_eq!(
+            core::str::from_utf8(&buf[..n]).unwrap(),
+            r#"{"status":"unhealthy","components":[{"name":"db","status":"unhealthy","critical":true},{"name":"cache","status":"unhealthy","critical":false}]}"#
+        );
+        assert_eq!(H.write_json(&mut [0u8; 10]), Err(HealthError::BufferTooSmall));
+        assert_eq!(Health::new(&[]).status(), Status::Healthy);
+    }
+}

@@ -1,0 +1,136 @@
+//! Number formatting without `core::fmt` (which costs kilobytes of flash and is slow).
+//!
+//! Integers go through `itoa`; integer values with a decimal scale (microseconds shown as seconds)
+//! are written exactly by placing the decimal point, with no float maths; `f64` values go through
+//! `ryu` (shortest round-trip) and use Prometheus' spellings `+Inf`, `-Inf` and `NaN`.
+
+/// Longest text any writer here produces (an `f64` from ryu is at most 24 bytes, a `u64` 20 digits
+/// plus a point).
+pub const MAX_NUMBER_LEN: usize = 24;
+
+/// A small stack buffer holding one formatted number.
+pub struct NumBuf {
+    bytes: [u8; MAX_NUMBER_LEN],
+    len: usize,
+}
+
+impl NumBuf {
+    const fn empty() -> Self {
+        NumBuf {
+            bytes: [0; MAX_NUMBER_LEN],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        for &b in s {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// The formatted text.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The formatted text as `&str` (always ASCII).
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// Formats an unsigned integer.
+    pub fn u64(v: u64) -> Self {
+        let mut n = NumBuf::empty();
+        let mut b = itoa::Buffer::new();
+        n.push(b.format(v).as_bytes());
+        n
+    }
+
+    /// Formats a signed integer.
+    pub fn i64(v: i64) -> Self {
+        let mut n = NumBuf::empty();
+        let mut b = itoa::Buffer::new();
+        n.push(b.format(v).as_bytes());
+        n
+    }
+
+    /// Formats `v / 10^decimals` exactly, without trailing zeros (`1500`, 6 → `0.0015`;
+    /// `2_000_000`, 6 → `2`). `decimals` above 19 is treated as 19.
+    pub fn scaled(v: u64, decimals: u8) -> Self {
+        let d = if decimals > 19 { 19 } else { decimals } as u32;
+        let div = 10u64.pow(d);
+        let (int, mut frac) = (v / div, v % div);
+        let mut n = NumBuf::u64(int);
+        if frac != 0 {
+            let mut digits = d;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            n.push(b".");
+            let mut b = itoa::Buffer::new();
+            let s = b.format(frac).as_bytes();
+            let mut pad = digits as usize - s.len().min(digits as usize);
+            while pad > 0 {
+                n.push(b"0");
+                pad -= 1;
+            }
+            n.push(s);
+        }
+        n
+    }
+
+    /// Formats an `f64` as Prometheus spells it: shortest round-trip digits, `+Inf`, `-Inf`, `NaN`.
+    #[cfg(feature = "float")]
+    pub fn f64(v: f64) -> Self {
+        let mut n = NumBuf::empty();
+        if v.is_nan() {
+            n.push(b"NaN");
+        } else if v.is_infinite() {
+            n.push(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+        } else {
+            let mut b = ryu::Buffer::new();
+            n.push(b.format_finite(v).as_bytes());
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers() {
+        assert_eq!(NumBuf::u64(0).as_str(), "0");
+        assert_eq!(NumBuf::u64(u64::MAX).as_str(), "18446744073709551615");
+        assert_eq!(NumBuf::i64(i64::MIN).as_str(), "-9223372036854775808");
+    }
+
+    #[test]
+    fn scaled() {
+        assert_eq!(NumBuf::scaled(1500, 6).as_str(), "0.0015");
+        assert_eq!(NumBuf::scaled(2_000_000, 6).as_str(), "2");
+        assert_eq!(NumBuf::scaled(2_500_000, 6).as_str(), "2.5");
+        assert_eq!(NumBuf::scaled(1, 9).as_str(), "0.000000001");
+        assert_eq!(NumBuf::scaled(0, 3).as_str(), "0");
+        assert_eq!(NumBuf::scaled(123, 0).as_str(), "123");
+        assert_eq!(NumBuf::scaled(u64::MAX, 19).as_str(), "1.8446744073709551615");
+        assert_eq!(NumBuf::scaled(u64::MAX, 200).as_str(), "1.8446744073709551615");
+    }
+
+    #[cfg(feature = "float")]
+    #[test]
+    fn floats() {
+        assert_eq!(NumBuf::f64(f64::NAN).as_str(), "NaN");
+        assert_eq!(NumBuf::f64(f64::INFINITY).as_str(), "+Inf");
+        assert_eq!(NumBuf::f64(f64::NEG_INFINITY).as_str(), "-Inf");
+        assert_eq!(NumBuf::f64(0.25).as_str(), "0.25");
+        assert_eq!(NumBuf::f64(-1.0).as_str(), "-1.0");
+        assert_eq!(NumBuf::f64(f64::MIN).as_str().parse::<f64>().unwrap(), f64::MIN);
+        assert!(NumBuf::f64(f64::MIN_POSITIVE).as_bytes().len() <= MAX_NUMBER_LEN);
+    }
+}

@@ -1,0 +1,561 @@
+//! Rendering into a buffer the caller lends, resumably.
+//!
+//! [`render`] writes as many whole lines as fit into `buf`, remembers in the [`Cursor`] where it
+//! stopped, and continues there on the next call; it returns `Ok(0)` exactly when the exposition is
+//! complete. A line is never split, so the concatenation of the chunks is the same whatever the
+//! buffer size (for unchanging values). A line longer than the whole buffer is
+//! [`RenderError::BufferTooSmall`] with the size it needs, and the cursor does not move.
+//!
+//! Histogram buckets are cumulative even when a render spans calls and values change between
+//! them: the cursor carries the running count, so `le="+Inf"` always equals `_count`.
+
+use crate::labels::{LabelSource, Labels, OVERFLOW_VALUE, SEPARATOR};
+use crate::number::NumBuf;
+use crate::registry::{Entry, Kind, Registry, Series, Value};
+use crate::sync::{AtomicU8, Ordering};
+use crate::RenderError;
+
+/// Content-Type of Prometheus text format 0.0.4 (exactly as Prometheus expects it).
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content-Type of OpenMetrics 1.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The name of the family that reports updates routed to overflow series.
+pub const OVERFLOW_FAMILY: &str = "vitals_label_overflow";
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text format.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The HTTP Content-Type for this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// Chooses a format from an HTTP `Accept` header: OpenMetrics only when the client asks for
+    /// `application/openmetrics-text` with a quality at least that of any text format it accepts;
+    /// Prometheus text otherwise (including for a missing or malformed header).
+    pub fn negotiate(accept: &str) -> Format {
+        let (mut om, mut text) = (0u16, 0u16);
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    (k.trim().eq_ignore_ascii_case("q")).then(|| parse_q(v.trim()))
+                })
+                .next()
+                .unwrap_or(1000);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                om = om.max(q);
+            } else if media.eq_ignore_ascii_case("text/plain")
+                || media == "*/*"
+                || media.eq_ignore_ascii_case("text/*")
+            {
+                text = text.max(q);
+            }
+        }
+        if om > 0 && om >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
+
+/// Parses an HTTP quality value into thousandths (`0.75` → 750); malformed values count as 0.
+fn parse_q(v: &str) -> u16 {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let whole = match int {
+        "0" => 0u16,
+        "1" => 1000,
+        _ => return 0,
+    };
+    let mut milli = 0u16;
+    let mut scale = 100u16;
+    for b in frac.bytes().take(3) {
+        if !b.is_ascii_digit() {
+            return 0;
+        }
+        milli += (b - b'0') as u16 * scale;
+        scale /= 10;
+    }
+    (whole + milli).min(1000)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Help,
+    Type,
+    Unit,
+    Series { index: usize, line: usize },
+    Eof,
+    Done,
+}
+
+/// Where a render stopped. Start each exposition with a new cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    format: Format,
+    /// Index of the entry being rendered; `entries.len()` is the overflow family.
+    entry: usize,
+    phase: Phase,
+    /// Running cumulative bucket count of the histogram series being rendered.
+    carry: u64,
+}
+
+impl Cursor {
+    /// A cursor at the start of an exposition in `format`.
+    pub const fn new(format: Format) -> Self {
+        Cursor {
+            format,
+            entry: 0,
+            phase: Phase::Help,
+            carry: 0,
+        }
+    }
+
+    /// The format this cursor renders.
+    pub const fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether the exposition is complete.
+    pub const fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+}
+
+/// A byte sink over the caller's buffer that keeps counting once full, so an overflowing line
+/// reports the size it needs.
+struct Out<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    needed: usize,
+}
+
+impl Out<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.needed.saturating_add(bytes.len());
+        if self.needed == self.pos {
+            if let Some(dst) = self.buf.get_mut(self.pos..end) {
+                dst.copy_from_slice(bytes);
+                self.pos = end;
+            }
+        }
+        self.needed = end;
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+
+    /// Writes `s` escaping `\` and newline, and `"` when `quote` is set.
+    fn escaped(&mut self, s: &[u8], quote: bool) {
+        let mut start = 0;
+        for (i, &b) in s.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'"' if quote => b"\\\"",
+                _ => continue,
+            };
+            self.put(s.get(start..i).unwrap_or(&[]));
+            self.put(esc);
+            start = i + 1;
+        }
+        self.put(s.get(start..).unwrap_or(&[]));
+    }
+
+    fn escaped_atomic(&mut self, key: &[AtomicU8]) {
+        for a in key {
+            match a.load(Ordering::Relaxed) {
+                b'\\' => self.put(b"\\\\"),
+                b'\n' => self.put(b"\\n"),
+                b'"' => self.put(b"\\\""),
+                b => self.byte(b),
+            }
+        }
+    }
+}
+
+/// Renders the next whole lines of `registry` into `buf`. Returns the number of bytes written;
+/// `Ok(0)` means the exposition is complete (and [`Cursor::is_done`] is true).
+pub fn render(
+    registry: &Registry<'_>,
+    cursor: &mut Cursor,
+    buf: &mut [u8],
+) -> Result<usize, RenderError> {
+    let mut out = Out {
+        buf,
+        pos: 0,
+        needed: 0,
+    };
+    loop {
+        let mut next = *cursor;
+        let start = out.pos;
+        match step(registry.entries(), &mut next, &mut out) {
+            Step::Done => {
+                *cursor = next;
+                return Ok(out.pos);
+            }
+            Step::Skip => *cursor = next,
+            Step::Line => {
+                if out.needed != out.pos {
+                    let needed = out.needed - start;
+                    if start == 0 {
+                        return Err(RenderError::BufferTooSmall { needed });
+                    }
+                    return Ok(start);
+                }
+                *cursor = next;
+            }
+        }
+    }
+}
+
+enum Step {
+    /// One line was written (or overflowed); `cursor` is past it.
+    Line,
+    /// The cursor moved without writing.
+    Skip,
+    /// Nothing left.
+    Done,
+}
+
+/// Family-level facts the renderer needs for the current entry (a user entry or the synthetic
+/// overflow family).
+struct Family<'e> {
+    name: &'e str,
+    help: &'e str,
+    unit: Option<&'e str>,
+    kind: Kind,
+}
+
+fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
+    let om = c.format == Format::OpenMetrics;
+    let fam = match entries.get(c.entry) {
+        Some(e) => Family {
+            name: e.name(),
+            help: e.help(),
+            unit: e.unit_name(),
+            kind: e.kind(),
+        },
+        None if c.entry == entries.len() => {
+            // The synthetic overflow family, present only when some family can overflow.
+            if matches!(c.phase, Phase::Help) && !entries.iter().any(|e| e.metric().overflow().is_some()) {
+                c.entry += 1;
+                c.phase = Phase::Eof;
+                return Step::Skip;
+            }
+            Family {
+                name: OVERFLOW_FAMILY,
+                help: "Updates routed to a family's overflow series because it was full.",
+                unit: None,
+                kind: Kind::Counter,
+            }
+        }
+        None => {
+            return match c.phase {
+                Phase::Eof if om => {
+                    out.put(b"# EOF\n");
+                    c.phase = Phase::Done;
+                    Step::Line
+                }
+                Phase::Done => Step::Done,
+                _ => {
+                    c.phase = Phase::Done;
+                    Step::Skip
+                }
+            };
+        }
+    };
+    match c.phase {
+        Phase::Help => {
+            c.phase = Phase::Type;
+            if fam.help.is_empty() {
+                return Step::Skip;
+            }
+            out.put(b"# HELP ");
+            family_name(out, &fam, om);
+            out.byte(b' ');
+            out.escaped(fam.help.as_bytes(), om);
+            out.byte(b'\n');
+            Step::Line
+        }
+        Phase::Type => {
+            c.phase = Phase::Unit;
+            out.put(b"# TYPE ");
+            family_name(out, &fam, om);
+            out.put(match (fam.kind, om) {
+                (Kind::Counter, _) => b" counter\n",
+                (Kind::Gauge, _) | (Kind::Info, false) => b" gauge\n",
+                (Kind::Histogram, _) => b" histogram\n",
+                (Kind::Info, true) => b" info\n",
+            });
+            Step::Line
+        }
+        Phase::Unit => {
+            c.phase = Phase::Series { index: 0, line: 0 };
+            match fam.unit {
+                Some(u) if om => {
+                    out.put(b"# UNIT ");
+                    out.put(fam.name.as_bytes());
+                    out.byte(b' ');
+                    out.put(u.as_bytes());
+                    out.byte(b'\n');
+                    Step::Line
+                }
+                _ => Step::Skip,
+            }
+        }
+        Phase::Series { index, line } => match entries.get(c.entry) {
+            Some(e) => series_line(e, &fam, c, index, line, out),
+            None => overflow_line(entries, &fam, c, index, out),
+        },
+        Phase::Eof | Phase::Done => {
+            c.phase = Phase::Done;
+            Step::Skip
+        }
+    }
+}
+
+fn next_entry(c: &mut Cursor) {
+    c.entry += 1;
+    c.phase = Phase::Help;
+    c.carry = 0;
+}
+
+fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
+    out.put(fam.name.as_bytes());
+    if !om {
+        match fam.kind {
+            Kind::Counter => out.put(b"_total"),
+            Kind::Info => out.put(b"_info"),
+            _ => {}
+        }
+    }
+}
+
+fn series_line(
+    e: &Entry<'_>,
+    fam: &Family<'_>,
+    c: &mut Cursor,
+    index: usize,
+    line: usize,
+    out: &mut Out<'_>,
+) -> Step {
+    let m = e.metric();
+    if index >= m.series_len() {
+        next_entry(c);
+        return Step::Skip;
+    }
+    let Some(Series { labels, value }) = m.series(index) else {
+        c.phase = Phase::Series {
+            index: index + 1,
+            line: 0,
+        };
+        return Step::Skip;
+    };
+    let next_series = Phase::Series {
+        index: index + 1,
+        line: 0,
+    };
+    match value {
+        Value::Histogram(h) => {
+            let n = h.le.len();
+            if line == 0 {
+                c.carry = 0;
+            }
+            let (suffix, le, v): (&[u8], Option<NumBuf>, NumBuf) = if line < n {
+                let count = h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed));
+                c.carry = c.carry.wrapping_add(count);
+                let le = h.le.get(line).copied().unwrap_or(u64::MAX);
+                (b"_bucket", Some(NumBuf::scaled(le, h.scale.get())), NumBuf::u64(c.carry))
+            } else if line == n {
+                c.carry = c.carry.wrapping_add(h.inf.load(Ordering::Relaxed));
+                (b"_bucket", None, NumBuf::u64(c.carry))
+            } else if line == n + 1 {
+                (b"_sum", None, NumBuf::scaled(h.sum.load(Ordering::Relaxed), h.scale.get()))
+            } else {
+                (b"_count", None, NumBuf::u64(c.carry))
+            };
+            out.put(fam.name.as_bytes());
+            out.put(suffix);
+            let bucket_le = if line <= n { Some(le.as_ref().map_or(&b"+Inf"[..], |l| l.as_bytes())) } else { None };
+            write_labels(out, &labels, bucket_le);
+            out.byte(b' ');
+            out.put(v.as_bytes());
+            out.byte(b'\n');
+            c.phase = if line >= n + 2 {
+                next_series
+            } else {
+                Phase::Series {
+                    index,
+                    line: line + 1,
+                }
+            };
+            Step::Line
+        }
+        value => {
+            out.put(fam.name.as_bytes());
+            match fam.kind {
+                Kind::Counter => out.put(b"_total"),
+                Kind::Info => out.put(b"_info"),
+                _ => {}
+            }
+            write_labels(out, &labels, None);
+            out.byte(b' ');
+            let v = match value {
+                Value::Counter(x) => NumBuf::u64(x.get()),
+                Value::Gauge(x) => NumBuf::i64(x.get()),
+                #[cfg(feature = "float")]
+                Value::FloatGauge(x) => NumBuf::f64(x.get()),
+                Value::Int(x) => NumBuf::i64(x),
+                Value::Uint(x) => NumBuf::u64(x),
+                #[cfg(feature = "float")]
+                Value::Float(x) => NumBuf::f64(x),
+                Value::Info | Value::Histogram(_) => NumBuf::u64(1),
+            };
+            out.put(v.as_bytes());
+            out.byte(b'\n');
+            c.phase = next_series;
+            Step::Line
+        }
+    }
+}
+
+fn overflow_line(
+    entries: &[Entry<'_>],
+    fam: &Family<'_>,
+    c: &mut Cursor,
+    index: usize,
+    out: &mut Out<'_>,
+) -> Step {
+    let Some(e) = entries.get(index) else {
+        next_entry(c);
+        c.phase = Phase::Eof;
+        return Step::Skip;
+    };
+    c.phase = Phase::Series {
+        index: index + 1,
+        line: 0,
+    };
+    let Some(dropped) = e.metric().overflow() else {
+        return Step::Skip;
+    };
+    out.put(fam.name.as_bytes());
+    out.put(b"_total{family=\"");
+    out.put(e.name().as_bytes());
+    out.put(b"\"} ");
+    out.put(NumBuf::u64(dropped).as_bytes());
+    out.byte(b'\n');
+    Step::Line
+}
+
+fn label(out: &mut Out<'_>, first: &mut bool, name: &str) {
+    out.byte(if *first { b'{' } else { b',' });
+    *first = false;
+    out.put(name.as_bytes());
+    out.put(b"=\"");
+}
+
+fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<&[u8]>) {
+    let mut first = true;
+    match *labels {
+        Labels::None => {}
+        Labels::Static { names, values } => {
+            for (n, v) in names.iter().zip(values.iter()) {
+                label(out, &mut first, n);
+                out.escaped(v.as_bytes(), true);
+                out.byte(b'"');
+            }
+        }
+        Labels::Typed {
+            count,
+            index,
+            name,
+            value,
+        } => {
+            for i in 0..count {
+                label(out, &mut first, name(i));
+                out.escaped(value(index, i).as_bytes(), true);
+                out.byte(b'"');
+            }
+        }
+        Labels::Packed { names, key, len } => {
+            let mut rest = key.get(..len).unwrap_or(key);
+            for n in names {
+                label(out, &mut first, n);
+                let end = rest
+                    .iter()
+                    .position(|b| b.load(Ordering::Relaxed) == SEPARATOR)
+                    .unwrap_or(rest.len());
+                out.escaped_atomic(rest.get(..end).unwrap_or(&[]));
+                rest = rest.get(end + 1..).unwrap_or(&[]);
+                out.byte(b'"');
+            }
+        }
+        Labels::Overflow { names } => {
+            for n in names {
+                label(out, &mut first, n);
+                out.put(OVERFLOW_VALUE.as_bytes());
+                out.byte(b'"');
+            }
+        }
+        Labels::Dyn(src) => dyn_labels(out, &mut first, src),
+    }
+    if let Some(le) = le {
+        label(out, &mut first, "le");
+        out.put(le);
+        out.byte(b'"');
+    }
+    if !first {
+        out.byte(b'}');
+    }
+}
+
+fn dyn_labels(out: &mut Out<'_>, first: &mut bool, src: &dyn LabelSource) {
+    for i in 0..src.len() {
+        label(out, first, src.name(i));
+        out.escaped(src.value(i).as_bytes(), true);
+        out.byte(b'"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(""), Format::Prometheus);
+        assert_eq!(Format::negotiate("text/plain"), Format::Prometheus);
+        assert_eq!(
+            Format::negotiate("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate("application/openmetrics-text;q=0.2, text/plain;q=0.9"),
+            Format::Prometheus
+        );
+        assert_eq!(Format::negotiate("application/openmetrics-text;q=0"), Format::Prometheus);
+        assert_eq!(Format::negotiate("application/openmetrics-text;q=abc"), Format::Prometheus);
+        assert_eq!(parse_q("0.75"), 750);
+        assert_eq!(parse_q("1.000"), 1000);
+        assert_eq!(parse_q("2"), 0);
+    }
+}

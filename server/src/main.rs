@@ -1,0 +1,2 @@
+//! The vitals reference server (under construction).
+fn main() {}

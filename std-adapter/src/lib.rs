@@ -1,0 +1,1 @@
+//! vitals-std (under construction).
