@@ -1,0 +1,67 @@
+//! Errors of the resilience primitives: each one says what the caller can do next.
+
+use core::fmt;
+
+/// A request was refused because the limiter has no tokens for it now.
+///
+/// Invariant: `retry_after` is the smallest number of ticks after which the same request would
+/// conform if nothing else consumed in between (`u64::MAX` when the tick counter would saturate
+/// first, i.e. never).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    /// Ticks to wait before the same request would be admitted.
+    pub retry_after: u64,
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate limited: retry after {} ticks", self.retry_after)
+    }
+}
+
+/// Why `try_acquire_n` refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireError {
+    /// Not enough tokens now; waiting `retry_after` ticks will do.
+    RateLimited(RateLimited),
+    /// `requested` is larger than the burst: this request can never pass, waiting does not help.
+    ExceedsBurst {
+        /// Tokens asked for.
+        requested: u32,
+        /// The most tokens one request can ever get.
+        burst: u32,
+    },
+}
+
+impl From<RateLimited> for AcquireError {
+    fn from(e: RateLimited) -> Self {
+        AcquireError::RateLimited(e)
+    }
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::RateLimited(e) => e.fmt(f),
+            AcquireError::ExceedsBurst { requested, burst } => write!(
+                f,
+                "request for {requested} tokens can never pass: the burst is {burst}"
+            ),
+        }
+    }
+}
+
+/// A configuration value is out of range; the `new` constructors clamp it instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field that is out of range.
+    pub field: &'static str,
+    /// What the field must be.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config: `{}` must be {}", self.field, self.expected)
+    }
+}

@@ -1,0 +1,329 @@
+//! Token bucket by GCRA (generic cell rate algorithm): the whole state is one atomic `u64`, the
+//! theoretical arrival time (TAT) of the next token.
+//!
+//! Time is kept in *units* of `1 / scale` tick, where `scale` and the emission interval are the
+//! reduced fraction `seconds × ticks_per_second / tokens`, so every rate (1 per hour, 1e9 per
+//! second with millisecond ticks) is exact: no rounding makes the bucket admit more or less than
+//! configured.
+
+use super::clock::Clock;
+use super::error::{AcquireError, ConfigError, RateLimited};
+use crate::sync::{AtomicU64, Ordering};
+
+/// A sustained rate: `tokens` every `seconds` seconds.
+///
+/// Invariant: both fields are at least 1 once built by [`Rate::new`] (zeros become 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    tokens: u64,
+    seconds: u64,
+}
+
+impl Rate {
+    /// `tokens` every `seconds` seconds (zeros are raised to 1; [`TokenBucketConfig::validate`]
+    /// reports them).
+    pub const fn new(tokens: u64, seconds: u64) -> Self {
+        Self { tokens, seconds }
+    }
+    /// `tokens` per second.
+    pub const fn per_second(tokens: u64) -> Self {
+        Self::new(tokens, 1)
+    }
+    /// `tokens` per minute.
+    pub const fn per_minute(tokens: u64) -> Self {
+        Self::new(tokens, 60)
+    }
+    /// `tokens` per hour.
+    pub const fn per_hour(tokens: u64) -> Self {
+        Self::new(tokens, 3_600)
+    }
+    /// `tokens` per day (86 400 s).
+    pub const fn per_day(tokens: u64) -> Self {
+        Self::new(tokens, 86_400)
+    }
+    /// Tokens per period.
+    pub const fn tokens(&self) -> u64 {
+        self.tokens
+    }
+    /// The period in seconds.
+    pub const fn seconds(&self) -> u64 {
+        self.seconds
+    }
+}
+
+/// Configuration of a [`TokenBucket`] or a [`KeyedLimiter`](super::KeyedLimiter).
+///
+/// Invariant: the bucket admits at most `burst + elapsed × rate` tokens over any interval and
+/// exactly `burst` back-to-back requests from idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenBucketConfig {
+    /// Ticks per second of the caller's clock (1 000 for milliseconds, 1e9 for nanoseconds).
+    pub ticks_per_second: u64,
+    /// Sustained refill rate.
+    pub rate: Rate,
+    /// Capacity: tokens available back-to-back from idle (at least 1).
+    pub burst: u32,
+}
+
+impl TokenBucketConfig {
+    /// A configuration; see the fields.
+    pub const fn new(ticks_per_second: u64, rate: Rate, burst: u32) -> Self {
+        Self { ticks_per_second, rate, burst }
+    }
+
+    /// Checks that every field is at least 1 (the constructors raise zeros to 1 instead).
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if self.ticks_per_second == 0 {
+            return Err(ConfigError { field: "ticks_per_second", expected: "at least 1" });
+        }
+        if self.rate.tokens == 0 {
+            return Err(ConfigError { field: "rate.tokens", expected: "at least 1" });
+        }
+        if self.rate.seconds == 0 {
+            return Err(ConfigError { field: "rate.seconds", expected: "at least 1" });
+        }
+        if self.burst == 0 {
+            return Err(ConfigError { field: "burst", expected: "at least 1" });
+        }
+        Ok(())
+    }
+}
+
+const fn max1(v: u64) -> u64 {
+    if v == 0 {
+        1
+    } else {
+        v
+    }
+}
+
+const fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        let r = a % b;
+        a = b;
+        b = r;
+    }
+    a
+}
+
+/// GCRA parameters in units of `1 / scale` tick.
+///
+/// Invariant: `interval ≥ 1`, `scale ≥ 1`, `span = interval × burst` (saturating), `burst ≥ 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gcra {
+    /// Units per token (the emission interval).
+    pub(crate) interval: u64,
+    /// Units per tick.
+    pub(crate) scale: u64,
+    /// Units a full bucket spans: `interval × burst`.
+    pub(crate) span: u64,
+    pub(crate) burst: u32,
+}
+
+/// The outcome of one GCRA decision: the new TAT, or the units to wait.
+pub(crate) enum Decision {
+    Conform(u64),
+    Wait(u64),
+}
+
+impl Gcra {
+    pub(crate) const fn new(config: &TokenBucketConfig) -> Self {
+        let period = (max1(config.rate.seconds) as u128) * (max1(config.ticks_per_second) as u128);
+        let tokens = max1(config.rate.tokens) as u128;
+        let g = gcd(period, tokens);
+        let (mut interval, mut scale) = (period / g, tokens / g);
+        // Absurd configurations whose reduced fraction does not fit u64: shrink both while
+        // keeping the rate at or below the configured one.
+        while interval > u64::MAX as u128 || scale > u64::MAX as u128 {
+            interval = interval.div_ceil(2);
+            scale /= 2;
+            if scale == 0 {
+                scale = 1;
+            }
+        }
+        let burst = if config.burst == 0 { 1 } else { config.burst };
+        let interval = max1(interval as u64);
+        Self { interval, scale: scale as u64, span: interval.saturating_mul(burst as u64), burst }
+    }
+
+    /// `now` in units (saturating).
+    #[inline]
+    pub(crate) const fn units(&self, now: u64) -> u64 {
+        now.saturating_mul(self.scale)
+    }
+
+    /// Units to ticks, rounded up; `u64::MAX` stays "never".
+    #[inline]
+    pub(crate) const fn ticks(&self, units: u64) -> u64 {
+        if units == u64::MAX {
+            return u64::MAX;
+        }
+        units.div_ceil(self.scale)
+    }
+
+    /// The GCRA test for `n ≥ 1` tokens at `now_u`: conform iff `max(tat, now) + n × interval ≤
+    /// now + span`. The new TAT is always `< u64::MAX` (which the keyed table reserves).
+    #[inline]
+    pub(crate) const fn decide(&self, tat: u64, now_u: u64, n: u32) -> Decision {
+        let base = if tat > now_u { tat } else { now_u };
+        let cost = self.interval.saturating_mul(n as u64);
+        let limit = now_u.saturating_add(self.span);
+        match base.checked_add(cost) {
+            Some(new) if new < u64::MAX => {
+                if new <= limit {
+                    Decision::Conform(new)
+                } else {
+                    Decision::Wait(new - limit)
+                }
+            }
+            _ => Decision::Wait(u64::MAX),
+        }
+    }
+
+    /// Whole tokens available at `now_u` for a bucket whose TAT is `tat`.
+    #[inline]
+    pub(crate) const fn available(&self, tat: u64, now_u: u64) -> u32 {
+        let base = if tat > now_u { tat } else { now_u };
+        let room = now_u.saturating_add(self.span).saturating_sub(base);
+        let tokens = room / self.interval;
+        if tokens >= self.burst as u64 {
+            self.burst
+        } else {
+            tokens as u32
+        }
+    }
+}
+
+/// A lock-free token bucket: `burst` tokens, refilled at a [`Rate`], one atomic word of state.
+///
+/// Invariants:
+/// - starts full: `burst` requests pass back-to-back from idle, the next one is refused;
+/// - over any interval of `d` ticks at most `burst + d × rate` tokens are admitted, and a request
+///   that conforms to that budget is never refused;
+/// - admission is one `compare_exchange` on the TAT, refusal is loads only plus the rejection
+///   counter;
+/// - a `now` earlier than the latest `now` it admitted at counts as that time (no time passed);
+///   near `u64::MAX` the arithmetic saturates and the bucket refuses rather than over-admits.
+///
+/// ```
+/// use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
+///
+/// // 10 requests per second, bursts of 5, clock in milliseconds.
+/// static LIMIT: TokenBucket = TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(10), 5));
+///
+/// for _ in 0..5 {
+///     assert!(LIMIT.try_acquire(0).is_ok());
+/// }
+/// let refused = LIMIT.try_acquire(0).unwrap_err();
+/// assert_eq!(refused.retry_after, 100); // one token every 100 ms
+/// assert!(LIMIT.try_acquire(100).is_ok());
+/// ```
+#[derive(Debug)]
+pub struct TokenBucket {
+    tat: AtomicU64,
+    clock: Clock,
+    rejected: AtomicU64,
+    gcra: Gcra,
+    config: TokenBucketConfig,
+}
+
+impl TokenBucket {
+    const_fn! {
+        /// A full bucket. Zero fields of `config` are raised to 1 (see
+        /// [`TokenBucketConfig::validate`]).
+        pub const fn new(config: TokenBucketConfig) -> Self {
+            Self {
+                tat: AtomicU64::new(0),
+                clock: Clock::new(),
+                rejected: AtomicU64::new(0),
+                gcra: Gcra::new(&config),
+                config,
+            }
+        }
+    }
+
+    /// Takes one token at `now` or says how long to wait.
+    #[inline]
+    pub fn try_acquire(&self, now: u64) -> Result<(), RateLimited> {
+        match self.try_acquire_n(now, 1) {
+            Ok(()) => Ok(()),
+            Err(AcquireError::RateLimited(e)) => Err(e),
+            // Unreachable: burst ≥ 1. Reported as "never" rather than panicking.
+            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited { retry_after: u64::MAX }),
+        }
+    }
+
+    /// Takes `n` tokens at once at `now`, or none. `n = 0` always passes; `n > burst` is
+    /// [`AcquireError::ExceedsBurst`] (it can never pass, waiting does not help).
+    pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<(), AcquireError> {
+        if n > self.gcra.burst {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let now_u = self.gcra.units(self.clock.effective(now));
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            match self.gcra.decide(tat, now_u, n) {
+                Decision::Conform(new) => {
+                    match self.tat.compare_exchange_weak(tat, new, Ordering::Relaxed, Ordering::Relaxed) {
+                        Ok(_) => {
+                            self.clock.advance(now);
+                            return Ok(());
+                        }
+                        Err(actual) => tat = actual,
+                    }
+                }
+                Decision::Wait(units) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(RateLimited { retry_after: self.gcra.ticks(units) }.into());
+                }
+            }
+        }
+    }
+
+    /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing (and counting no
+    /// rejection).
+    pub fn peek(&self, now: u64, n: u32) -> Result<(), AcquireError> {
+        if n > self.gcra.burst {
+            return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let now_u = self.gcra.units(self.clock.effective(now));
+        match self.gcra.decide(self.tat.load(Ordering::Relaxed), now_u, n) {
+            Decision::Conform(_) => Ok(()),
+            Decision::Wait(units) => Err(RateLimited { retry_after: self.gcra.ticks(units) }.into()),
+        }
+    }
+
+    /// Whole tokens available at `now` (`0..=burst`), consuming nothing.
+    pub fn available(&self, now: u64) -> u32 {
+        let now_u = self.gcra.units(self.clock.effective(now));
+        self.gcra.available(self.tat.load(Ordering::Relaxed), now_u)
+    }
+
+    /// Refills the bucket completely (an operator action; concurrent acquisitions may land on
+    /// either side of it).
+    pub fn reset(&self) {
+        self.tat.store(0, Ordering::Relaxed);
+    }
+
+    /// The capacity: tokens available back-to-back from idle.
+    pub const fn burst(&self) -> u32 {
+        self.gcra.burst
+    }
+
+    /// The configuration this bucket was built from.
+    pub const fn config(&self) -> &TokenBucketConfig {
+        &self.config
+    }
+
+    /// Requests refused since start (monotonic, wraps after 2^64).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
