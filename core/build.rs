@@ -1,18 +1,35 @@
 //! Refuses to build the core for a target without native 64-bit atomics unless the firmware has
-//! chosen an interrupt-safe strategy. portable-atomic's default `fallback` would otherwise give
-//! `AtomicU64` through a global spin-lock table, which deadlocks when an interrupt handler touches a
-//! value that the code it preempted holds locked.
+//! chosen an interrupt-safe strategy. portable-atomic's plain `fallback` gives `AtomicU64` through a
+//! global spin-lock table, which deadlocks when an interrupt handler touches a value that the code
+//! it preempted holds locked; each accepted strategy replaces those locks:
+//! - `unsafe-assume-single-core` (feature or portable-atomic's cfg): interrupts disabled, no lock;
+//! - `unsafe-assume-privileged` (feature or cfg): locks taken with interrupts disabled;
+//! - `critical-section`: only on chips without atomic CAS, where portable-atomic routes every
+//!   atomic through the critical section (with CAS present it would still use spin locks).
 use std::env;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo::rustc-check-cfg=cfg(vitals_no_atomic_strategy)");
+    println!("cargo::rustc-check-cfg=cfg(vitals_critical_section_with_cas)");
     let has_atomic = env::var("CARGO_CFG_TARGET_HAS_ATOMIC").unwrap_or_default();
-    let native_64 = has_atomic.split(',').any(|w| w == "64");
-    let single_core_cfg = env::var_os("CARGO_CFG_PORTABLE_ATOMIC_UNSAFE_ASSUME_SINGLE_CORE").is_some();
-    let single_core_feature = env::var_os("CARGO_FEATURE_UNSAFE_ASSUME_SINGLE_CORE").is_some();
-    let critical_section = env::var_os("CARGO_FEATURE_CRITICAL_SECTION").is_some();
-    if !(native_64 || single_core_cfg || single_core_feature || critical_section) {
-        println!("cargo:rustc-cfg=vitals_no_atomic_strategy");
+    let has = |w: &str| has_atomic.split(',').any(|x| x == w);
+    let set = |v: &str| env::var_os(v).is_some();
+    if has("64") {
+        return;
     }
+    if set("CARGO_CFG_PORTABLE_ATOMIC_UNSAFE_ASSUME_SINGLE_CORE")
+        || set("CARGO_FEATURE_UNSAFE_ASSUME_SINGLE_CORE")
+        || set("CARGO_CFG_PORTABLE_ATOMIC_UNSAFE_ASSUME_PRIVILEGED")
+        || set("CARGO_FEATURE_UNSAFE_ASSUME_PRIVILEGED")
+    {
+        return;
+    }
+    if set("CARGO_FEATURE_CRITICAL_SECTION") {
+        if has("ptr") {
+            println!("cargo:rustc-cfg=vitals_critical_section_with_cas");
+        }
+        return;
+    }
+    println!("cargo:rustc-cfg=vitals_no_atomic_strategy");
 }

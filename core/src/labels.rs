@@ -84,7 +84,7 @@ macro_rules! label_enum {
     ($(#[$meta:meta])* $vis:vis enum $name:ident : $label:literal { $($(#[$vmeta:meta])* $variant:ident = $value:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        $vis enum $name { $($(#[$vmeta])* $variant),+ }
+        $vis enum $name { $($(#[$vmeta])* #[doc = concat!("Label value `", $value, "`.")] $variant),+ }
 
         const _: () = match $crate::name::check_label_name($label) {
             Ok(()) => (),

@@ -41,9 +41,18 @@ compile_error!(
     "vitals-core: this target has no native 64-bit atomics, and portable-atomic's spin-lock fallback \
      deadlocks when an interrupt handler touches a metric. Choose an interrupt-safe strategy in the \
      final firmware: (1) single-core chip: RUSTFLAGS=\"--cfg portable_atomic_unsafe_assume_single_core\" \
-     or vitals-core feature `unsafe-assume-single-core`; (2) multi-core chip or shared resources: \
-     vitals-core feature `critical-section` plus a critical-section implementation (e.g. cortex-m's \
-     `critical-section-single-core`)."
+     or vitals-core feature `unsafe-assume-single-core`; (2) multi-core chip with atomic CAS (e.g. \
+     Cortex-M4/M7/M33) in privileged mode: feature `unsafe-assume-privileged`; (3) chip without atomic \
+     CAS (Cortex-M0/M0+, RV32IMC): feature `critical-section` plus a critical-section implementation \
+     (e.g. cortex-m's `critical-section-single-core`)."
+);
+
+#[cfg(vitals_critical_section_with_cas)]
+compile_error!(
+    "vitals-core: the `critical-section` feature does not cover 64-bit atomics on a chip that has \
+     32-bit CAS (portable-atomic would fall back to spin locks, which deadlock under interrupts). \
+     Use `unsafe-assume-single-core` on a single-core chip or `unsafe-assume-privileged` on a \
+     multi-core one."
 );
 
 #[cfg(test)]

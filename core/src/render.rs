@@ -263,7 +263,7 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             }
             Family {
                 name: OVERFLOW_FAMILY,
-                help: "Updates routed to a family's overflow series because it was full.",
+                help: "Updates to full families.",
                 unit: None,
                 kind: Kind::Counter,
             }

@@ -1,0 +1,170 @@
+//! Golden output for both formats: escaping of `\`, `"` and newline in HELP and label values;
+//! `+Inf`/`-Inf`/`NaN`; cumulative buckets with `+Inf` = `_count`; overflow made visible; and the
+//! same bytes for every buffer size.
+
+mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
+
+use vitals_core::{Cursor, Format, RenderError};
+
+const PROMETHEUS: &str = r##"# HELP requests_total Requests served.
+# TYPE requests_total counter
+requests_total 3
+# HELP temperature_millicelsius Board temperature.
+# TYPE temperature_millicelsius gauge
+temperature_millicelsius -1500
+# HELP ratio A ratio with "quotes", a back\\slash and a\nnewline.
+# TYPE ratio gauge
+ratio{which="nan"} NaN
+ratio{which="pinf"} +Inf
+ratio{which="ninf"} -Inf
+# HELP latency_seconds Request latency.
+# TYPE latency_seconds histogram
+latency_seconds_bucket{le="0.0005"} 1
+latency_seconds_bucket{le="0.001"} 3
+latency_seconds_bucket{le="0.0025"} 3
+latency_seconds_bucket{le="+Inf"} 4
+latency_seconds_sum 0.0045
+latency_seconds_count 4
+# HELP tool_calls_total Tool calls.
+# TYPE tool_calls_total counter
+tool_calls_total{tool="say \"hi\"\n",status="error"} 2
+tool_calls_total{tool="a\\b",status="ok"} 1
+tool_calls_total{tool="__overflow__",status="__overflow__"} 5
+# HELP build_info Build information.
+# TYPE build_info gauge
+build_info{version="1.0\n\"x\""} 1
+# HELP vitals_label_overflow_total Updates to full families.
+# TYPE vitals_label_overflow_total counter
+vitals_label_overflow_total{family="tool_calls"} 1
+"##;
+
+const OPENMETRICS: &str = r##"# HELP requests Requests served.
+# TYPE requests counter
+requests_total 3
+# HELP temperature_millicelsius Board temperature.
+# TYPE temperature_millicelsius gauge
+# UNIT temperature_millicelsius millicelsius
+temperature_millicelsius -1500
+# HELP ratio A ratio with \"quotes\", a back\\slash and a\nnewline.
+# TYPE ratio gauge
+ratio{which="nan"} NaN
+ratio{which="pinf"} +Inf
+ratio{which="ninf"} -Inf
+# HELP latency_seconds Request latency.
+# TYPE latency_seconds histogram
+# UNIT latency_seconds seconds
+latency_seconds_bucket{le="0.0005"} 1
+latency_seconds_bucket{le="0.001"} 3
+latency_seconds_bucket{le="0.0025"} 3
+latency_seconds_bucket{le="+Inf"} 4
+latency_seconds_sum 0.0045
+latency_seconds_count 4
+# HELP tool_calls Tool calls.
+# TYPE tool_calls counter
+tool_calls_total{tool="say \"hi\"\n",status="error"} 2
+tool_calls_total{tool="a\\b",status="ok"} 1
+tool_calls_total{tool="__overflow__",status="__overflow__"} 5
+# HELP build Build information.
+# TYPE build info
+build_info{version="1.0\n\"x\""} 1
+# HELP vitals_label_overflow Updates to full families.
+# TYPE vitals_label_overflow counter
+vitals_label_overflow_total{family="tool_calls"} 1
+# EOF
+"##;
+
+#[test]
+fn prometheus_text_is_exact() {
+    fixture::fill();
+    let out = fixture::render_all(&fixture::REGISTRY, Format::Prometheus, 4096);
+    assert_eq!(std::str::from_utf8(&out).unwrap(), PROMETHEUS);
+    common::parse(&out, false).unwrap();
+}
+
+#[test]
+fn openmetrics_is_exact() {
+    fixture::fill();
+    let out = fixture::render_all(&fixture::REGISTRY, Format::OpenMetrics, 4096);
+    assert_eq!(std::str::from_utf8(&out).unwrap(), OPENMETRICS);
+    common::parse(&out, true).unwrap();
+}
+
+#[test]
+fn every_buffer_size_gives_the_same_bytes() {
+    fixture::fill();
+    for (format, golden) in [(Format::Prometheus, PROMETHEUS), (Format::OpenMetrics, OPENMETRICS)] {
+        let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
+        for size in longest..=golden.len() + 1 {
+            let out = fixture::render_all(&fixture::REGISTRY, format, size);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), golden, "buffer size {size}");
+        }
+    }
+}
+
+#[test]
+fn a_line_too_long_says_what_it_needs_and_loses_nothing() {
+    fixture::fill();
+    let longest = PROMETHEUS.lines().map(|l| l.len() + 1).max().unwrap();
+    let mut cursor = Cursor::new(Format::Prometheus);
+    let mut small = vec![0u8; longest - 1];
+    let mut big = vec![0u8; longest];
+    let mut out = Vec::new();
+    let mut errors = 0;
+    loop {
+        match fixture::REGISTRY.render(&mut cursor, &mut small) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&small[..n]),
+            Err(RenderError::BufferTooSmall { needed }) => {
+                errors += 1;
+                assert_eq!(needed, longest);
+                // Retrying with a large enough buffer continues exactly where it stopped.
+                let n = fixture::REGISTRY.render(&mut cursor, &mut big[..needed]).unwrap();
+                assert_eq!(n, needed);
+                out.extend_from_slice(&big[..n]);
+            }
+        }
+    }
+    assert_eq!(errors, 1);
+    assert_eq!(std::str::from_utf8(&out).unwrap(), PROMETHEUS);
+    assert_eq!(
+        RenderError::BufferTooSmall { needed: 7 }.to_string(),
+        "render buffer too small: the next line needs 7 bytes"
+    );
+}
+
+#[test]
+fn empty_buffer_and_finished_cursor() {
+    fixture::fill();
+    let mut cursor = Cursor::new(Format::Prometheus);
+    assert!(matches!(
+        fixture::REGISTRY.render(&mut cursor, &mut []),
+        Err(RenderError::BufferTooSmall { needed }) if needed > 0
+    ));
+    let mut buf = [0u8; 8192];
+    assert!(fixture::REGISTRY.render(&mut cursor, &mut buf).unwrap() > 0);
+    assert!(cursor.is_done());
+    assert_eq!(fixture::REGISTRY.render(&mut cursor, &mut buf), Ok(0));
+    assert_eq!(fixture::REGISTRY.render(&mut cursor, &mut []), Ok(0));
+}
+
+#[test]
+fn empty_registry() {
+    let r = vitals_core::Registry::new(&[]);
+    assert_eq!(fixture::render_all(&r, Format::Prometheus, 16), b"");
+    assert_eq!(fixture::render_all(&r, Format::OpenMetrics, 16), b"# EOF\n");
+}
+
+#[test]
+fn checker_catches_what_promtool_misses() {
+    let no_inf = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n";
+    assert!(common::parse(no_inf.as_bytes(), false).unwrap_err().contains("+Inf"));
+    let not_cumulative =
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n";
+    assert!(common::parse(not_cumulative.as_bytes(), false).unwrap_err().contains("cumulative"));
+    let dup = "# TYPE c counter\nc{a=\"1\"} 1\nc{a=\"1\"} 2\n";
+    assert!(common::parse(dup.as_bytes(), false).unwrap_err().contains("duplicate"));
+    let bad_escape = "# TYPE c counter\nc{a=\"\\x\"} 1\n";
+    assert!(common::parse(bad_escape.as_bytes(), false).is_err());
+}

@@ -1,0 +1,103 @@
+//! Property tests: arbitrary label values and observations render to output that the strict checker
+//! parses back to the same values, in both formats, whatever the buffer size.
+
+mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use vitals_core::{Bounds, Counter, Entry, FloatGauge, Format, Gauge, Histogram, Registry, StrFamily};
+
+fn cases() -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        256
+    }
+}
+
+fn label_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{0,8}",
+        "[\\\\\"\n a-zA-Z0-9]{0,12}",
+        any::<String>().prop_map(|s| s.chars().take(24).collect()),
+    ]
+}
+
+fn sample<'a>(fams: &'a [common::Family], name: &str) -> Vec<&'a common::Sample> {
+    fams.iter().flat_map(|f| f.samples.iter()).filter(|s| s.name == name).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn values_round_trip(
+        incs in proptest::collection::vec((label_value(), 1u64..1000), 0..12),
+        observations in proptest::collection::vec(0u64..5_000_000_000, 0..40),
+        gauge in any::<i64>(),
+        float in any::<f64>(),
+        chunk_extra in 0usize..400,
+        openmetrics in any::<bool>(),
+    ) {
+        let calls: StrFamily<Counter, 1, 16, 48> = StrFamily::new(["tool"]);
+        let hist: Histogram<5> = Histogram::new(Bounds::exponential(1_000, 10, vitals_core::Scale::MICRO));
+        let g = Gauge::new();
+        let fg = FloatGauge::new();
+        let entries = [
+            Entry::new("calls", "Calls.", &calls),
+            Entry::new("latency_seconds", "Latency.", &hist).unit("seconds"),
+            Entry::new("level", "Level.", &g),
+            Entry::new("ratio", "Ratio.", &fg),
+        ];
+        let registry = Registry::new(&entries);
+
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        let mut overflow = 0u64;
+        for (v, n) in &incs {
+            calls.labels([v.as_str()]).inc_by(*n);
+            if v.len() <= 48 { *expected.entry(v.clone()).or_default() += n } else { overflow += n }
+        }
+        for &o in &observations { hist.observe(o); }
+        g.set(gauge);
+        fg.set(float);
+
+        let format = if openmetrics { Format::OpenMetrics } else { Format::Prometheus };
+        let whole = fixture::render_all(&registry, format, 1 << 16);
+        let fams = common::parse(&whole, openmetrics).map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&whole))))?;
+
+        // Same bytes with a smaller buffer.
+        let longest = whole.split(|&b| b == b'\n').map(|l| l.len() + 1).max().unwrap();
+        let chunked = fixture::render_all(&registry, format, longest + chunk_extra);
+        prop_assert_eq!(&chunked, &whole);
+
+        // Counters by label value.
+        let mut got: BTreeMap<String, u64> = BTreeMap::new();
+        let mut got_overflow = 0;
+        for s in sample(&fams, "calls_total") {
+            let v = &s.labels[0].1;
+            if v == "__overflow__" && s.labels.len() == 1 && !expected.contains_key(v) { got_overflow = s.value as u64; continue; }
+            prop_assert!(got.insert(v.clone(), s.value as u64).is_none());
+        }
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(got_overflow, overflow);
+
+        // Histogram: per-bucket counts and sum.
+        let bounds = [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000];
+        let buckets = sample(&fams, "latency_seconds_bucket");
+        prop_assert_eq!(buckets.len(), 6);
+        for (i, b) in buckets.iter().enumerate() {
+            let want = observations.iter().filter(|&&o| i == 5 || o <= bounds[i]).count() as f64;
+            prop_assert_eq!(b.value, want);
+        }
+        let sum: u64 = observations.iter().sum();
+        let got_sum = sample(&fams, "latency_seconds_sum")[0].value;
+        prop_assert!((got_sum - sum as f64 / 1e6).abs() <= 1e-9 * (sum as f64 / 1e6).max(1.0));
+        prop_assert_eq!(sample(&fams, "latency_seconds_count")[0].value, observations.len() as f64);
+
+        prop_assert_eq!(sample(&fams, "level")[0].value, gauge as f64);
+        let r = sample(&fams, "ratio")[0].value;
+        prop_assert!(r == float || (r.is_nan() && float.is_nan()));
+    }
+}

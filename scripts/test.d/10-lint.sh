@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Formatting, lints (warnings are errors, missing docs included) on every crate and target.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The core without default features (no float) and with loom's cfg must lint clean too.
+cargo clippy -p vitals-core --no-default-features --all-targets -- -D warnings
