@@ -121,6 +121,12 @@ impl<L: LabelSet, C: Cell<Shared = ()>, const N: usize> Family<L, C, N> {
     }
 }
 
+impl<L: LabelSet, C: Cell<Shared = ()>, const N: usize> Default for Family<L, C, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<L: LabelSet, const B: usize, const N: usize> Family<L, HistogramCells<B>, N> {
     const_fn! {
         /// A family of histograms sharing `bounds`.

@@ -43,7 +43,7 @@ impl<const K: usize> Collect for Info<K> {
         1
     }
     fn series(&self, index: usize) -> Option<Series<'_>> {
-        (index == 0).then(|| Series {
+        (index == 0).then_some(Series {
             labels: Labels::Static {
                 names: &self.names,
                 values: &self.values,

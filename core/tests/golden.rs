@@ -96,7 +96,9 @@ fn every_buffer_size_gives_the_same_bytes() {
     fixture::fill();
     for (format, golden) in [(Format::Prometheus, PROMETHEUS), (Format::OpenMetrics, OPENMETRICS)] {
         let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
-        for size in longest..=golden.len() + 1 {
+        // Every size from the longest line to the whole output (a sample of them under miri).
+        let step = if cfg!(miri) { 97 } else { 1 };
+        for size in (longest..=golden.len() + 1).step_by(step) {
             let out = fixture::render_all(&fixture::REGISTRY, format, size);
             assert_eq!(std::str::from_utf8(&out).unwrap(), golden, "buffer size {size}");
         }
