@@ -22,12 +22,11 @@ impl NumBuf {
         }
     }
 
+    #[inline]
     fn push(&mut self, s: &[u8]) {
-        for &b in s {
-            if let Some(slot) = self.bytes.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
+        if let Some(dst) = self.bytes.get_mut(self.len..self.len + s.len()) {
+            dst.copy_from_slice(s);
+            self.len += s.len();
         }
     }
 
@@ -60,25 +59,24 @@ impl NumBuf {
     /// Formats `v / 10^decimals` exactly, without trailing zeros (`1500`, 6 → `0.0015`;
     /// `2_000_000`, 6 → `2`). `decimals` above 19 is treated as 19.
     pub fn scaled(v: u64, decimals: u8) -> Self {
-        let d = if decimals > 19 { 19 } else { decimals } as u32;
-        let div = 10u64.pow(d);
-        let (int, mut frac) = (v / div, v % div);
-        let mut n = NumBuf::u64(int);
-        if frac != 0 {
-            let mut digits = d;
-            while frac % 10 == 0 {
-                frac /= 10;
-                digits -= 1;
-            }
+        let mut ib = itoa::Buffer::new();
+        let digits = ib.format(v).as_bytes();
+        let d = if decimals > 19 { 19 } else { decimals as usize };
+        let mut n = NumBuf::empty();
+        if d == 0 {
+            n.push(digits);
+            return n;
+        }
+        // Integer part: the digits before the last `d`, or "0".
+        let split = digits.len().saturating_sub(d);
+        let (int, frac) = digits.split_at(split);
+        n.push(if int.is_empty() { b"0" } else { int });
+        // Fraction: left-padded to `d` digits, trailing zeros trimmed.
+        let keep = frac.iter().rposition(|&b| b != b'0').map_or(0, |p| p + 1);
+        if keep > 0 {
             n.push(b".");
-            let mut b = itoa::Buffer::new();
-            let s = b.format(frac).as_bytes();
-            let mut pad = digits as usize - s.len().min(digits as usize);
-            while pad > 0 {
-                n.push(b"0");
-                pad -= 1;
-            }
-            n.push(s);
+            n.push(b"0000000000000000000".get(..d - frac.len()).unwrap_or(&[]));
+            n.push(frac.get(..keep).unwrap_or(&[]));
         }
         n
     }

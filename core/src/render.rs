@@ -138,56 +138,116 @@ impl Cursor {
 }
 
 /// A byte sink over the caller's buffer that keeps counting once full, so an overflowing line
-/// reports the size it needs.
+/// reports the size it needs. Once `over` is non-zero nothing more is written until rollback.
 struct Out<'b> {
     buf: &'b mut [u8],
     pos: usize,
-    needed: usize,
+    over: usize,
 }
 
 impl Out<'_> {
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        let end = self.needed.saturating_add(bytes.len());
-        if self.needed == self.pos {
-            if let Some(dst) = self.buf.get_mut(self.pos..end) {
+        if self.over == 0 {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
                 dst.copy_from_slice(bytes);
-                self.pos = end;
+                self.pos += bytes.len();
+                return;
             }
         }
-        self.needed = end;
+        self.over += bytes.len();
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self, b: u8) {
-        self.put(&[b]);
+        if self.over == 0 {
+            if let Some(dst) = self.buf.get_mut(self.pos) {
+                *dst = b;
+                self.pos += 1;
+                return;
+            }
+        }
+        self.over += 1;
     }
 
     /// Writes `s` escaping `\` and newline, and `"` when `quote` is set.
+    #[inline]
     fn escaped(&mut self, s: &[u8], quote: bool) {
-        let mut start = 0;
-        for (i, &b) in s.iter().enumerate() {
-            let esc: &[u8] = match b {
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'"' if quote => b"\\\"",
-                _ => continue,
-            };
-            self.put(s.get(start..i).unwrap_or(&[]));
-            self.put(esc);
-            start = i + 1;
+        let mut rest = s;
+        while let Some(i) = rest
+            .iter()
+            .position(|&b| b == b'\\' || b == b'\n' || (quote && b == b'"'))
+        {
+            let (head, tail) = rest.split_at(i);
+            self.put(head);
+            self.put(match tail.first() {
+                Some(b'\n') => b"\\n",
+                Some(b'"') => b"\\\"",
+                _ => b"\\\\",
+            });
+            rest = tail.get(1..).unwrap_or(&[]);
         }
-        self.put(s.get(start..).unwrap_or(&[]));
+        self.put(rest);
     }
 
-    fn escaped_atomic(&mut self, key: &[AtomicU8]) {
-        for a in key {
+    /// Writes one packed label value (up to the separator or the end of `key`), escaped; returns
+    /// the bytes consumed including the separator.
+    #[inline]
+    fn escaped_packed(&mut self, key: &[AtomicU8]) -> usize {
+        // Fast path: copy straight into the buffer until a byte needs escaping or ends the value.
+        let mut done = 0;
+        if self.over == 0 {
+            let room = self.buf.get_mut(self.pos..).unwrap_or(&mut []);
+            for (d, a) in room.iter_mut().zip(key.iter()) {
+                let b = a.load(Ordering::Relaxed);
+                if matches!(b, SEPARATOR | b'\\' | b'\n' | b'"') {
+                    break;
+                }
+                *d = b;
+                done += 1;
+            }
+            self.pos += done;
+        }
+        let rest = key.get(done..).unwrap_or(&[]);
+        for (i, a) in rest.iter().enumerate() {
+            let i = i + done;
             match a.load(Ordering::Relaxed) {
+                SEPARATOR => return i + 1,
                 b'\\' => self.put(b"\\\\"),
                 b'\n' => self.put(b"\\n"),
                 b'"' => self.put(b"\\\""),
                 b => self.byte(b),
             }
+        }
+        key.len()
+    }
+
+    #[inline]
+    fn u64(&mut self, v: u64) {
+        self.put(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
+    #[inline]
+    fn scaled(&mut self, v: u64, decimals: u8) {
+        let mut ib = itoa::Buffer::new();
+        let digits = ib.format(v).as_bytes();
+        let d = decimals.min(19) as usize;
+        if d == 0 {
+            self.put(digits);
+            return;
+        }
+        let (int, frac) = digits.split_at(digits.len().saturating_sub(d));
+        if int.is_empty() {
+            self.byte(b'0');
+        } else {
+            self.put(int);
+        }
+        let keep = frac.iter().rposition(|&b| b != b'0').map_or(0, |p| p + 1);
+        if keep > 0 {
+            self.byte(b'.');
+            self.put(b"0000000000000000000".get(..d - frac.len()).unwrap_or(&[]));
+            self.put(frac.get(..keep).unwrap_or(&[]));
         }
     }
 }
@@ -202,7 +262,7 @@ pub fn render(
     let mut out = Out {
         buf,
         pos: 0,
-        needed: 0,
+        over: 0,
     };
     loop {
         let mut next = *cursor;
@@ -214,8 +274,8 @@ pub fn render(
             }
             Step::Skip => *cursor = next,
             Step::Line => {
-                if out.needed != out.pos {
-                    let needed = out.needed - start;
+                if out.over != 0 {
+                    let needed = out.pos - start + out.over;
                     if start == 0 {
                         return Err(RenderError::BufferTooSmall { needed });
                     }
@@ -380,25 +440,32 @@ fn series_line(
             if line == 0 {
                 c.carry = 0;
             }
-            let (suffix, le, v): (&[u8], Option<NumBuf>, NumBuf) = if line < n {
+            out.put(fam.name.as_bytes());
+            if line < n {
                 let count = h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed));
                 c.carry = c.carry.wrapping_add(count);
                 let le = h.le.get(line).copied().unwrap_or(u64::MAX);
-                (b"_bucket", Some(NumBuf::scaled(le, h.scale.get())), NumBuf::u64(c.carry))
+                out.put(b"_bucket");
+                write_labels(out, &labels, Some(Le::Scaled(le, h.scale.get())));
+                out.byte(b' ');
+                out.u64(c.carry);
             } else if line == n {
                 c.carry = c.carry.wrapping_add(h.inf.load(Ordering::Relaxed));
-                (b"_bucket", None, NumBuf::u64(c.carry))
+                out.put(b"_bucket");
+                write_labels(out, &labels, Some(Le::Inf));
+                out.byte(b' ');
+                out.u64(c.carry);
             } else if line == n + 1 {
-                (b"_sum", None, NumBuf::scaled(h.sum.load(Ordering::Relaxed), h.scale.get()))
+                out.put(b"_sum");
+                write_labels(out, &labels, None);
+                out.byte(b' ');
+                out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
             } else {
-                (b"_count", None, NumBuf::u64(c.carry))
-            };
-            out.put(fam.name.as_bytes());
-            out.put(suffix);
-            let bucket_le = if line <= n { Some(le.as_ref().map_or(&b"+Inf"[..], |l| l.as_bytes())) } else { None };
-            write_labels(out, &labels, bucket_le);
-            out.byte(b' ');
-            out.put(v.as_bytes());
+                out.put(b"_count");
+                write_labels(out, &labels, None);
+                out.byte(b' ');
+                out.u64(c.carry);
+            }
             out.byte(b'\n');
             c.phase = if line >= n + 2 {
                 next_series
@@ -419,18 +486,17 @@ fn series_line(
             }
             write_labels(out, &labels, None);
             out.byte(b' ');
-            let v = match value {
-                Value::Counter(x) => NumBuf::u64(x.get()),
-                Value::Gauge(x) => NumBuf::i64(x.get()),
+            match value {
+                Value::Counter(x) => out.u64(x.get()),
+                Value::Gauge(x) => out.put(itoa::Buffer::new().format(x.get()).as_bytes()),
                 #[cfg(feature = "float")]
-                Value::FloatGauge(x) => NumBuf::f64(x.get()),
-                Value::Int(x) => NumBuf::i64(x),
-                Value::Uint(x) => NumBuf::u64(x),
+                Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
+                Value::Int(x) => out.put(itoa::Buffer::new().format(x).as_bytes()),
+                Value::Uint(x) => out.u64(x),
                 #[cfg(feature = "float")]
-                Value::Float(x) => NumBuf::f64(x),
-                Value::Info | Value::Histogram(_) => NumBuf::u64(1),
-            };
-            out.put(v.as_bytes());
+                Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
+                Value::Info | Value::Histogram(_) => out.byte(b'1'),
+            }
             out.byte(b'\n');
             c.phase = next_series;
             Step::Line
@@ -461,7 +527,7 @@ fn overflow_line(
     out.put(b"_total{family=\"");
     out.put(e.name().as_bytes());
     out.put(b"\"} ");
-    out.put(NumBuf::u64(dropped).as_bytes());
+    out.u64(dropped);
     out.byte(b'\n');
     Step::Line
 }
@@ -473,7 +539,14 @@ fn label(out: &mut Out<'_>, first: &mut bool, name: &str) {
     out.put(b"=\"");
 }
 
-fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<&[u8]>) {
+/// The `le` label of a bucket line.
+#[derive(Clone, Copy)]
+enum Le {
+    Scaled(u64, u8),
+    Inf,
+}
+
+fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
     let mut first = true;
     match *labels {
         Labels::None => {}
@@ -500,12 +573,8 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<&[u8]>) {
             let mut rest = key.get(..len).unwrap_or(key);
             for n in names {
                 label(out, &mut first, n);
-                let end = rest
-                    .iter()
-                    .position(|b| b.load(Ordering::Relaxed) == SEPARATOR)
-                    .unwrap_or(rest.len());
-                out.escaped_atomic(rest.get(..end).unwrap_or(&[]));
-                rest = rest.get(end + 1..).unwrap_or(&[]);
+                let used = out.escaped_packed(rest);
+                rest = rest.get(used..).unwrap_or(&[]);
                 out.byte(b'"');
             }
         }
@@ -520,7 +589,10 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<&[u8]>) {
     }
     if let Some(le) = le {
         label(out, &mut first, "le");
-        out.put(le);
+        match le {
+            Le::Scaled(v, d) => out.scaled(v, d),
+            Le::Inf => out.put(b"+Inf"),
+        }
         out.byte(b'"');
     }
     if !first {
