@@ -1,0 +1,144 @@
+//! HTTP helpers: the client address extension, path normalisation for metric labels, and request
+//! timing.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::metrics::HttpMetrics;
+
+/// The remote address of an HTTP request. The server inserts it into each request's extensions;
+/// rmcp hands the request parts to tool handlers, so limits can key on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Replaces path segments that look like identifiers with `{id}`, so a metric label never
+/// carries an unbounded set of values: all-digit segments, UUIDs, hex strings of 8+ characters,
+/// and long segments mixing letters and digits.
+///
+/// ```
+/// use vitals_std::http::normalize_path;
+/// assert_eq!(normalize_path("/users/42/orders/9f8e7d6c5b4a"), "/users/{id}/orders/{id}");
+/// assert_eq!(normalize_path("/metrics"), "/metrics");
+/// ```
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if !path.split('/').any(is_id) {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if is_id(seg) { "{id}" } else { seg });
+    }
+    Cow::Owned(out)
+}
+
+fn is_id(seg: &str) -> bool {
+    if seg.is_empty() {
+        return false;
+    }
+    let b = seg.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    if digits == b.len() {
+        return true;
+    }
+    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
+    if hexish && b.len() >= 8 && digits > 0 {
+        return true;
+    }
+    b.len() >= 16 && digits > 0 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+}
+
+/// Times one HTTP request; [`RequestTimer::finish`] records it.
+pub struct RequestTimer {
+    metrics: &'static HttpMetrics,
+    started: Instant,
+    finished: bool,
+}
+
+impl RequestTimer {
+    /// Starts timing (counts the request as in flight).
+    pub fn start(metrics: &'static HttpMetrics) -> Self {
+        metrics.in_flight.inc();
+        RequestTimer {
+            metrics,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records the request under `method`, the normalised `path` label and `status`; returns the
+    /// elapsed time.
+    pub fn finish(mut self, method: &str, path: &str, status: u16) -> std::time::Duration {
+        self.finished = true;
+        self.metrics.in_flight.dec();
+        let elapsed = self.started.elapsed();
+        let mut code = itoa_buf(status);
+        let code = code.as_str();
+        self.metrics.requests.labels([method, path, code]).inc();
+        self.metrics
+            .duration
+            .labels([method, path])
+            .observe_duration(elapsed);
+        elapsed
+    }
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics.in_flight.dec();
+        }
+    }
+}
+
+/// A status code as text without allocating.
+struct Code([u8; 3]);
+
+impl Code {
+    fn as_str(&mut self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("000")
+    }
+}
+
+fn itoa_buf(status: u16) -> Code {
+    let s = status.min(999);
+    Code([
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_ids() {
+        assert_eq!(normalize_path("/mcp"), "/mcp");
+        assert_eq!(normalize_path("/a/123"), "/a/{id}");
+        assert_eq!(
+            normalize_path("/s/550e8400-e29b-41d4-a716-446655440000/x?y=1"),
+            "/s/{id}/x"
+        );
+        assert_eq!(normalize_path("/files/readme"), "/files/readme");
+        assert_eq!(normalize_path("/t/abcDEF123456ghij7"), "/t/{id}");
+        assert_eq!(itoa_buf(404).as_str(), "404");
+    }
+
+    #[test]
+    fn timer_records() {
+        let m: &'static HttpMetrics = crate::registry::leak(HttpMetrics::new());
+        let t = RequestTimer::start(m);
+        assert_eq!(m.in_flight.get(), 1);
+        t.finish("GET", "/metrics", 200);
+        assert_eq!(m.in_flight.get(), 0);
+        assert_eq!(m.requests.labels(["GET", "/metrics", "200"]).get(), 1);
+        drop(RequestTimer::start(m));
+        assert_eq!(m.in_flight.get(), 0);
+    }
+}

@@ -1,0 +1,424 @@
+//! Instrumentation for any rmcp [`ServerHandler`]: wrap it with [`Vitals::instrument`] and every
+//! `tools/call` is counted, timed, tracked, rate limited and guarded by a circuit breaker, with one
+//! log line per call. Every other request is passed through unchanged.
+//!
+//! ```no_run
+//! # use rmcp::{ServerHandler, model::ServerConfig};
+//! # #[derive(Clone)] struct MyServer;
+//! # impl ServerHandler for MyServer { fn get_info(&self) -> ServerConfig { ServerConfig::default() } }
+//! let vitals = vitals_std::Vitals::builder().build().unwrap();
+//! let handler = vitals.instrument(MyServer); // serve `handler` with any rmcp transport
+//! ```
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use rmcp::model::*;
+use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use vitals_core::resilience::Outcome;
+
+use crate::clock::TICKS_PER_SECOND;
+use crate::http::ClientAddr;
+use crate::limits::RetryAfter;
+use crate::Vitals;
+
+/// Label used for tool names the handler does not know (so junk names cannot add series).
+pub const UNKNOWN_TOOL: &str = "__unknown__";
+
+/// Who is calling: the remote IP over HTTP, or the local process over stdio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// An HTTP client, by IP address.
+    Ip(IpAddr),
+    /// The single client of a stdio server (or a transport without addresses).
+    Local,
+}
+
+impl ClientKey {
+    /// The caller of the request in `context`.
+    pub fn of(context: &RequestContext<RoleServer>) -> ClientKey {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<ClientAddr>())
+            .map(|a| ClientKey::Ip(a.0.ip()))
+            .unwrap_or(ClientKey::Local)
+    }
+}
+
+/// An rmcp handler with vitals instrumentation; see the [module docs](self).
+#[derive(Clone)]
+pub struct Instrumented<H> {
+    inner: H,
+    vitals: Vitals,
+}
+
+impl<H> Instrumented<H> {
+    /// Wraps `inner`.
+    pub fn new(inner: H, vitals: Vitals) -> Self {
+        Instrumented { inner, vitals }
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+/// Classifies a protocol error for `mcp_tool_errors_total{error_type}`.
+pub fn error_type(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::INVALID_PARAMS => "invalid_params",
+        ErrorCode::METHOD_NOT_FOUND => "method_not_found",
+        ErrorCode::INVALID_REQUEST => "invalid_request",
+        ErrorCode::PARSE_ERROR => "parse_error",
+        ErrorCode::INTERNAL_ERROR => "internal_error",
+        _ => "protocol_error",
+    }
+}
+
+fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse {
+    let mut meta = JsonObject::new();
+    meta.insert(
+        "io.vitals/retryAfterSeconds".to_owned(),
+        serde_json::Value::from(retry.secs()),
+    );
+    meta.insert("io.vitals/reason".to_owned(), serde_json::Value::from(reason));
+    let meta = MetaObject(meta);
+    let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
+    result.meta = Some(meta);
+    CallToolResponse::Complete(result)
+}
+
+impl<H: ServerHandler> Instrumented<H> {
+    async fn instrumented_call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let v = &self.vitals;
+        let m = v.mcp_metrics();
+        let name = request.name.to_string();
+        let known = self.inner.get_tool(&name).is_some();
+        let client = ClientKey::of(&context);
+        let now = v.clock().now();
+        let started = Instant::now();
+        let label = if known { name.as_str() } else { UNKNOWN_TOOL };
+
+        // Rate limits: per client, then per tool. A refusal is a tool error with retry-after.
+        if let Err(retry) = v.check_tool_limits(client, label, now) {
+            m.tool_calls.labels([label, "rate_limited"]).inc();
+            tracing::warn!(method = "tools/call", tool = label, status = "rate_limited",
+                retry_after_s = retry.secs(), client = ?client, "tool call rate limited");
+            return Ok(refused(
+                format!("rate limited: retry after {} s", retry.secs()),
+                retry,
+                "rate_limited",
+            ));
+        }
+
+        // Circuit breaker of the upstream this tool depends on (unknown tools are not guarded).
+        let upstream = known.then(|| v.upstreams().for_tool(&name));
+        let ticket = match &upstream {
+            Some(u) => match u.breaker().try_acquire_ticket(now) {
+                Ok(t) => Some(t),
+                Err(rejected) => {
+                    let wait = rejected.retry_after.unwrap_or(60 * TICKS_PER_SECOND);
+                    let retry = RetryAfter(crate::clock::MonotonicClock::to_duration(wait));
+                    m.tool_calls.labels([label, "circuit_open"]).inc();
+                    tracing::warn!(method = "tools/call", tool = label, status = "circuit_open",
+                        upstream = u.name(), retry_after_s = retry.secs(), "tool call refused by circuit breaker");
+                    return Ok(refused(
+                        format!(
+                            "upstream `{}` unavailable (circuit {}): retry after {} s",
+                            u.name(),
+                            rejected.state,
+                            retry.secs()
+                        ),
+                        retry,
+                        "circuit_open",
+                    ));
+                }
+            },
+            None => None,
+        };
+
+        m.active_requests.inc();
+        let result = self.inner.call_tool(request, context).await;
+        m.active_requests.dec();
+        let elapsed = started.elapsed();
+        let (status, error_type, failure) = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                ("error", Some("tool_error"), true)
+            }
+            Ok(_) => ("ok", None, false),
+            Err(e) => (
+                "error",
+                Some(error_type(e.code)),
+                e.code == ErrorCode::INTERNAL_ERROR,
+            ),
+        };
+        // An unknown tool that nevertheless succeeded is a tool the handler did not list.
+        let label = if !known && status == "ok" { name.as_str() } else { label };
+        m.tool_calls.labels([label, status]).inc();
+        m.tool_duration.labels([label]).observe_duration(elapsed);
+        if let Some(t) = error_type {
+            m.tool_errors.labels([label, t]).inc();
+        }
+        if let (Some(u), Some(ticket)) = (&upstream, ticket) {
+            let outcome = if failure { Outcome::Failure } else { Outcome::Success };
+            u.breaker().record(ticket, v.clock().now(), outcome);
+        }
+        tracing::info!(method = "tools/call", tool = label, status,
+            error_type = error_type.unwrap_or(""), duration_ms = elapsed.as_secs_f64() * 1e3,
+            client = ?client, "tool call");
+        result
+    }
+}
+
+impl<H: ServerHandler> ServerHandler for Instrumented<H> {
+    fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
+        self.instrumented_call(request, context)
+    }
+
+    fn ping(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.ping(context)
+    }
+
+    fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<InitializeResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.initialize(request, context)
+    }
+
+    fn negotiate_initialize(
+        &self,
+        request: &InitializeRequestParams,
+    ) -> Result<InitializeResult, McpError> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<DiscoverResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.discover(context)
+    }
+
+    fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CompleteResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.complete(request, context)
+    }
+
+    #[allow(deprecated)]
+    fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.set_level(request, context)
+    }
+
+    fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_prompt(request, context)
+    }
+
+    fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListPromptsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_prompts(request, context)
+    }
+
+    fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListResourcesResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_resources(request, context)
+    }
+
+    fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListResourceTemplatesResult, McpError>> + MaybeSendFuture + '_
+    {
+        self.inner.list_resource_templates(request, context)
+    }
+
+    fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ReadResourceResponse, McpError>> + MaybeSendFuture + '_ {
+        self.inner.read_resource(request, context)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    fn listen(
+        &self,
+        context: rmcp::service::SubscriptionContext,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.listen(context)
+    }
+
+    #[allow(deprecated)]
+    fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.subscribe(request, context)
+    }
+
+    #[allow(deprecated)]
+    fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.unsubscribe(request, context)
+    }
+
+    fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_tools(request, context)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.get_tool(name)
+    }
+
+    fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CustomResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.on_custom_request(request, context)
+    }
+
+    fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_cancelled(notification, context)
+    }
+
+    fn on_progress(
+        &self,
+        notification: ProgressNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_progress(notification, context)
+    }
+
+    fn on_initialized(
+        &self,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_initialized(context)
+    }
+
+    fn on_roots_list_changed(
+        &self,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_roots_list_changed(context)
+    }
+
+    fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        context: NotificationContext<RoleServer>,
+    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        self.inner.on_custom_notification(notification, context)
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetTaskResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_task(request, context)
+    }
+
+    fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.update_task(request, context)
+    }
+
+    fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.inner.cancel_task(request, context)
+    }
+
+    fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListSkillsResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.list_skills(request, context)
+    }
+
+    fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetSkillResult, McpError>> + MaybeSendFuture + '_ {
+        self.inner.get_skill(request, context)
+    }
+
+    fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ReadResourceDirectoryResult, McpError>> + MaybeSendFuture + '_
+    {
+        self.inner.read_resource_directory(request, context)
+    }
+}
