@@ -1,0 +1,178 @@
+//! Interrupt safety: a timer interrupt handler (SysTick on Cortex-M, the machine timer on RISC-V)
+//! and the main loop update the same `Counter` and `Histogram`, hundreds of thousands of times,
+//! while the interrupt keeps preempting the main loop in the middle of its 64-bit updates.
+//!
+//! The test ends with exact totals (count, every bucket and the sum) and no hang (the runner's
+//! `timeout` ends a deadlocked firmware). With portable-atomic's default spin-lock fallback this
+//! deadlocks on the first handler that preempts a locked update; vitals-core refuses to build
+//! that way, so this binary runs with whichever interrupt-safe strategy it was built with
+//! (printed on the first line).
+#![no_std]
+#![no_main]
+
+use vitals_core::{Bounds, Counter, Histogram};
+use vitals_ontarget::{check_eq, println, tests};
+
+/// Updated by both the handler and the main loop.
+static EVENTS: Counter = Counter::new();
+static LATENCY: Histogram<4> = Histogram::new(Bounds::units([10, 100, 500, 900]));
+/// Handler invocations (written by the handler only).
+static TICKS: Counter = Counter::new();
+
+/// The main loop updates at least this many times...
+const MIN_MAIN_UPDATES: u64 = 200_000;
+/// ...and goes on until this many interrupts have preempted it.
+const MIN_TICKS: u64 = 5_000;
+/// Updates of each metric per interrupt.
+const PER_TICK: u64 = 40;
+
+/// The value the handler observes on its `k`-th update (a deterministic sequence).
+const fn handler_value(k: u64) -> u64 {
+    (k * 7) % 1_000
+}
+
+/// The value the main loop observes on iteration `i`.
+const fn main_value(i: u64) -> u64 {
+    (i * 13) % 1_200
+}
+
+/// The timer interrupt: updates the shared metrics.
+fn on_tick() {
+    let k = TICKS.get();
+    for j in 0..PER_TICK {
+        EVENTS.inc();
+        LATENCY.observe(handler_value(k * PER_TICK + j));
+    }
+    TICKS.inc();
+}
+
+tests!(main_and_interrupt_share_metrics);
+
+fn main_and_interrupt_share_metrics() -> Result<(), ()> {
+    timer::start();
+    // Every interrupt lands while the main loop is updating the same metrics.
+    let mut main_updates = 0u64;
+    while main_updates < MIN_MAIN_UPDATES || TICKS.get() < MIN_TICKS {
+        EVENTS.inc();
+        LATENCY.observe(main_value(main_updates));
+        main_updates += 1;
+    }
+    timer::stop();
+    let ticks = TICKS.get();
+    println!(
+        "    {main_updates} main-loop updates, {ticks} interrupts, {} updates of each metric in all",
+        EVENTS.get()
+    );
+
+    // Expected totals, computed from the two deterministic sequences.
+    let bounds = LATENCY.bounds();
+    let mut buckets = [0u64; 5];
+    let mut sum = 0u64;
+    for i in 0..main_updates {
+        buckets[bounds.bucket(main_value(i))] += 1;
+        sum += main_value(i);
+    }
+    for k in 0..ticks * PER_TICK {
+        buckets[bounds.bucket(handler_value(k))] += 1;
+        sum += handler_value(k);
+    }
+    let total = main_updates + ticks * PER_TICK;
+    check_eq!(EVENTS.get(), total);
+    check_eq!(LATENCY.count(), total);
+    check_eq!(LATENCY.sum(), sum);
+    let (got, inf) = LATENCY.cells().buckets();
+    check_eq!(got, [buckets[0], buckets[1], buckets[2], buckets[3]]);
+    check_eq!(inf, buckets[4]);
+    Ok(())
+}
+
+#[cfg(target_arch = "arm")]
+mod timer {
+    use cortex_m::peripheral::{syst::SystClkSource, SYST};
+    use cortex_m_rt::exception;
+
+    /// Core clock cycles between two SysTick interrupts: short, so that interrupts land inside
+    /// the main loop's atomic updates very often.
+    const RELOAD: u32 = 400;
+
+    #[exception]
+    fn SysTick() {
+        super::on_tick();
+    }
+
+    fn syst() -> SYST {
+        // SAFETY: this test owns the core peripherals; `take` would work only once and `stop`
+        // needs them again. Only the SysTick registers are touched.
+        unsafe { cortex_m::Peripherals::steal() }.SYST
+    }
+
+    pub fn start() {
+        let mut syst = syst();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+    }
+
+    pub fn stop() {
+        let mut syst = syst();
+        syst.disable_interrupt();
+        syst.disable_counter();
+    }
+}
+
+#[cfg(target_arch = "riscv32")]
+mod timer {
+    //! The CLINT of QEMU's `virt` machine (10 MHz timebase).
+    use core::ptr::{read_volatile, write_volatile};
+    use riscv::interrupt::Interrupt;
+
+    const MTIME: usize = 0x0200_bff8;
+    const MTIMECMP: usize = 0x0200_4000;
+    /// Timebase ticks between two interrupts.
+    const PERIOD: u64 = 20;
+
+    fn mtime() -> u64 {
+        // SAFETY: MMIO reads of the CLINT's mtime (hi, lo, hi until stable).
+        unsafe {
+            loop {
+                let hi = read_volatile((MTIME + 4) as *const u32);
+                let lo = read_volatile(MTIME as *const u32);
+                if hi == read_volatile((MTIME + 4) as *const u32) {
+                    return (hi as u64) << 32 | lo as u64;
+                }
+            }
+        }
+    }
+
+    fn set_mtimecmp(t: u64) {
+        // SAFETY: MMIO writes to hart 0's mtimecmp; high word first set to max so that no
+        // spurious interrupt fires between the two halves.
+        unsafe {
+            write_volatile((MTIMECMP + 4) as *mut u32, u32::MAX);
+            write_volatile(MTIMECMP as *mut u32, t as u32);
+            write_volatile((MTIMECMP + 4) as *mut u32, (t >> 32) as u32);
+        }
+    }
+
+    #[riscv_rt::core_interrupt(Interrupt::MachineTimer)]
+    fn machine_timer() {
+        set_mtimecmp(mtime() + PERIOD);
+        super::on_tick();
+    }
+
+    pub fn start() {
+        set_mtimecmp(mtime() + PERIOD);
+        // SAFETY: the handler above is installed; enabling interrupts is this test's purpose.
+        unsafe {
+            riscv::interrupt::enable_interrupt(Interrupt::MachineTimer);
+            riscv::interrupt::enable();
+        }
+    }
+
+    pub fn stop() {
+        riscv::interrupt::disable_interrupt(Interrupt::MachineTimer);
+        riscv::interrupt::disable();
+    }
+}
