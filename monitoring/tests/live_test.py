@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""End-to-end test of monitoring/ against a running vitals-server and a real Prometheus.
+
+    python3 monitoring/tests/live_test.py --server-bin target/release/vitals-server
+
+1. Static checks of the Grafana dashboard (schema version, `${datasource}` everywhere, required
+   panels) and of the rule files (every rule found).
+2. Starts vitals-server on a free loopback port and sends MCP traffic over Streamable HTTP
+   (initialize, notifications/initialized, tools/call of `server_health` and of an unknown tool)
+   in a background thread for the whole test.
+3. Starts Prometheus with monitoring/prometheus.yml (its target, intervals and rule paths rewritten
+   for the test: 1 s scrapes and evaluations), waits for the target to be up.
+4. Sends every PromQL expression of the rules (as Prometheus loaded them) and of the dashboard
+   (panels, variables, annotations) to /api/v1/query: each must answer `status: success`; every
+   rule must evaluate with health `ok`; the dashboard's core panels must return data.
+5. Every metric name the rules and the dashboard read must be one the server exports on its live
+   /metrics. Names listed in monitoring/NEEDS.md (not exported yet) are reported as PENDING.
+
+Python standard library only. Fails (never skips) when prometheus or promtool is missing. Only
+loopback, free ports, every wait bounded, child processes killed on exit.
+"""
+
+import argparse
+import atexit
+import ctypes
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = pathlib.Path(__file__).resolve().parent
+MON = HERE.parent
+RULE_FILES = [MON / "rules" / "recording.yml", MON / "rules" / "alerts.yml"]
+DASHBOARD = MON / "grafana" / "vitals-dashboard.json"
+NEEDS = MON / "NEEDS.md"
+
+# Panels that must show data once the server has had tool traffic (every target of each).
+CORE_PANELS = [
+    "Targets up", "Tool calls/s", "Error ratio (all tools)", "Breakers not closed",
+    "Tool call rate", "Tool error ratio", "Tool latency p50 / p95 / p99", "Tool errors by type",
+    "Active tool calls", "HTTP requests", "Circuit breaker state", "CPU", "Resident memory",
+    "Open file descriptors",
+]
+# What the issue asks the dashboard to show, by panel title.
+REQUIRED_PANELS = CORE_PANELS + [
+    "Rate-limit rejections", "Rate-limit tokens available", "Quota usage",
+]
+# Series Prometheus makes itself, not the server.
+SYNTHETIC = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped",
+             "scrape_samples_post_metric_relabeling", "scrape_series_added"}
+# Grafana variables and their values for the test (multi-value "All" is the regex `.+`).
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "15s", "${job}": "vitals", "$job": "vitals",
+                "${instance}": ".+", "$instance": ".+", "${tool}": ".+", "$tool": ".+"}
+
+CHILDREN = []
+FAILURES = []
+# Leave headroom under the CI budget: every wait below is bounded by one of these.
+TIMEOUT_START = 60
+TIMEOUT_DATA = 90
+
+
+def log(msg):
+    print(f"live_test: {msg}", flush=True)
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print(f"live_test: FAIL: {msg}", flush=True)
+
+
+def die(msg):
+    print(f"live_test: FAIL: {msg}", flush=True)
+    sys.exit(1)
+
+
+# --------------------------------------------------------------------------------- processes
+
+def _die_with_parent():
+    """Child side: get SIGTERM if this test process dies, even by SIGKILL (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(args, logfile):
+    out = open(logfile, "wb")
+    p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         preexec_fn=_die_with_parent)
+    CHILDREN.append(p)
+    return p
+
+
+def kill_children():
+    for p in reversed(CHILDREN):
+        if p.poll() is None:
+            p.terminate()
+    for p in reversed(CHILDREN):
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+    CHILDREN.clear()
+
+
+def on_signal(signum, _frame):
+    kill_children()
+    sys.exit(128 + signum)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path, n=40):
+    try:
+        lines = pathlib.Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------------- HTTP
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """Returns (status, headers, body bytes); HTTP errors are answers, not exceptions."""
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+    try:
+        with opener.open(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def wait_for(what, check, timeout, proc=None, proc_log=None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            die(f"{what}: process exited with {proc.returncode}\n{tail(proc_log)}")
+        try:
+            ok, last = check()
+            if ok:
+                return last
+        except (OSError, urllib.error.URLError, ValueError) as e:
+            last = repr(e)
+        time.sleep(0.25)
+    die(f"timed out after {timeout}s waiting for {what} (last: {last})"
+        + (f"\n{tail(proc_log)}" if proc_log else ""))
+
+
+# --------------------------------------------------------------------------------- MCP client
+
+class Mcp:
+    """A minimal MCP Streamable HTTP client: JSON or SSE answers, session id, protocol header."""
+
+    ACCEPT = "application/json, text/event-stream"
+
+    def __init__(self, url):
+        self.url = url
+        self.session = None
+        self.version = None
+        self.next_id = 1
+
+    def _headers(self):
+        h = {"Content-Type": "application/json", "Accept": self.ACCEPT}
+        if self.session:
+            h["Mcp-Session-Id"] = self.session
+        if self.version:
+            h["MCP-Protocol-Version"] = self.version
+        return h
+
+    @staticmethod
+    def _messages(headers, body):
+        ctype = (headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype == "text/event-stream":
+            msgs, data = [], []
+            for line in body.decode().splitlines() + [""]:
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif line == "" and data:
+                    text = "\n".join(data)
+                    data = []
+                    if text.strip():
+                        msgs.append(json.loads(text))
+            return msgs
+        if ctype == "application/json":
+            m = json.loads(body)
+            return m if isinstance(m, list) else [m]
+        raise ValueError(f"unexpected Content-Type {ctype!r}: {body[:200]!r}")
+
+    def request(self, method, params):
+        rid = self.next_id
+        self.next_id += 1
+        msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        status, headers, body = http("POST", self.url, msg, self._headers())
+        if status != 200:
+            raise RuntimeError(f"{method}: HTTP {status}: {body[:300]!r}")
+        for m in self._messages(headers, body):
+            if m.get("id") == rid:
+                return headers, m
+        raise RuntimeError(f"{method}: no response with id {rid} in {body[:300]!r}")
+
+    def notify(self, method):
+        msg = {"jsonrpc": "2.0", "method": method}
+        status, _, body = http("POST", self.url, msg, self._headers())
+        if status != 202:
+            raise RuntimeError(f"{method}: expected HTTP 202, got {status}: {body[:300]!r}")
+
+    def initialize(self):
+        headers, m = self.request("initialize", {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "vitals-monitoring-test", "version": "1.0.0"},
+        })
+        if "result" not in m:
+            raise RuntimeError(f"initialize failed: {m}")
+        self.session = headers.get("Mcp-Session-Id")
+        if not self.session:
+            raise RuntimeError("initialize: no Mcp-Session-Id header")
+        self.version = m["result"].get("protocolVersion", "2025-11-25")
+        self.notify("notifications/initialized")
+
+    def call_tool(self, name, arguments=None):
+        _, m = self.request("tools/call", {"name": name, "arguments": arguments or {}})
+        return m
+
+
+def traffic(url, stop, stats):
+    """Tool calls until `stop` is set: mostly server_health, some to a tool that does not exist
+    (an error for the error panels)."""
+    try:
+        c = Mcp(url)
+        c.initialize()
+        stats["initialized"] = True
+        i = 0
+        while not stop.is_set():
+            m = c.call_tool("server_health")
+            stats["ok" if "result" in m and not m["result"].get("isError") else "bad"] += 1
+            if i % 5 == 0:
+                c.call_tool("no_such_tool_for_monitoring_test")
+                stats["unknown"] += 1
+            i += 1
+            stop.wait(0.1)
+    except Exception as e:  # reported by the main thread
+        stats["error"] = repr(e)
+
+
+# --------------------------------------------------------------------------------- PromQL
+
+PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+                   "group_right", "offset", "bool", "inf", "nan", "atan2",
+                   # aggregation operators, which may be followed by `by (...)` instead of `(`
+                   "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count",
+                   "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+TOKEN = re.compile(r"""
+    (?P<ws>\s+|\#[^\n]*)
+  | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<num>0[xX][0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?(?:ms|[smhdwy])?(?:[0-9]+(?:ms|[smhdwy]))*)
+  | (?P<id>[a-zA-Z_:][a-zA-Z0-9_:]*)
+  | (?P<op>=~|!~|!=|==|<=|>=|[-+*/%^<>=(){}\[\],@])
+""", re.X)
+
+
+def metric_names(expr):
+    """Metric names of the selectors in a PromQL expression: identifiers that are not functions,
+    keywords, label names, or inside braces, brackets and by/on(...) label lists."""
+    tokens = []
+    pos = 0
+    while pos < len(expr):
+        m = TOKEN.match(expr, pos)
+        if not m:
+            raise ValueError(f"cannot tokenize PromQL at {expr[pos:pos + 20]!r} in {expr!r}")
+        pos = m.end()
+        if m.lastgroup != "ws":
+            tokens.append((m.lastgroup, m.group()))
+    names = set()
+    brace = bracket = 0
+    skip_parens = 0  # inside a by/on/... label list
+    for i, (kind, text) in enumerate(tokens):
+        nxt = tokens[i + 1][1] if i + 1 < len(tokens) else None
+        if text == "{":
+            brace += 1
+        elif text == "}":
+            brace -= 1
+        elif text == "[":
+            bracket += 1
+        elif text == "]":
+            bracket -= 1
+        elif skip_parens and text == "(":
+            skip_parens += 1
+        elif skip_parens and text == ")":
+            skip_parens -= 1
+            if skip_parens == 1:
+                skip_parens = 0
+        if kind != "id" or brace or bracket or skip_parens:
+            continue
+        if text.lower() in LABEL_LIST_KEYWORDS and nxt == "(":
+            skip_parens = 1
+            continue
+        if text.lower() in PROMQL_KEYWORDS or nxt == "(":
+            continue
+        prev = tokens[i - 1][1] if i else None
+        if prev == "@":  # @ start() / @ end()
+            continue
+        names.add(text)
+    return names
+
+
+def grafana_to_promql(expr):
+    for k in sorted(GRAFANA_VARS, key=len, reverse=True):
+        expr = expr.replace(k, GRAFANA_VARS[k])
+    if "$" in expr:
+        raise ValueError(f"unknown Grafana variable left in {expr!r}")
+    return expr
+
+
+def label_values_to_promql(query):
+    """`label_values(selector, label)` (a Grafana variable query) → the selector."""
+    m = re.fullmatch(r"\s*label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*", query)
+    if not m:
+        raise ValueError(f"unsupported variable query {query!r}")
+    return m.group(1)
+
+
+# --------------------------------------------------------------------------------- dashboard
+
+def walk(obj):
+    yield obj
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from walk(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from walk(v)
+
+
+def all_panels(dash):
+    for p in dash.get("panels", []):
+        yield p
+        yield from p.get("panels", [])
+
+
+def check_dashboard(dash):
+    """Static checks; returns [(label, promql, is_core)] to query."""
+    if not isinstance(dash.get("schemaVersion"), int) or dash["schemaVersion"] < 39:
+        fail(f"dashboard schemaVersion {dash.get('schemaVersion')} is older than 39")
+    if dash.get("id") is not None:
+        fail("dashboard id must be null so that import creates a new dashboard")
+    variables = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+    ds = variables.get("datasource")
+    if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        fail("dashboard needs a `datasource` template variable of type datasource, query prometheus")
+    # Every datasource reference is the variable: no uid of somebody's Grafana.
+    for node in walk(dash):
+        if isinstance(node, dict) and "datasource" in node:
+            ref = node["datasource"]
+            if ref != {"type": "prometheus", "uid": "${datasource}"}:
+                fail(f"datasource reference {ref!r} is not the ${{datasource}} variable")
+    ids = [p.get("id") for p in all_panels(dash)]
+    if len(ids) != len(set(ids)) or None in ids:
+        fail(f"panel ids must be unique and set: {ids}")
+    titles = [p.get("title") for p in all_panels(dash)]
+    for t in REQUIRED_PANELS:
+        if t not in titles:
+            fail(f"dashboard has no panel titled {t!r}")
+    queries = []
+    for p in all_panels(dash):
+        g = p.get("gridPos", {})
+        if p.get("type") != "row" and not (0 <= g.get("x", -1) and g.get("x", 0) + g.get("w", 99) <= 24):
+            fail(f"panel {p.get('title')!r} has a bad gridPos {g}")
+        for t in p.get("targets", []):
+            queries.append((f"panel {p['title']!r} {t['refId']}", grafana_to_promql(t["expr"]),
+                            p["title"] in CORE_PANELS))
+        if p.get("type") not in ("row", None) and not p.get("targets"):
+            fail(f"panel {p.get('title')!r} has no query")
+    for name, v in variables.items():
+        if v.get("type") == "query":
+            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            queries.append((f"variable {name}", grafana_to_promql(label_values_to_promql(q)), True))
+    for a in dash.get("annotations", {}).get("list", []):
+        if a.get("expr"):
+            queries.append((f"annotation {a['name']!r}", grafana_to_promql(a["expr"]), False))
+    return queries
+
+
+# --------------------------------------------------------------------------------- rules
+
+def rule_names_in_files():
+    """(alerts, records) named in the rule files: the cross-check of what Prometheus loaded."""
+    alerts, records = [], []
+    for f in RULE_FILES:
+        for line in f.read_text().splitlines():
+            m = re.match(r"\s*-\s*(alert|record):\s*(\S+)\s*$", line)
+            if m:
+                (alerts if m.group(1) == "alert" else records).append(m.group(2))
+    return alerts, records
+
+
+def pending_metrics():
+    """Metric names monitoring/NEEDS.md says the server does not export yet (`- \\`name\\``
+    lines between the PENDING markers)."""
+    if not NEEDS.exists():
+        return set()
+    text = NEEDS.read_text()
+    m = re.search(r"<!-- pending -->(.*?)<!-- /pending -->", text, re.S)
+    return set(re.findall(r"^\s*[-*]\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`", m.group(1), re.M)) if m else set()
+
+
+def exported_names(metrics_text):
+    names = set()
+    for line in metrics_text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group())
+    return names
+
+
+# --------------------------------------------------------------------------------- bearer token
+
+def prometheus_config(text, server_port):
+    """The shipped config, for the test: 1 s scrapes and evaluations, the test server as target,
+    rule files by absolute path."""
+    subs = [("scrape_interval: 15s", "scrape_interval: 1s"),
+            ("scrape_timeout: 10s", "scrape_timeout: 1s"),
+            ("evaluation_interval: 15s", "evaluation_interval: 1s"),
+            ('"127.0.0.1:8000"', f'"127.0.0.1:{server_port}"'),
+            ("- rules/", f"- {MON}/rules/")]
+    for old, new in subs:
+        if old not in text:
+            die(f"the Prometheus config no longer contains {old!r}: update live_test.py")
+        text = text.replace(old, new)
+    return text
+
+
+def start_prometheus(config_text, tmp, name):
+    port = free_port()
+    (tmp / f"{name}.yml").write_text(config_text)
+    logf = tmp / f"{name}.log"
+    proc = spawn(["prometheus", f"--config.file={tmp / (name + '.yml')}",
+                  f"--storage.tsdb.path={tmp / (name + '-tsdb')}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], logf)
+    return proc, logf, f"http://127.0.0.1:{port}/api/v1"
+
+
+def api_get(papi, path, **params):
+    status, _, body = http("GET", f"{papi}/{path}?{urllib.parse.urlencode(params)}")
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, {"status": "error", "error": body[:300].decode(errors="replace")}
+
+
+def wait_target_up(papi, proc, logf):
+    def up():
+        _, r = api_get(papi, "targets", state="active")
+        ts = [t for t in r.get("data", {}).get("activeTargets", [])
+              if t["labels"].get("job") == "vitals"]
+        return bool(ts) and all(t["health"] == "up" for t in ts), ts
+    return wait_for("the vitals target to be up in Prometheus", up, TIMEOUT_START, proc, logf)
+
+
+def check_bearer_variant(config_path, server_bin, tmp):
+    """A server with --metrics-token refuses scrapes without it; Prometheus with the bearer-token
+    variant of prometheus.yml scrapes it."""
+    text = config_path.read_text()
+    m = re.search(r"credentials_file:\s*(\S+)", text)
+    if not m or "type: Bearer" not in text:
+        die(f"{config_path} has no bearer authorization with a credentials_file")
+    token = pathlib.Path(m.group(1)).read_text().strip()
+    sport = free_port()
+    slog = tmp / "server-token.log"
+    server = spawn([str(server_bin), "--listen", f"127.0.0.1:{sport}", "--metrics-token", token], slog)
+    base = f"http://127.0.0.1:{sport}"
+    wait_for("vitals-server (with a metrics token) /healthz",
+             lambda: (http("GET", base + "/healthz")[0] == 200, "not 200"), TIMEOUT_START, server, slog)
+    status = http("GET", base + "/metrics")[0]
+    if status != 401:
+        fail(f"/metrics without the token: expected 401, got {status}")
+    status = http("GET", base + "/metrics", headers={"Authorization": f"Bearer {token}"})[0]
+    if status != 200:
+        fail(f"/metrics with the token: expected 200, got {status}")
+    proc, logf, papi = start_prometheus(prometheus_config(text, sport), tmp, "prometheus-token")
+    wait_target_up(papi, proc, logf)
+    log("bearer-token variant: /metrics refuses a scrape without the token (401), "
+        "Prometheus with the variant's config scrapes it (target up)")
+
+
+# --------------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server-bin", required=True, help="path of the vitals-server binary")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, TSDB)")
+    ap.add_argument("--bearer-variant", metavar="CONFIG",
+                    help="prometheus.yml with its bearer-token variant uncommented (as "
+                         "scripts/test.d/80-monitoring.sh writes it): also run a server that "
+                         "requires the token and check that Prometheus scrapes it with that config")
+    args = ap.parse_args()
+
+    for tool in ("prometheus", "promtool"):
+        if not shutil.which(tool):
+            die(f"`{tool}` not found on PATH: install Debian's `prometheus` package (scripts/setup)")
+    server_bin = pathlib.Path(args.server_bin)
+    if not os.access(server_bin, os.X_OK):
+        die(f"server binary {server_bin} does not exist or is not executable")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    atexit.register(kill_children)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="vitals-monitoring-"))
+    if not args.keep:
+        atexit.register(shutil.rmtree, tmp, True)
+    else:
+        log(f"temp dir: {tmp}")
+
+    # 1. static checks
+    dash = json.loads(DASHBOARD.read_text())
+    dash_queries = check_dashboard(dash)
+    file_alerts, file_records = rule_names_in_files()
+    for a in ["VitalsTargetDown", "VitalsTargetMissing", "VitalsToolErrorRatioHigh",
+              "VitalsToolLatencyHigh", "VitalsCircuitBreakerOpen", "VitalsRateLimitRejectionsSurge",
+              "VitalsQuotaNearExhaustion", "VitalsProcessMemoryGrowth"]:
+        if a not in file_alerts:
+            fail(f"alert {a} is missing from the rule files")
+    log(f"dashboard: {len(dash_queries)} queries; rules: {len(file_alerts)} alerts, "
+        f"{len(file_records)} recording rules")
+
+    # 2. the server, and traffic
+    sport = free_port()
+    slog = tmp / "server.log"
+    server = spawn([str(server_bin), "--listen", f"127.0.0.1:{sport}"], slog)
+    base = f"http://127.0.0.1:{sport}"
+    wait_for("vitals-server /healthz", lambda: (http("GET", base + "/healthz")[0] == 200, "not 200"),
+             TIMEOUT_START, server, slog)
+    log(f"vitals-server up on {base}")
+    stop = threading.Event()
+    stats = {"ok": 0, "bad": 0, "unknown": 0}
+    t = threading.Thread(target=traffic, args=(base + "/mcp", stop, stats), daemon=True)
+    t.start()
+    wait_for("the first tool calls",
+             lambda: ("error" in stats or stats["ok"] >= 3, stats), TIMEOUT_START, server, slog)
+    if "error" in stats:
+        die(f"MCP traffic failed: {stats['error']}\n{tail(slog)}")
+    if stats["bad"]:
+        fail(f"server_health answered with an error {stats['bad']} times")
+
+    # 3. Prometheus with the shipped config, rewritten for the test
+    prom, plog, papi = start_prometheus(
+        prometheus_config((MON / "prometheus.yml").read_text(), sport), tmp, "prometheus")
+
+    def api(path, **params):
+        return api_get(papi, path, **params)
+
+    wait_target_up(papi, prom, plog)
+    log(f"Prometheus ({papi}) scrapes the server")
+
+    # 4. every expression parses; rules are healthy; core panels have data
+    def rules_evaluated():
+        _, r = api("rules")
+        rules = [x for g in r.get("data", {}).get("groups", []) for x in g["rules"]]
+        return bool(rules) and all(x.get("health") != "unknown" for x in rules), rules
+
+    rules = wait_for("every rule to be evaluated", rules_evaluated, TIMEOUT_START, prom, plog)
+    loaded = sorted(x["name"] for x in rules)
+    if loaded != sorted(file_alerts + file_records):
+        fail(f"Prometheus loaded rules {loaded}, the files name {sorted(file_alerts + file_records)}")
+    for x in rules:
+        if x.get("health") != "ok":
+            fail(f"rule {x['name']} health {x.get('health')}: {x.get('lastError')}")
+    rule_queries = [(f"rule {x['name']}", x["query"], False) for x in rules]
+
+    def run(q):
+        status, r = api("query", query=q)
+        return status, r
+
+    core_empty = {}
+    deadline = time.monotonic() + TIMEOUT_DATA
+    while True:
+        core_empty = {}
+        for label, q, core in rule_queries + dash_queries:
+            status, r = run(q)
+            if r.get("status") != "success":
+                die(f"{label}: Prometheus refused {q!r}: HTTP {status} {r.get('error')}")
+            if core and not r["data"]["result"]:
+                core_empty[label] = q
+        if not core_empty or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    log(f"{len(rule_queries) + len(dash_queries)} expressions: status success "
+        f"({len(rule_queries)} from rules, {len(dash_queries)} from the dashboard)")
+    for label, q in core_empty.items():
+        fail(f"{label} returned no data after {TIMEOUT_DATA}s: {q}")
+    if not core_empty:
+        log(f"every core panel and variable returned data "
+            f"({sum(1 for _, _, c in dash_queries if c)} queries)")
+
+    # 5. metric names against the live /metrics
+    status, _, body = http("GET", base + "/metrics")
+    if status != 200:
+        die(f"GET /metrics: HTTP {status}")
+    exported = exported_names(body.decode())
+    recorded = set(file_records)
+    used = {}
+    for label, q, _ in rule_queries + dash_queries:
+        for n in metric_names(q):
+            if n not in recorded and n not in SYNTHETIC:
+                used.setdefault(n, set()).add(label)
+    pending = pending_metrics()
+    for n in sorted(used):
+        if n in exported:
+            continue
+        if n in pending:
+            log(f"PENDING: {n} is not exported yet (listed in monitoring/NEEDS.md); used by "
+                f"{', '.join(sorted(used[n]))}")
+        else:
+            fail(f"metric {n} is not exported by vitals-server; used by {', '.join(sorted(used[n]))}")
+    for n in sorted(pending & exported):
+        log(f"NOTE: {n} is exported now: remove it from the pending list in monitoring/NEEDS.md")
+    log(f"{len(used)} metric names used, {len(set(used) & exported)} exported by the server, "
+        f"{len(set(used) - exported)} pending")
+
+    stop.set()
+    t.join(timeout=5)
+    log(f"tool calls made: {stats['ok']} server_health, {stats['unknown']} unknown tool")
+    kill_children()
+
+    if args.bearer_variant:
+        check_bearer_variant(pathlib.Path(args.bearer_variant), server_bin, tmp)
+        kill_children()
+    if FAILURES:
+        print(f"live_test: {len(FAILURES)} failure(s)", flush=True)
+        return 1
+    log("passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
