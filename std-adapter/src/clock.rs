@@ -56,6 +56,9 @@ mod tests {
         assert!(b >= a);
         assert_eq!(MonotonicClock::to_retry_after_secs(0), 1);
         assert_eq!(MonotonicClock::to_retry_after_secs(1_000_001), 2);
-        assert_eq!(MonotonicClock::to_duration(1_500), Duration::from_micros(1_500));
+        assert_eq!(
+            MonotonicClock::to_duration(1_500),
+            Duration::from_micros(1_500)
+        );
     }
 }

@@ -50,7 +50,12 @@ impl Pool {
     }
 
     fn take_deflater(&self) -> Compress {
-        match self.deflaters.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        match self
+            .deflaters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+        {
             Some(mut c) => {
                 c.reset();
                 c
@@ -178,7 +183,8 @@ impl Exposition {
     /// 200 with the exposition in the negotiated format, gzipped when accepted.
     pub fn respond(&self, method: &Method, headers: &HeaderMap) -> MetricsResponse {
         if method != Method::GET && method != Method::HEAD {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").with_header(header::ALLOW, "GET, HEAD");
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+                .with_header(header::ALLOW, "GET, HEAD");
         }
         if !self.authorized(headers) {
             return plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n")
@@ -204,9 +210,9 @@ impl Exposition {
             self.refresh();
             MetricsBody::render(self.shared.clone(), format, gzip)
         };
-        builder.body(body).unwrap_or_else(|_| {
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "response build failed\n")
-        })
+        builder
+            .body(body)
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response build failed\n"))
     }
 
     /// Renders the whole exposition into a string (for the `server_metrics` tool).
@@ -343,7 +349,10 @@ impl RenderState {
                 while !input.is_empty() {
                     out.reserve(input.len() / 2 + 64);
                     let before = deflate.total_in();
-                    if deflate.compress_vec(input, &mut out, FlushCompress::None).is_err() {
+                    if deflate
+                        .compress_vec(input, &mut out, FlushCompress::None)
+                        .is_err()
+                    {
                         break;
                     }
                     let used = (deflate.total_in() - before) as usize;
@@ -370,7 +379,11 @@ impl RenderState {
             }
         }
         pool.put(raw);
-        Some(PooledBuf { buf: out, pos: 0, pool })
+        Some(PooledBuf {
+            buf: out,
+            pos: 0,
+            pool,
+        })
     }
 }
 
@@ -480,7 +493,10 @@ mod tests {
         let e = endpoint();
         let mut h = HeaderMap::new();
         let r = e.respond(&Method::GET, &h);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], vitals_core::render::PROMETHEUS_CONTENT_TYPE);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            vitals_core::render::PROMETHEUS_CONTENT_TYPE
+        );
         let text = String::from_utf8(collect(r).await).unwrap();
         assert!(text.contains("scrapes_total"), "{text}");
         h.insert(
@@ -489,11 +505,16 @@ mod tests {
         );
         h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         let r = e.respond(&Method::GET, &h);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], vitals_core::render::OPENMETRICS_CONTENT_TYPE);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            vitals_core::render::OPENMETRICS_CONTENT_TYPE
+        );
         assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
         let gz = collect(r).await;
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
@@ -501,15 +522,33 @@ mod tests {
     async fn token_and_method() {
         let e = endpoint().with_token(Some("s3cret"));
         let mut h = HeaderMap::new();
-        assert_eq!(e.respond(&Method::GET, &h).status(), StatusCode::UNAUTHORIZED);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
-        assert_eq!(e.respond(&Method::GET, &h).status(), StatusCode::UNAUTHORIZED);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        assert_eq!(
+            e.respond(&Method::GET, &h).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
+        assert_eq!(
+            e.respond(&Method::GET, &h).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
         assert_eq!(e.respond(&Method::GET, &h).status(), StatusCode::OK);
-        assert_eq!(e.respond(&Method::POST, &h).status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            e.respond(&Method::POST, &h).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         assert!(!accepts_gzip(&{
             let mut h = HeaderMap::new();
-            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, br"));
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip;q=0, br"),
+            );
             h
         }));
     }

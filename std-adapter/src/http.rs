@@ -49,7 +49,10 @@ fn is_id(seg: &str) -> bool {
     if hexish && b.len() >= 8 && digits > 0 {
         return true;
     }
-    b.len() >= 16 && digits > 0 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+    b.len() >= 16
+        && digits > 0
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
 }
 
 /// Times one HTTP request; [`RequestTimer::finish`] records it.

@@ -103,7 +103,8 @@ impl VitalsBuilder {
         if !self.upstreams.iter().any(|u| u == upstream) {
             self.upstreams.push(upstream.to_owned());
         }
-        self.tool_upstreams.insert(tool.to_owned(), upstream.to_owned());
+        self.tool_upstreams
+            .insert(tool.to_owned(), upstream.to_owned());
         self
     }
 
@@ -276,10 +277,15 @@ impl Vitals {
         let Some(l) = &self.0.http_limiter else {
             return Ok(());
         };
-        l.check(&limits::client_key(ip), self.0.clock.now()).inspect_err(|_| {
-            self.0.http.rate_limited.inc();
-            self.0.resilience.rate_limit_rejected.labels(["http_client"]).inc();
-        })
+        l.check(&limits::client_key(ip), self.0.clock.now())
+            .inspect_err(|_| {
+                self.0.http.rate_limited.inc();
+                self.0
+                    .resilience
+                    .rate_limit_rejected
+                    .labels(["http_client"])
+                    .inc();
+            })
     }
 
     /// Checks the per-client and per-tool `tools/call` budgets at `now`.
@@ -291,7 +297,11 @@ impl Vitals {
     ) -> Result<(), RetryAfter> {
         if let Some(l) = &self.0.tool_client_limiter {
             l.check(&client, now).inspect_err(|_| {
-                self.0.resilience.rate_limit_rejected.labels(["tool_client"]).inc();
+                self.0
+                    .resilience
+                    .rate_limit_rejected
+                    .labels(["tool_client"])
+                    .inc();
             })?;
         }
         if let Some(l) = &self.0.tool_limiter {
@@ -405,7 +415,10 @@ mod tests {
         assert_eq!(h.components.len(), 2);
         let text = v.render(Format::Prometheus);
         assert!(text.contains("http_rate_limited_total 1\n"), "{text}");
-        assert!(text.contains("circuit_breaker_state{upstream=\"db\"} 0\n"), "{text}");
+        assert!(
+            text.contains("circuit_breaker_state{upstream=\"db\"} 0\n"),
+            "{text}"
+        );
         let s = v.rate_limit_status();
         assert_eq!(s.http_client.unwrap().rejected_total, 1);
         assert!(v.is_ready());

@@ -55,7 +55,11 @@ impl FromStr for RateSpec {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(period.len());
         let (count, unit) = period.split_at(split);
-        let count: u64 = if count.is_empty() { 1 } else { count.parse().map_err(|_| err())? };
+        let count: u64 = if count.is_empty() {
+            1
+        } else {
+            count.parse().map_err(|_| err())?
+        };
         let unit_secs = match unit {
             "s" | "sec" | "" => 1,
             "m" | "min" => 60,
@@ -197,10 +201,34 @@ mod tests {
 
     #[test]
     fn parses_rates() {
-        assert_eq!("100/1m".parse(), Ok(RateSpec { tokens: 100, seconds: 60 }));
-        assert_eq!("10/s".parse(), Ok(RateSpec { tokens: 10, seconds: 1 }));
-        assert_eq!("5/30s".parse(), Ok(RateSpec { tokens: 5, seconds: 30 }));
-        assert_eq!("7/2h".parse(), Ok(RateSpec { tokens: 7, seconds: 7200 }));
+        assert_eq!(
+            "100/1m".parse(),
+            Ok(RateSpec {
+                tokens: 100,
+                seconds: 60
+            })
+        );
+        assert_eq!(
+            "10/s".parse(),
+            Ok(RateSpec {
+                tokens: 10,
+                seconds: 1
+            })
+        );
+        assert_eq!(
+            "5/30s".parse(),
+            Ok(RateSpec {
+                tokens: 5,
+                seconds: 30
+            })
+        );
+        assert_eq!(
+            "7/2h".parse(),
+            Ok(RateSpec {
+                tokens: 7,
+                seconds: 7200
+            })
+        );
         for bad in ["", "10", "0/1s", "10/0s", "x/1s", "10/1y", "10/-1s"] {
             assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
         }

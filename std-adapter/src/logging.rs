@@ -20,7 +20,9 @@ impl FromStr for LogFormat {
         match s.to_ascii_lowercase().as_str() {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!("unknown log format `{other}` (expected text or json)")),
+            other => Err(format!(
+                "unknown log format `{other}` (expected text or json)"
+            )),
         }
     }
 }
@@ -38,7 +40,9 @@ impl std::fmt::Display for LoggingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoggingError::Filter(e) => write!(f, "invalid log level/filter: {e}"),
-            LoggingError::AlreadyInstalled => f.write_str("a global tracing subscriber is already installed"),
+            LoggingError::AlreadyInstalled => {
+                f.write_str("a global tracing subscriber is already installed")
+            }
         }
     }
 }

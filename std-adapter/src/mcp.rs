@@ -86,7 +86,10 @@ fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse
         "io.vitals/retryAfterSeconds".to_owned(),
         serde_json::Value::from(retry.secs()),
     );
-    meta.insert("io.vitals/reason".to_owned(), serde_json::Value::from(reason));
+    meta.insert(
+        "io.vitals/reason".to_owned(),
+        serde_json::Value::from(reason),
+    );
     let meta = MetaObject(meta);
     let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
     result.meta = Some(meta);
@@ -129,8 +132,14 @@ impl<H: ServerHandler> Instrumented<H> {
                     let wait = rejected.retry_after.unwrap_or(60 * TICKS_PER_SECOND);
                     let retry = RetryAfter(crate::clock::MonotonicClock::to_duration(wait));
                     m.tool_calls.labels([label, "circuit_open"]).inc();
-                    tracing::warn!(method = "tools/call", tool = label, status = "circuit_open",
-                        upstream = u.name(), retry_after_s = retry.secs(), "tool call refused by circuit breaker");
+                    tracing::warn!(
+                        method = "tools/call",
+                        tool = label,
+                        status = "circuit_open",
+                        upstream = u.name(),
+                        retry_after_s = retry.secs(),
+                        "tool call refused by circuit breaker"
+                    );
                     return Ok(refused(
                         format!(
                             "upstream `{}` unavailable (circuit {}): retry after {} s",
@@ -162,14 +171,22 @@ impl<H: ServerHandler> Instrumented<H> {
             ),
         };
         // An unknown tool that nevertheless succeeded is a tool the handler did not list.
-        let label = if !known && status == "ok" { name.as_str() } else { label };
+        let label = if !known && status == "ok" {
+            name.as_str()
+        } else {
+            label
+        };
         m.tool_calls.labels([label, status]).inc();
         m.tool_duration.labels([label]).observe_duration(elapsed);
         if let Some(t) = error_type {
             m.tool_errors.labels([label, t]).inc();
         }
         if let (Some(u), Some(ticket)) = (&upstream, ticket) {
-            let outcome = if failure { Outcome::Failure } else { Outcome::Success };
+            let outcome = if failure {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
             u.breaker().record(ticket, v.clock().now(), outcome);
         }
         tracing::info!(method = "tools/call", tool = label, status,

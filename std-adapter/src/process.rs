@@ -111,7 +111,12 @@ impl ProcessMetrics {
             Some("bytes"),
             &self.virtual_memory,
         )?;
-        b.register("process_open_fds", "Number of open file descriptors.", None, &self.open_fds)?;
+        b.register(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            None,
+            &self.open_fds,
+        )?;
         b.register(
             "process_max_fds",
             "Maximum number of open file descriptors.",
@@ -125,7 +130,12 @@ impl ProcessMetrics {
             Kind::Gauge,
             &self.start_time,
         )?;
-        b.register("process_threads", "Number of OS threads in the process.", None, &self.threads)?;
+        b.register(
+            "process_threads",
+            "Number of OS threads in the process.",
+            None,
+            &self.threads,
+        )?;
         Ok(())
     }
 
@@ -137,7 +147,8 @@ impl ProcessMetrics {
                 self.threads.set(s.threads);
                 self.virtual_memory.set(s.vsize);
                 if let Some(btime) = boot_time() {
-                    self.start_time.set(btime as f64 + s.starttime as f64 / USER_HZ);
+                    self.start_time
+                        .set(btime as f64 + s.starttime as f64 / USER_HZ);
                 }
             }
         }
@@ -217,8 +228,14 @@ mod tests {
     fn parses_stat_with_spaces_in_the_name() {
         let line = "42 (my (odd) proc) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 7 0 12345 1048576 300 18446744073709551615";
         let s = parse_stat(line).unwrap();
-        assert_eq!((s.utime, s.stime, s.threads, s.starttime, s.vsize), (250, 50, 7, 12345, 1_048_576));
-        assert_eq!(status_kb("Name: x\nVmRSS:\t  2048 kB\n", "VmRSS:"), Some(2048));
+        assert_eq!(
+            (s.utime, s.stime, s.threads, s.starttime, s.vsize),
+            (250, 50, 7, 12345, 1_048_576)
+        );
+        assert_eq!(
+            status_kb("Name: x\nVmRSS:\t  2048 kB\n", "VmRSS:"),
+            Some(2048)
+        );
         let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n";
         assert_eq!(max_open_files(limits), Some(1024));
     }

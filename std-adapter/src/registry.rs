@@ -125,7 +125,9 @@ impl RuntimeRegistry {
             .iter()
             .map(|e| {
                 let m = e.metric();
-                (0..m.series_len()).filter(|&i| m.series(i).is_some()).count()
+                (0..m.series_len())
+                    .filter(|&i| m.series(i).is_some())
+                    .count()
             })
             .sum()
     }
@@ -170,7 +172,9 @@ mod tests {
         b.register("jobs", "Jobs done.", None, &C).unwrap();
         assert_eq!(
             b.register("jobs_total", "Again.", None, &C).err(),
-            Some(RegistryError::Duplicate { name: "jobs".into() })
+            Some(RegistryError::Duplicate {
+                name: "jobs".into()
+            })
         );
         assert!(matches!(
             b.register("bad name", "x", None, &C),
@@ -178,12 +182,18 @@ mod tests {
         ));
         assert!(matches!(
             b.register("latency", "x", Some("seconds"), &C),
-            Err(RegistryError::Name { error: NameError::UnitNotSuffix, .. })
+            Err(RegistryError::Name {
+                error: NameError::UnitNotSuffix,
+                ..
+            })
         ));
         C.inc();
         let r = b.build();
         let text = r.render_to_string(Format::Prometheus);
-        assert!(text.contains("# TYPE jobs_total counter\njobs_total 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE jobs_total counter\njobs_total 1\n"),
+            "{text}"
+        );
         assert_eq!(r.series_count(), 1);
     }
 }

@@ -1,0 +1,141 @@
+//! Command-line flags, each with an environment fallback.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use vitals_std::logging::LogFormat;
+use vitals_std::RateSpec;
+
+/// vitals-server: a Model Context Protocol server with Prometheus metrics, rate limits, circuit
+/// breakers and health checks.
+///
+/// With no arguments it serves on 127.0.0.1:8000: MCP Streamable HTTP at /mcp, the Prometheus
+/// exposition at /metrics, and /healthz, /livez, /readyz.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vitals-server", version, about, long_about)]
+pub struct Cli {
+    /// Address to listen on (HTTP mode).
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Speak MCP on stdin/stdout instead of HTTP (logs go to stderr).
+    #[arg(long, env = "MCP_STDIO")]
+    pub stdio: bool,
+
+    /// Require `Authorization: Bearer TOKEN` on /metrics (compared in constant time; 401
+    /// otherwise).
+    #[arg(
+        long,
+        env = "METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// HTTP budget per client address, N/PERIOD (e.g. 100/1m, 10/1s); beyond it requests get 429
+    /// with Retry-After. /livez and /readyz are never limited.
+    #[arg(
+        long,
+        env = "RATE_LIMIT",
+        value_name = "N/PERIOD",
+        default_value = "1200/1m"
+    )]
+    pub rate_limit: RateSpec,
+
+    /// tools/call budget per tool (all clients together), N/PERIOD; beyond it the call returns a
+    /// tool error carrying retry-after.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_TOOL",
+        value_name = "N/PERIOD",
+        default_value = "6000/1m"
+    )]
+    pub tool_rate_limit: RateSpec,
+
+    /// tools/call budget per client (all tools together), N/PERIOD.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_CLIENT_TOOLS",
+        value_name = "N/PERIOD",
+        default_value = "600/1m"
+    )]
+    pub client_tool_rate_limit: RateSpec,
+
+    /// Log line format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log level or filter directive (e.g. info, debug, info,rmcp=warn).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Also expose the MCP conformance suite's fixture tools, resources and prompts.
+    #[arg(long, env = "CONFORMANCE_FIXTURES")]
+    pub conformance_fixtures: bool,
+
+    /// Largest accepted request body in bytes (413 beyond).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most simultaneous connections; more are answered 503 and closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send its request headers before the connection is closed.
+    #[arg(
+        long,
+        env = "HEADER_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
+    pub header_timeout: f64,
+
+    /// Seconds to wait for in-flight requests on SIGTERM/SIGINT before exiting.
+    #[arg(
+        long,
+        env = "DRAIN_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
+    pub drain_timeout: f64,
+
+    /// Host header values accepted on /mcp (DNS-rebinding protection), comma separated.
+    /// Default: localhost, 127.0.0.1, ::1 and the listen address.
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Browser origins accepted on /mcp, comma separated (a request without Origin is always
+    /// served). Default: loopback origins on any port.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Cli {
+    /// The Host allow-list: the flag, or loopback names plus the listen IP.
+    pub fn hosts(&self) -> Vec<String> {
+        if !self.allowed_hosts.is_empty() {
+            return self.allowed_hosts.clone();
+        }
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+        let ip = self.listen.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            hosts.push(ip.to_string());
+        }
+        hosts
+    }
+
+    /// The Origin allow-list: the flag, or loopback origins on any port.
+    pub fn origins(&self) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self.allowed_origins.clone();
+        }
+        [
+            "http://localhost:*",
+            "http://127.0.0.1:*",
+            "http://[::1]:*",
+            "https://localhost:*",
+        ]
+        .map(String::from)
+        .into()
+    }
+}

@@ -1,0 +1,229 @@
+//! The HTTP side: routing, per-client limits, request logs, and the accept loop with its limits
+//! (connections, header read timeout) and graceful drain.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service as _;
+use vitals_std::exposition::Chunk;
+use vitals_std::http::{ClientAddr, RequestTimer};
+use vitals_std::{Instrumented, Vitals};
+
+use crate::tools::VitalsServer;
+
+/// Every response body: rmcp's, the exposition's, or fixed bytes.
+pub type Body = BoxBody<Chunk, Infallible>;
+
+type Mcp = StreamableHttpService<Instrumented<VitalsServer>, LocalSessionManager>;
+
+/// What the router needs.
+pub struct App {
+    vitals: Vitals,
+    mcp: Mcp,
+}
+
+/// Limits of the accept loop.
+pub struct Limits {
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Time allowed for request headers.
+    pub header_timeout: Duration,
+    /// Time allowed for the drain on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl App {
+    /// The router over `vitals`; `mcp_config` configures rmcp's Streamable HTTP transport.
+    pub fn new(vitals: Vitals, fixtures: bool, mcp_config: StreamableHttpServerConfig) -> Self {
+        let v = vitals.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(v.instrument(VitalsServer::new(v.clone(), fixtures))),
+            Arc::new(LocalSessionManager::default()),
+            mcp_config,
+        );
+        App { vitals, mcp }
+    }
+
+    /// Routes one request.
+    pub async fn handle(&self, remote: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let timer = RequestTimer::start(self.vitals.http_metrics());
+        let method = req.method().clone();
+        let route: &'static str = match req.uri().path() {
+            "/mcp" => "/mcp",
+            "/metrics" => "/metrics",
+            "/healthz" => "/healthz",
+            "/livez" => "/livez",
+            "/readyz" => "/readyz",
+            _ => "unmatched",
+        };
+        let limited = !matches!(route, "/livez" | "/readyz");
+        let response = match (limited, self.vitals.check_http_client(remote.ip())) {
+            (true, Err(retry)) => {
+                let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later\n");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry.secs()));
+                r
+            }
+            _ => match route {
+                "/livez" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
+                "/readyz" => {
+                    if self.vitals.is_ready() {
+                        json(
+                            StatusCode::OK,
+                            Bytes::from_static(b"{\"status\":\"ready\"}"),
+                        )
+                    } else {
+                        json(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Bytes::from_static(b"{\"status\":\"not ready\"}"),
+                        )
+                    }
+                }
+                "/healthz" => {
+                    let body = Bytes::from(self.vitals.health_json());
+                    let status = match self.vitals.health_status() {
+                        vitals_std::vitals_core::Status::Unhealthy => {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
+                        _ => StatusCode::OK,
+                    };
+                    json(status, body)
+                }
+                "/metrics" => self
+                    .vitals
+                    .exposition()
+                    .respond(req.method(), req.headers())
+                    .map(|b| b.boxed()),
+                "/mcp" => {
+                    req.extensions_mut().insert(ClientAddr(remote));
+                    let Ok(r) = self.mcp.clone().call(req).await;
+                    r.map(|b| b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed())
+                }
+                _ => text(
+                    StatusCode::NOT_FOUND,
+                    "not found: try /mcp, /metrics, /healthz, /livez, /readyz\n",
+                ),
+            },
+        };
+        let status = response.status().as_u16();
+        timer.finish(method.as_str(), route, status);
+        tracing::info!(method = %method, path = route, status, remote = %remote,
+            duration_ms = started.elapsed().as_secs_f64() * 1e3, "http request");
+        response
+    }
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(Chunk::Bytes(body)).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    full(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    full(status, "application/json", body)
+}
+
+/// Accepts connections until `shutdown` resolves, then drains: stops accepting, marks the server
+/// not ready, waits (bounded) for in-flight tool calls, closes MCP streams, and waits (bounded)
+/// for open connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    mcp_cancel: CancellationToken,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let metrics = app.vitals.http_metrics();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.connections_rejected.inc();
+            tracing::warn!(remote = %remote, "connection limit reached: answering 503");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(remote, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        metrics.connections_active.inc();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(remote = %remote, error = %e, "connection closed with error");
+            }
+            metrics.connections_active.dec();
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    app.vitals.set_ready(false);
+    tracing::info!("shutting down: draining in-flight requests");
+    let deadline = Instant::now() + limits.drain_timeout;
+    let active = app.vitals.mcp_metrics();
+    while active.active_requests.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mcp_cancel.cancel();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(
+        remaining.max(Duration::from_millis(100)),
+        graceful.shutdown(),
+    )
+    .await
+    {
+        Ok(()) => tracing::info!("drained"),
+        Err(_) => tracing::warn!("drain timeout: closing remaining connections"),
+    }
+}

@@ -1,0 +1,258 @@
+//! The MCP handler: operator tools (always) and the conformance fixtures (behind a flag).
+
+#![allow(deprecated)] // logging, sampling and subscriptions are deprecated by 2026-07-28; served for 2025-11-25.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{
+    tool, tool_handler, tool_router, ErrorData as McpError, Json, RoleServer, ServerHandler,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use vitals_std::{BreakerStatus, Format, HealthSnapshot, RateLimitStatus, Vitals};
+
+use crate::fixtures;
+
+/// The server's MCP handler. One per session (cheap: shares the [`Vitals`]).
+#[derive(Clone)]
+pub struct VitalsServer {
+    pub(crate) vitals: Vitals,
+    tool_router: ToolRouter<Self>,
+    pub(crate) fixtures: bool,
+    pub(crate) subscriptions: Arc<Mutex<BTreeSet<String>>>,
+    pub(crate) log_level: Arc<Mutex<LoggingLevel>>,
+}
+
+/// Arguments of `server_metrics`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct MetricsArgs {
+    /// `prometheus` (text 0.0.4, default) or `openmetrics`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// Result of `server_metrics`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MetricsOutput {
+    /// The format rendered: `prometheus` or `openmetrics`.
+    pub format: String,
+    /// The HTTP Content-Type of that format.
+    pub content_type: String,
+    /// Number of series in the exposition.
+    pub series_count: u64,
+    /// The exposition text.
+    pub text: String,
+}
+
+/// Result of `circuit_breaker_status`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BreakersOutput {
+    /// Every circuit breaker, by upstream name.
+    pub breakers: Vec<BreakerStatus>,
+}
+
+#[tool_router(router = operator_router)]
+impl VitalsServer {
+    /// A handler over `vitals`, with the conformance fixtures when `fixtures` is set.
+    pub fn new(vitals: Vitals, fixtures: bool) -> Self {
+        let mut tool_router = Self::operator_router();
+        if fixtures {
+            tool_router += Self::fixture_router();
+        }
+        VitalsServer {
+            vitals,
+            tool_router,
+            fixtures,
+            subscriptions: Arc::default(),
+            log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+        }
+    }
+
+    #[tool(
+        description = "Health report of the server: overall status and each component (circuit breakers included)."
+    )]
+    async fn server_health(&self) -> Json<HealthSnapshot> {
+        Json(self.vitals.health())
+    }
+
+    #[tool(
+        description = "The server's Prometheus exposition (text 0.0.4 or OpenMetrics) and its series count."
+    )]
+    async fn server_metrics(
+        &self,
+        Parameters(args): Parameters<MetricsArgs>,
+    ) -> Result<Json<MetricsOutput>, McpError> {
+        let format = match args.format.as_deref().unwrap_or("prometheus") {
+            "prometheus" | "text" => Format::Prometheus,
+            "openmetrics" => Format::OpenMetrics,
+            other => {
+                return Err(McpError::invalid_params(
+                    format!("unknown format `{other}`: expected prometheus or openmetrics"),
+                    None,
+                ))
+            }
+        };
+        let text = self.vitals.render(format);
+        Ok(Json(MetricsOutput {
+            format: match format {
+                Format::Prometheus => "prometheus".into(),
+                Format::OpenMetrics => "openmetrics".into(),
+            },
+            content_type: format.content_type().into(),
+            series_count: self.vitals.series_count() as u64,
+            text,
+        }))
+    }
+
+    #[tool(
+        description = "Rate limiters: budgets, clients tracked and requests refused (HTTP per client, tools per client and per tool)."
+    )]
+    async fn rate_limit_status(&self) -> Json<RateLimitStatus> {
+        Json(self.vitals.rate_limit_status())
+    }
+
+    #[tool(
+        description = "Circuit breakers per upstream: state, current window, rejections and transitions."
+    )]
+    async fn circuit_breaker_status(&self) -> Json<BreakersOutput> {
+        Json(BreakersOutput {
+            breakers: self.vitals.breaker_status(),
+        })
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for VitalsServer {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_logging()
+            .enable_completions();
+        let caps = if self.fixtures {
+            caps.enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .build()
+        } else {
+            caps.build()
+        };
+        ServerConfig::new(caps)
+            .with_server_info(Implementation::new("vitals-server", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Operator tools: server_health, server_metrics, rate_limit_status, circuit_breaker_status.",
+            )
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = request.level;
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        Ok(fixtures::complete(&request))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(if self.fixtures {
+            fixtures::resources()
+        } else {
+            ListResourcesResult::default()
+        })
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(if self.fixtures {
+            fixtures::resource_templates()
+        } else {
+            ListResourceTemplatesResult::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if !self.fixtures {
+            return Err(fixtures::resource_not_found(&request.uri));
+        }
+        fixtures::read_resource(&request.uri).map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if !self.fixtures {
+            return Err(McpError::method_not_found::<SubscribeRequestMethod>());
+        }
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if !self.fixtures {
+            return Err(McpError::method_not_found::<UnsubscribeRequestMethod>());
+        }
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(if self.fixtures {
+            fixtures::prompts()
+        } else {
+            ListPromptsResult::default()
+        })
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if !self.fixtures {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt `{}`", request.name),
+                None,
+            ));
+        }
+        fixtures::get_prompt(&request).map(Into::into)
+    }
+}
