@@ -32,7 +32,12 @@ macro_rules! println {
 macro_rules! check {
     ($cond:expr) => {
         if !$cond {
-            $crate::println!("    check failed at {}:{}: {}", file!(), line!(), stringify!($cond));
+            $crate::println!(
+                "    check failed at {}:{}: {}",
+                file!(),
+                line!(),
+                stringify!($cond)
+            );
             return Err(());
         }
     };
@@ -106,7 +111,10 @@ pub struct Collected<const N: usize> {
 impl<const N: usize> Collected<N> {
     /// Empty.
     pub const fn new() -> Self {
-        Collected { buf: [0; N], len: 0 }
+        Collected {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     /// Appends `bytes`; `false` when they do not fit.

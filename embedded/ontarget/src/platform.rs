@@ -33,6 +33,12 @@ mod imp {
         }
     }
 
+    pub fn write_err(bytes: &[u8]) {
+        if let Ok(mut out) = hio::hstderr() {
+            let _ = out.write_all(bytes);
+        }
+    }
+
     pub fn exit(success: bool) -> ! {
         debug::exit(if success {
             debug::EXIT_SUCCESS
@@ -55,6 +61,12 @@ mod imp {
         }
     }
 
+    pub fn write_err(bytes: &[u8]) {
+        if let Ok(mut out) = semihosting::io::stderr() {
+            let _ = out.write_all(bytes);
+        }
+    }
+
     pub fn exit(success: bool) -> ! {
         semihosting::process::exit(if success { 0 } else { 1 })
     }
@@ -65,6 +77,11 @@ pub use imp::entry;
 /// Writes raw bytes to the host's stdout (a UART stand-in).
 pub fn write(bytes: &[u8]) {
     imp::write(bytes)
+}
+
+/// Writes raw bytes to the host's stderr.
+pub fn write_err(bytes: &[u8]) {
+    imp::write_err(bytes)
 }
 
 /// Leaves QEMU with exit code 0 (`success`) or 1.

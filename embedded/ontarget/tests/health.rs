@@ -74,7 +74,10 @@ fn json_with_detail_and_escaping() -> Result<(), ()> {
 
 fn json_buffer_too_small() -> Result<(), ()> {
     let mut small = [0u8; 16];
-    check_eq!(HEALTH.write_json(&mut small), Err(HealthError::BufferTooSmall));
+    check_eq!(
+        HEALTH.write_json(&mut small),
+        Err(HealthError::BufferTooSmall)
+    );
     check_eq!(HEALTH.write_json(&mut []), Err(HealthError::BufferTooSmall));
     Ok(())
 }

@@ -82,7 +82,10 @@ fn histogram_buckets_sum_count() -> Result<(), ()> {
     check_eq!(buckets, [2, 2, 1]); // `le` is inclusive
     check_eq!(inf, 2);
     check_eq!(H.count(), 7);
-    check_eq!(H.sum(), 100 + 500 + 501 + 1_000 + 2_500 + 2_501 + u64::MAX / 2);
+    check_eq!(
+        H.sum(),
+        100 + 500 + 501 + 1_000 + 2_500 + 2_501 + u64::MAX / 2
+    );
     Ok(())
 }
 

@@ -6,8 +6,8 @@
 #![no_main]
 
 use vitals_core::{
-    label_enum, Bounds, Counter, Cursor, Entry, Family, FloatGauge, Format, Gauge, Histogram,
-    Info, Registry, RenderError, StrFamily,
+    label_enum, Bounds, Counter, Cursor, Entry, Family, FloatGauge, Format, Gauge, Histogram, Info,
+    Registry, RenderError, StrFamily,
 };
 use vitals_ontarget::{check, check_eq, show_difference, tests, Collected};
 

@@ -30,7 +30,10 @@ fn token_bucket_bursts_then_refills() -> Result<(), ()> {
     for _ in 0..5 {
         check!(LIMIT.try_acquire(0).is_ok());
     }
-    let refused = LIMIT.try_acquire(0).map(|_| 0).unwrap_or_else(|e| e.retry_after);
+    let refused = LIMIT
+        .try_acquire(0)
+        .map(|_| 0)
+        .unwrap_or_else(|e| e.retry_after);
     check_eq!(refused, 100); // one token every 100 ms
     check_eq!(LIMIT.rejected(), 1);
     check!(LIMIT.try_acquire(99).is_err());
@@ -100,7 +103,10 @@ fn quota_counts_per_window() -> Result<(), ()> {
     check_eq!(Q.try_acquire(1), Ok(2));
     check_eq!(Q.try_acquire_n(2, 2), Ok(0));
     check_eq!(Q.used(2), 3);
-    check_eq!(Q.try_acquire(9), Err(QuotaError::Exhausted { retry_after: 1 }));
+    check_eq!(
+        Q.try_acquire(9),
+        Err(QuotaError::Exhausted { retry_after: 1 })
+    );
     check_eq!(
         Q.try_acquire_n(9, 4),
         Err(QuotaError::ExceedsLimit {
@@ -170,7 +176,10 @@ fn breaker_failure_rate_and_operator_actions() -> Result<(), ()> {
     let stale = B.try_acquire_ticket(10).map_err(|_| ())?;
     B.force_open();
     check_eq!(B.state(), BreakerState::ForcedOpen);
-    check_eq!(B.try_acquire(20).map(|_| ()).err().map(|r| r.retry_after), Some(None));
+    check_eq!(
+        B.try_acquire(20).map(|_| ()).err().map(|r| r.retry_after),
+        Some(None)
+    );
     B.record(stale, 21, Outcome::Failure);
     check_eq!(B.state(), BreakerState::ForcedOpen);
     B.disable();
@@ -193,10 +202,7 @@ fn backoff_is_capped_and_deterministic() -> Result<(), ()> {
         attempt += 1;
     }
     check_eq!(attempt, 5);
-    check_eq!(
-        RETRY.delay(5, 0),
-        Err(RetriesExhausted { max_attempts: 5 })
-    );
+    check_eq!(RETRY.delay(5, 0), Err(RetriesExhausted { max_attempts: 5 }));
     let plain = Backoff::new(100, 5_000);
     check_eq!(plain.delay(10, 0), Ok(5_000)); // capped
     check_eq!(plain.exponential(3), 800);
