@@ -301,7 +301,8 @@ def variables():
             "multi": include_all,
             "name": name,
             "options": [],
-            "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+            # A classic query string: every Grafana version parses `label_values(...)` itself.
+            "query": query,
             "refresh": 2,
             "regex": "",
             "sort": 1,

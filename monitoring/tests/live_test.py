@@ -394,7 +394,10 @@ def check_dashboard(dash):
             fail(f"panel {p.get('title')!r} has no query")
     for name, v in variables.items():
         if v.get("type") == "query":
-            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            q = v["query"]
+            if not isinstance(q, str):
+                fail(f"variable {name}: query should be a label_values(...) string")
+                continue
             queries.append((f"variable {name}", grafana_to_promql(label_values_to_promql(q)), True))
     for a in dash.get("annotations", {}).get("list", []):
         if a.get("expr"):
@@ -426,8 +429,19 @@ def pending_metrics():
 
 
 def exported_names(metrics_text):
+    """Sample names on /metrics, plus the series names of every declared family (`# TYPE`), so a
+    labelled family that has no series yet still counts as exported."""
     names = set()
     for line in metrics_text.splitlines():
+        m = re.match(r"# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)", line)
+        if m:
+            name, kind = m.groups()
+            names.add(name)
+            if kind == "histogram":
+                names.update({name + "_bucket", name + "_sum", name + "_count"})
+            elif kind == "summary":
+                names.update({name + "_sum", name + "_count"})
+            continue
         if not line or line.startswith("#"):
             continue
         names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group())
