@@ -34,6 +34,7 @@ type Mcp = StreamableHttpService<Instrumented<VitalsServer>, LocalSessionManager
 pub struct App {
     vitals: Vitals,
     mcp: Mcp,
+    max_body_bytes: usize,
 }
 
 /// Limits of the accept loop.
@@ -49,17 +50,59 @@ pub struct Limits {
 impl App {
     /// The router over `vitals`; `mcp_config` configures rmcp's Streamable HTTP transport.
     pub fn new(vitals: Vitals, fixtures: bool, mcp_config: StreamableHttpServerConfig) -> Self {
+        let max_body_bytes = mcp_config.max_request_body_bytes;
         let v = vitals.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(v.instrument(VitalsServer::new(v.clone(), fixtures))),
             Arc::new(LocalSessionManager::default()),
             mcp_config,
         );
-        App { vitals, mcp }
+        App {
+            vitals,
+            mcp,
+            max_body_bytes,
+        }
+    }
+
+    /// Forwards a request to rmcp. A POST body is read here first (bounded: 413 beyond the
+    /// limit) so that a JSON body that does not parse gets the JSON-RPC parse error (-32700).
+    async fn mcp(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(ClientAddr(remote));
+        let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the limit\n");
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return too_large();
+        }
+        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+        };
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        if parts.method == http::Method::POST
+            && is_json
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+        {
+            let err = serde_json::json!({"jsonrpc": "2.0", "id": null,
+                "error": {"code": -32700, "message": "Parse error: the body is not valid JSON"}});
+            return json(StatusCode::BAD_REQUEST, Bytes::from(err.to_string()));
+        }
+        let req = Request::from_parts(parts, Full::new(bytes));
+        let Ok(r) = self.mcp.clone().call(req).await;
+        r.map(|b| b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed())
     }
 
     /// Routes one request.
-    pub async fn handle(&self, remote: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let timer = RequestTimer::start(self.vitals.http_metrics());
         let method = req.method().clone();
@@ -109,11 +152,7 @@ impl App {
                     .exposition()
                     .respond(req.method(), req.headers())
                     .map(|b| b.boxed()),
-                "/mcp" => {
-                    req.extensions_mut().insert(ClientAddr(remote));
-                    let Ok(r) = self.mcp.clone().call(req).await;
-                    r.map(|b| b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed())
-                }
+                "/mcp" => self.mcp(remote, req).await,
                 _ => text(
                     StatusCode::NOT_FOUND,
                     "not found: try /mcp, /metrics, /healthz, /livez, /readyz\n",
