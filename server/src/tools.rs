@@ -126,8 +126,36 @@ impl VitalsServer {
     }
 }
 
+/// The prefix rmcp gives argument-deserialisation failures (which it turns into tool errors).
+const BAD_ARGUMENTS: &str = "failed to deserialize parameters:";
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for VitalsServer {
+    /// Dispatches to the tool router; arguments that do not fit the tool's input schema are a
+    /// JSON-RPC invalid-params error (-32602), as for an unknown tool.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        match self.tool_router.call(tcc).await? {
+            CallToolResponse::Complete(r) if r.is_error == Some(true) => {
+                let bad_args = r
+                    .content
+                    .first()
+                    .and_then(|c| c.as_text())
+                    .filter(|t| t.text.starts_with(BAD_ARGUMENTS))
+                    .map(|t| t.text.clone());
+                match bad_args {
+                    Some(message) => Err(McpError::invalid_params(message, None)),
+                    None => Ok(CallToolResponse::Complete(r)),
+                }
+            }
+            other => Ok(other),
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
             .enable_tools()

@@ -108,7 +108,7 @@ fn unknown_tool_and_bad_params_are_32602() {
     assert_eq!(r["error"]["code"], json!(-32602), "{r}");
     let r = s.call_tool("server_metrics", json!({"format": 42}));
     assert_eq!(r["error"]["code"], json!(-32602), "{r}");
-    let r = s.call("tools/call", json!({"arguments": {}}));
+    let r = s.call_tool("server_metrics", json!({"format": "xml"}));
     assert_eq!(r["error"]["code"], json!(-32602), "{r}");
     still_serving(&server);
 }
