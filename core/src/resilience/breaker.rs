@@ -529,8 +529,16 @@ impl CircuitBreaker {
                     let eff = self.clock.effective(now);
                     let until = match self.since_for(gen) {
                         Some(until) => until,
-                        // The transition is being published: it has only just opened.
-                        None => return Err(self.reject(BreakerState::Open, Some(self.open_wait(level(s))))),
+                        None => {
+                            // Either our view of the state is stale (look again), or the
+                            // transition is still being published: it has only just opened.
+                            let again = self.state.load(Ordering::Acquire);
+                            if again != s {
+                                s = again;
+                                continue;
+                            }
+                            return Err(self.reject(BreakerState::Open, Some(self.open_wait(level(s)))));
+                        }
                     };
                     if self.coarse(eff) < until {
                         let wait = self.from_coarse(until).saturating_sub(eff);
@@ -560,7 +568,14 @@ impl CircuitBreaker {
                     let timeout = self.config.probe_timeout_ticks;
                     let deadline = match self.since_for(gen) {
                         Some(start) => self.from_coarse(start).saturating_add(timeout),
-                        None => return Err(self.reject(BreakerState::HalfOpen, Some(timeout.max(1)))),
+                        None => {
+                            let again = self.state.load(Ordering::Acquire);
+                            if again != s {
+                                s = again;
+                                continue;
+                            }
+                            return Err(self.reject(BreakerState::HalfOpen, Some(timeout.max(1))));
+                        }
                     };
                     if eff < deadline {
                         return Err(self.reject(BreakerState::HalfOpen, Some(deadline - eff)));
