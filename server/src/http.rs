@@ -69,7 +69,12 @@ impl App {
     async fn mcp(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ClientAddr(remote));
-        let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the limit\n");
+        let too_large = || {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body exceeds the limit\n",
+            )
+        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -78,7 +83,10 @@ impl App {
         if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
             return too_large();
         }
-        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes).collect().await {
+        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes)
+            .collect()
+            .await
+        {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
             Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
@@ -87,7 +95,11 @@ impl App {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         if parts.method == http::Method::POST
             && is_json
             && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()

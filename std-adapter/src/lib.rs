@@ -59,6 +59,9 @@ pub use registry::{leak, RegistryBuilder, RegistryError, RuntimeRegistry};
 pub use vitals_core;
 pub use vitals_core::Format;
 
+/// Registers application metrics at build time.
+type RegisterFn = Box<dyn FnOnce(&mut RegistryBuilder) -> Result<(), RegistryError>>;
+
 /// Configures a [`Vitals`].
 #[derive(Default)]
 pub struct VitalsBuilder {
@@ -69,7 +72,7 @@ pub struct VitalsBuilder {
     upstreams: Vec<String>,
     tool_upstreams: HashMap<String, String>,
     metrics_token: Option<String>,
-    extra: Vec<Box<dyn FnOnce(&mut RegistryBuilder) -> Result<(), RegistryError>>>,
+    extra: Vec<RegisterFn>,
 }
 
 impl VitalsBuilder {

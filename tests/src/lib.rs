@@ -133,7 +133,13 @@ impl Server {
     }
 
     /// Sends a raw request (see [`raw_request`]).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         request(self.addr, method, path, headers, body)
     }
 
@@ -164,7 +170,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy).
@@ -187,10 +196,30 @@ impl HttpResponse {
 }
 
 /// One HTTP/1.1 request with `Connection: close`, read to the end (10 s timeout). `headers` may
-/// override `Host`.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+/// override `Host`. Panics when the server cannot be reached or answers garbage.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// Like [`request`], but an unreachable server or an unparsable answer is an `Err`.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: {addr}\r\n"));
@@ -198,12 +227,16 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
-    s.write_all(head.as_bytes()).expect("write head");
-    s.write_all(body).expect("write body");
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    parse_response(&raw).unwrap_or_else(|| panic!("unparsable response: {:?}", String::from_utf8_lossy(&raw)))
+    parse_response(&raw)
+        .ok_or_else(|| format!("unparsable response: {:?}", String::from_utf8_lossy(&raw)))
 }
 
 /// Parses a complete HTTP/1.1 response.
@@ -220,8 +253,16 @@ pub fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
-    Some(HttpResponse { status, headers, body })
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -274,7 +315,11 @@ impl McpSession {
 
     /// A handle on an existing session `id` (e.g. to use it from another thread).
     pub fn resume(addr: SocketAddr, id: String) -> McpSession {
-        McpSession { addr, id, next: 1_000 }
+        McpSession {
+            addr,
+            id,
+            next: 1_000,
+        }
     }
 
     /// POSTs `message` in this session.
@@ -285,7 +330,13 @@ impl McpSession {
             ("Mcp-Session-Id", self.id.as_str()),
             ("MCP-Protocol-Version", "2025-11-25"),
         ];
-        request(self.addr, "POST", "/mcp", &headers, message.to_string().as_bytes())
+        request(
+            self.addr,
+            "POST",
+            "/mcp",
+            &headers,
+            message.to_string().as_bytes(),
+        )
     }
 
     /// Sends request `method` and returns its JSON-RPC response message.
@@ -327,7 +378,10 @@ pub fn strict_exposition_problems(text: &str) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut last_bucket: std::collections::HashMap<String, f64> = Default::default();
     let mut inf: std::collections::HashMap<String, f64> = Default::default();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').unwrap_or((line, ""));
         if !seen.insert(series.to_owned()) {
             problems.push(format!("duplicate series {series}"));
@@ -335,7 +389,11 @@ pub fn strict_exposition_problems(text: &str) -> Vec<String> {
         let v: f64 = value.parse().unwrap_or(f64::NAN);
         if let Some((name, labels)) = series.split_once('{') {
             if let Some(base) = name.strip_suffix("_bucket") {
-                let le = labels.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+                let le = labels
+                    .split("le=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("");
                 let others: String = labels
                     .split(',')
                     .filter(|l| !l.trim_start().starts_with("le="))
@@ -372,8 +430,15 @@ mod tests {
     fn parses_chunked_and_sse() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
         let r = parse_response(raw).unwrap();
-        assert_eq!((r.status, r.text().as_str(), r.header("x")), (200, "hello world", Some("y")));
-        let sse = HttpResponse { status: 200, headers: vec![], body: b"data: \nid: 0\n\ndata: {\"id\":1}\n\n".to_vec() };
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("x")),
+            (200, "hello world", Some("y"))
+        );
+        let sse = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: b"data: \nid: 0\n\ndata: {\"id\":1}\n\n".to_vec(),
+        };
         assert_eq!(sse.messages(), vec![json!({"id": 1})]);
     }
 

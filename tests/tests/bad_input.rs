@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 use vitals_tests::*;
 
 fn still_serving(server: &Server) {
-    assert_eq!(server.request("GET", "/livez", &[], b"").status, 200, "server stopped serving");
+    assert_eq!(
+        server.request("GET", "/livez", &[], b"").status,
+        200,
+        "server stopped serving"
+    );
     let mut s = McpSession::open(server.addr);
     let r = s.call_tool("server_health", json!({}));
     assert_eq!(r["result"]["isError"], json!(false), "{r}");
@@ -26,7 +30,12 @@ fn oversized_body_is_413() {
 #[test]
 fn malformed_json_is_parse_error() {
     let server = Server::start(&[]);
-    let r = server.request("POST", "/mcp", &MCP_POST, b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ");
+    let r = server.request(
+        "POST",
+        "/mcp",
+        &MCP_POST,
+        b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ",
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     let v: Value = serde_json::from_slice(&r.body).expect("JSON-RPC error body");
     assert_eq!(v["error"]["code"], json!(-32700), "{v}");
@@ -41,7 +50,10 @@ fn wrong_content_type_is_415() {
     let r = server.request(
         "POST",
         "/mcp",
-        &[("Content-Type", "text/plain"), ("Accept", "application/json, text/event-stream")],
+        &[
+            ("Content-Type", "text/plain"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
         body.as_bytes(),
     );
     assert_eq!(r.status, 415, "{}", r.text());
@@ -58,9 +70,19 @@ fn hostile_origin_is_403_and_no_origin_is_served() {
     assert_eq!(r.status, 403, "{}", r.text());
     let local = format!("http://127.0.0.1:{}", server.addr.port());
     let friendly = [MCP_POST[0], MCP_POST[1], ("Origin", local.as_str())];
-    assert_eq!(server.request("POST", "/mcp", &friendly, init.to_string().as_bytes()).status, 200);
+    assert_eq!(
+        server
+            .request("POST", "/mcp", &friendly, init.to_string().as_bytes())
+            .status,
+        200
+    );
     // No Origin at all (a non-browser client): served.
-    assert_eq!(server.request("POST", "/mcp", &MCP_POST, init.to_string().as_bytes()).status, 200);
+    assert_eq!(
+        server
+            .request("POST", "/mcp", &MCP_POST, init.to_string().as_bytes())
+            .status,
+        200
+    );
     still_serving(&server);
 }
 
@@ -75,14 +97,24 @@ fn hostile_host_is_4xx() {
     let port = server.addr.port().to_string();
     let localhost = format!("localhost:{port}");
     let ok = [MCP_POST[0], MCP_POST[1], ("Host", localhost.as_str())];
-    assert_eq!(server.request("POST", "/mcp", &ok, init.to_string().as_bytes()).status, 200);
+    assert_eq!(
+        server
+            .request("POST", "/mcp", &ok, init.to_string().as_bytes())
+            .status,
+        200
+    );
     still_serving(&server);
 }
 
 #[test]
 fn unknown_session_is_404() {
     let server = Server::start(&[]);
-    let headers = [MCP_POST[0], MCP_POST[1], ("Mcp-Session-Id", "no-such-session"), ("MCP-Protocol-Version", "2025-11-25")];
+    let headers = [
+        MCP_POST[0],
+        MCP_POST[1],
+        ("Mcp-Session-Id", "no-such-session"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
     let r = server.request("POST", "/mcp", &headers, body.as_bytes());
     assert_eq!(r.status, 404, "{}", r.text());
@@ -93,7 +125,12 @@ fn unknown_session_is_404() {
 fn bad_protocol_version_is_400() {
     let server = Server::start(&[]);
     let s = McpSession::open(server.addr);
-    let headers = [MCP_POST[0], MCP_POST[1], ("Mcp-Session-Id", s.id.as_str()), ("MCP-Protocol-Version", "1999-01-01")];
+    let headers = [
+        MCP_POST[0],
+        MCP_POST[1],
+        ("Mcp-Session-Id", s.id.as_str()),
+        ("MCP-Protocol-Version", "1999-01-01"),
+    ];
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
     let r = server.request("POST", "/mcp", &headers, body.as_bytes());
     assert_eq!(r.status, 400, "{}", r.text());
@@ -123,15 +160,23 @@ fn slow_client_is_disconnected_after_header_timeout() {
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf); // returns when the server closes
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(9), "connection not closed after the header timeout");
-    assert!(waited >= Duration::from_millis(500), "closed before the timeout: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(9),
+        "connection not closed after the header timeout"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "closed before the timeout: {waited:?}"
+    );
     still_serving(&server);
 }
 
 #[test]
 fn concurrent_connections_are_bounded() {
     let server = Server::start(&["--max-connections", "4", "--header-timeout", "30"]);
-    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
     // Let the server accept them.
     let refused = wait_for(Duration::from_secs(10), || {
         let mut c = TcpStream::connect(server.addr).ok()?;
@@ -149,7 +194,14 @@ fn concurrent_connections_are_bounded() {
         let r = std::panic::catch_unwind(|| server.request("GET", "/livez", &[], b"")).ok()?;
         (r.status == 200).then_some(())
     });
-    assert!(back.is_some(), "server did not recover after connections closed");
+    assert!(
+        back.is_some(),
+        "server did not recover after connections closed"
+    );
     let m = server.request("GET", "/metrics", &[], b"").text();
-    assert!(m.lines().any(|l| l.starts_with("http_connections_rejected_total ") && !l.ends_with(" 0")), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("http_connections_rejected_total ") && !l.ends_with(" 0")),
+        "{m}"
+    );
 }

@@ -6,11 +6,21 @@ use std::time::{Duration, Instant};
 use vitals_tests::*;
 
 fn run_suite(server: &Server, baseline: Option<&std::path::Path>) -> (bool, String) {
-    let work = std::env::temp_dir().join(format!("vitals-conf-{}-{}", std::process::id(), free_port()));
+    let work = std::env::temp_dir().join(format!(
+        "vitals-conf-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&work).unwrap();
     let mut cmd = Command::new(require_program("node"));
     cmd.arg(require_program("conformance"))
-        .args(["server", "--url", &format!("{}/mcp", server.url()), "--requirements", "2025-11-25"])
+        .args([
+            "server",
+            "--url",
+            &format!("{}/mcp", server.url()),
+            "--requirements",
+            "2025-11-25",
+        ])
         .current_dir(&work)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -24,7 +34,10 @@ fn run_suite(server: &Server, baseline: Option<&std::path::Path>) -> (bool, Stri
         if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "conformance suite did not finish in 300 s");
+        assert!(
+            Instant::now() < deadline,
+            "conformance suite did not finish in 300 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let mut out = String::new();
@@ -43,7 +56,10 @@ fn run_suite(server: &Server, baseline: Option<&std::path::Path>) -> (bool, Stri
 fn fixtures_server_passes_with_no_expected_failures() {
     let server = Server::start(&["--conformance-fixtures", "--log-level", "warn"]);
     let (ok, out) = run_suite(&server, None);
-    let summary: Vec<&str> = out.lines().filter(|l| l.starts_with('✗') || l.starts_with("Total")).collect();
+    let summary: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('✗') || l.starts_with("Total"))
+        .collect();
     assert!(ok, "conformance failed:\n{}\n{out}", summary.join("\n"));
     assert!(out.contains("Total:"), "{out}");
 }
@@ -53,5 +69,9 @@ fn default_server_fails_only_fixture_scenarios() {
     let server = Server::start(&["--log-level", "warn"]);
     let baseline = repo_root().join("tests/conformance-baseline.yml");
     let (ok, out) = run_suite(&server, Some(&baseline));
-    assert!(ok, "conformance against the default server deviates from {}:\n{out}", baseline.display());
+    assert!(
+        ok,
+        "conformance against the default server deviates from {}:\n{out}",
+        baseline.display()
+    );
 }

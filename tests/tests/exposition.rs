@@ -15,11 +15,20 @@ fn promtool_check(text: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -27,12 +36,19 @@ fn promtool_check(text: &str) -> (bool, String) {
 fn promtool_accepts_live_metrics_after_tool_calls() {
     let server = Server::start(&[]);
     let mut s = McpSession::open(server.addr);
-    for tool in ["server_health", "rate_limit_status", "circuit_breaker_status"] {
+    for tool in [
+        "server_health",
+        "rate_limit_status",
+        "circuit_breaker_status",
+    ] {
         let r = s.call_tool(tool, json!({}));
         assert_eq!(r["result"]["isError"], json!(false), "{r}");
     }
     let r = s.call_tool("server_metrics", json!({"format": "prometheus"}));
-    assert!(r["result"]["structuredContent"]["text"].as_str().unwrap().contains("mcp_tool_calls_total"));
+    assert!(r["result"]["structuredContent"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("mcp_tool_calls_total"));
     // A protocol error (bad params) and an unknown tool are counted too.
     let bad = s.call_tool("server_metrics", json!({"format": "xml"}));
     assert_eq!(bad["error"]["code"], json!(-32602), "{bad}");
@@ -41,7 +57,10 @@ fn promtool_accepts_live_metrics_after_tool_calls() {
 
     let m = server.request("GET", "/metrics", &[], b"");
     assert_eq!(m.status, 200);
-    assert_eq!(m.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     let text = m.text();
     let (ok, out) = promtool_check(&text);
     assert!(ok, "promtool check metrics failed:\n{out}\n---\n{text}");
@@ -69,17 +88,28 @@ fn openmetrics_only_when_asked_and_gzip_when_accepted() {
     let server = Server::start(&[]);
     let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let om = server.request("GET", "/metrics", &[("Accept", prom)], b"");
-    assert_eq!(om.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
     assert!(om.text().ends_with("# EOF\n"));
     let text = server.request("GET", "/metrics", &[("Accept", "text/plain")], b"");
-    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert!(!text.text().contains("# EOF"));
 
     let gz = server.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut plain = String::new();
-    flate2::read::GzDecoder::new(&gz.body[..]).read_to_string(&mut plain).expect("valid gzip");
-    assert!(plain.contains("# TYPE mcp_tool_calls_total counter"), "{plain}");
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_string(&mut plain)
+        .expect("valid gzip");
+    assert!(
+        plain.contains("# TYPE mcp_tool_calls_total counter"),
+        "{plain}"
+    );
     let (ok, out) = promtool_check(&plain);
     assert!(ok, "{out}");
 }
@@ -89,14 +119,37 @@ fn metrics_token_is_required_when_set() {
     let server = Server::start(&["--metrics-token", "s3cret-token"]);
     let none = server.request("GET", "/metrics", &[], b"");
     assert_eq!(none.status, 401);
-    assert!(none.header("www-authenticate").unwrap_or("").starts_with("Bearer"));
-    let wrong = server.request("GET", "/metrics", &[("Authorization", "Bearer s3cret-tokem")], b"");
+    assert!(none
+        .header("www-authenticate")
+        .unwrap_or("")
+        .starts_with("Bearer"));
+    let wrong = server.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer s3cret-tokem")],
+        b"",
+    );
     assert_eq!(wrong.status, 401);
-    let short = server.request("GET", "/metrics", &[("Authorization", "Bearer s3cret")], b"");
+    let short = server.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    );
     assert_eq!(short.status, 401);
-    let ok = server.request("GET", "/metrics", &[("Authorization", "Bearer s3cret-token")], b"");
+    let ok = server.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer s3cret-token")],
+        b"",
+    );
     assert_eq!(ok.status, 200);
-    assert!(ok.text().contains("http_requests_total{method=\"GET\",path=\"/metrics\",status=\"401\"} 3\n"), "{}", ok.text());
+    assert!(
+        ok.text()
+            .contains("http_requests_total{method=\"GET\",path=\"/metrics\",status=\"401\"} 3\n"),
+        "{}",
+        ok.text()
+    );
     // Health endpoints are not behind the token.
     assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
 }

@@ -14,7 +14,7 @@ fn query(prom: std::net::SocketAddr, q: &str) -> Option<Vec<Value>> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let r = request(prom, "GET", &format!("/api/v1/query?query={enc}"), &[], b"");
+    let r = try_request(prom, "GET", &format!("/api/v1/query?query={enc}"), &[], b"").ok()?;
     let v: Value = serde_json::from_slice(&r.body).ok()?;
     (v["status"] == "success").then(|| v["data"]["result"].as_array().cloned().unwrap_or_default())
 }
@@ -24,7 +24,11 @@ fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
     let prometheus = require_program("prometheus");
     let server = Server::start(&[]);
     let mut s = McpSession::open(server.addr);
-    let calls = [("server_health", 3), ("rate_limit_status", 2), ("circuit_breaker_status", 1)];
+    let calls = [
+        ("server_health", 3),
+        ("rate_limit_status", 2),
+        ("circuit_breaker_status", 1),
+    ];
     for (tool, n) in calls {
         for _ in 0..n {
             let r = s.call_tool(tool, json!({}));
@@ -32,7 +36,11 @@ fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
         }
     }
 
-    let dir = std::env::temp_dir().join(format!("vitals-prom-{}-{}", std::process::id(), free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "vitals-prom-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}']\n",
@@ -43,8 +51,14 @@ fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
     let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let _prom = ChildGuard(
         Command::new(prometheus)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={prom_addr}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

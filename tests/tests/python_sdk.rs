@@ -22,13 +22,28 @@ fn run_client(args: &[&str]) -> String {
         if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "python client did not finish in 90 s");
+        assert!(
+            Instant::now() < deadline,
+            "python client did not finish in 90 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     use std::io::Read;
     let (mut out, mut err) = (String::new(), String::new());
-    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(status.success(), "python client failed:\n{out}\n{err}");
     out
 }
@@ -43,6 +58,12 @@ fn python_sdk_over_http() {
 #[test]
 fn python_sdk_over_stdio() {
     let bin = server_bin();
-    let out = run_client(&["stdio", bin.to_str().unwrap(), "--stdio", "--log-level", "warn"]);
+    let out = run_client(&[
+        "stdio",
+        bin.to_str().unwrap(),
+        "--stdio",
+        "--log-level",
+        "warn",
+    ]);
     assert!(out.contains("\"ok\": true"), "{out}");
 }
