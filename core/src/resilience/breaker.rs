@@ -13,6 +13,7 @@
 use super::clock::Clock;
 use super::error::ConfigError;
 use crate::sync::{AtomicU64, Ordering};
+use crate::Counter;
 use core::fmt;
 
 /// The most outcomes a count-based window can hold.
@@ -448,8 +449,8 @@ pub struct CircuitBreaker {
     slow: AtomicU64,
     since: AtomicU64,
     clock: Clock,
-    transitions: AtomicU64,
-    rejections: AtomicU64,
+    transitions: Counter,
+    rejections: Counter,
     config: BreakerConfig,
     /// Coarse time = ticks >> shift: about a millisecond per unit, so 48 bits span millennia.
     shift: u32,
@@ -469,8 +470,8 @@ impl CircuitBreaker {
                 slow: AtomicU64::new(0),
                 since: AtomicU64::new(0),
                 clock: Clock::new(),
-                transitions: AtomicU64::new(0),
-                rejections: AtomicU64::new(0),
+                transitions: Counter::new(),
+                rejections: Counter::new(),
                 config,
                 shift,
             }
@@ -494,12 +495,22 @@ impl CircuitBreaker {
 
     /// Transitions since start.
     pub fn transitions(&self) -> u64 {
-        self.transitions.load(Ordering::Relaxed)
+        self.transitions.get()
     }
 
     /// Calls refused since start.
     pub fn rejections(&self) -> u64 {
-        self.rejections.load(Ordering::Relaxed)
+        self.rejections.get()
+    }
+
+    /// The transitions counter, to register as a metric.
+    pub const fn transitions_counter(&self) -> &Counter {
+        &self.transitions
+    }
+
+    /// The rejections counter, to register as a metric.
+    pub const fn rejections_counter(&self) -> &Counter {
+        &self.rejections
     }
 
     /// Calls and failures in the current closed window, `(calls, failures)`.
@@ -655,7 +666,7 @@ impl CircuitBreaker {
 
     /// Bookkeeping after a successful transition into `next` (its `since` is `since_coarse`).
     fn entered(&self, next: u64, since_coarse: u64) {
-        self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.transitions.inc();
         let gen = generation(next);
         match st(next) {
             ST_CLOSED => {
@@ -792,7 +803,7 @@ impl CircuitBreaker {
     }
 
     fn reject(&self, state: BreakerState, retry_after: Option<u64>) -> Rejected {
-        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.rejections.inc();
         Rejected { state, retry_after }
     }
 

@@ -38,4 +38,10 @@ impl Clock {
             self.seen.fetch_max(now, Ordering::Relaxed);
         }
     }
+
+    /// The latest tick seen.
+    #[inline]
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
+    }
 }

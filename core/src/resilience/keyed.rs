@@ -17,6 +17,7 @@ use super::clock::Clock;
 use super::error::{AcquireError, RateLimited};
 use super::token_bucket::{Decision, Gcra, TokenBucketConfig};
 use crate::sync::{spin_hint, AtomicU64, AtomicU8, Ordering};
+use crate::Counter;
 
 /// Slots per set: a key can live in any slot of its set.
 pub const WAYS: usize = 4;
@@ -118,8 +119,8 @@ pub struct KeyedLimiter<const CAP: usize> {
     inserting: [AtomicU8; CAP],
     overflow: AtomicU64,
     clock: Clock,
-    overflowed: AtomicU64,
-    rejected: AtomicU64,
+    overflowed: Counter,
+    rejected: Counter,
     gcra: Gcra,
     config: TokenBucketConfig,
 }
@@ -133,8 +134,8 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             inserting: [const { AtomicU8::new(0) }; CAP],
             overflow: AtomicU64::new(0),
             clock: Clock::new(),
-            overflowed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            overflowed: Counter::new(),
+            rejected: Counter::new(),
             gcra: Gcra::new(&config),
             config,
         }
@@ -148,8 +149,8 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             inserting: core::array::from_fn(|_| AtomicU8::new(0)),
             overflow: AtomicU64::new(0),
             clock: Clock::new(),
-            overflowed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            overflowed: Counter::new(),
+            rejected: Counter::new(),
             gcra: Gcra::new(&config),
             config,
         }
@@ -174,7 +175,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
     /// Takes `n` tokens from `key`'s bucket at `now`, or none. `n > burst` can never pass.
     pub fn try_acquire_n(&self, key: u64, now: u64, n: u32) -> Result<(), AcquireError> {
         if n > self.gcra.burst {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.rejected.inc();
             return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
         }
         if n == 0 {
@@ -223,7 +224,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
                 Ok(())
             }
             Err(units) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.rejected.inc();
                 Err(RateLimited { retry_after: self.gcra.ticks(units) }.into())
             }
         }
@@ -267,12 +268,27 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Requests charged to the overflow bucket since start (admitted or not).
     pub fn overflowed(&self) -> u64 {
-        self.overflowed.load(Ordering::Relaxed)
+        self.overflowed.get()
     }
 
     /// Requests refused since start.
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.rejected.get()
+    }
+
+    /// The rejection counter, to register as a metric.
+    pub const fn rejections_counter(&self) -> &Counter {
+        &self.rejected
+    }
+
+    /// The overflow counter, to register as a metric (`..._overflow_total`).
+    pub const fn overflow_counter(&self) -> &Counter {
+        &self.overflowed
+    }
+
+    /// Active clients at the latest `now` the limiter acted on (what its registry gauge shows).
+    pub fn active_latest(&self) -> usize {
+        self.active(self.clock.seen())
     }
 
     /// The number of slots.
@@ -362,7 +378,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
     }
 
     fn charge_overflow(&self, now_u: u64, n: u32) -> Result<(), u64> {
-        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        self.overflowed.inc();
         let mut tat = self.overflow.load(Ordering::Relaxed);
         loop {
             match self.gcra.decide(tat, now_u, n) {

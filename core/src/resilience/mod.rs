@@ -10,6 +10,7 @@ mod breaker;
 mod clock;
 mod error;
 mod keyed;
+mod observe;
 mod quota;
 mod token_bucket;
 

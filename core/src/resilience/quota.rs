@@ -2,6 +2,7 @@
 
 use super::error::ConfigError;
 use crate::sync::{AtomicU64, Ordering};
+use crate::Counter;
 use core::fmt;
 
 /// Bits of the word that hold the count used in the current window.
@@ -101,7 +102,7 @@ impl fmt::Display for QuotaError {
 #[derive(Debug)]
 pub struct Quota {
     word: AtomicU64,
-    rejected: AtomicU64,
+    rejected: Counter,
     window_ticks: u64,
     limit: u32,
 }
@@ -125,7 +126,7 @@ impl Quota {
             };
             Self {
                 word: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                rejected: Counter::new(),
                 window_ticks: tps.saturating_mul(secs),
                 limit,
             }
@@ -179,7 +180,7 @@ impl Quota {
     /// [`QuotaError::ExceedsLimit`].
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<u32, QuotaError> {
         if n > self.limit {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.rejected.inc();
             return Err(QuotaError::ExceedsLimit { requested: n, limit: self.limit });
         }
         let limit = u64::from(self.limit);
@@ -188,7 +189,7 @@ impl Quota {
             let (window, used, ahead) = self.current(word, now);
             let wanted = used + u64::from(n); // ≤ 2 × 2^28: no overflow
             if wanted > limit {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.rejected.inc();
                 return Err(QuotaError::Exhausted { retry_after: self.retry_after(now, ahead) });
             }
             if n == 0 {
@@ -244,7 +245,19 @@ impl Quota {
 
     /// Requests refused since start (wrapping).
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.rejected.get()
+    }
+
+    /// The rejection counter, to register as a metric.
+    pub const fn rejections_counter(&self) -> &Counter {
+        &self.rejected
+    }
+
+    /// Units used in the latest window this quota counted in (what its registry gauge and health
+    /// check show: they have no clock, so after a window ends this reads the old window until
+    /// the next request).
+    pub fn used_latest(&self) -> u32 {
+        (self.word.load(Ordering::Relaxed) & COUNT_MASK) as u32
     }
 
     /// Empties the current window (an operator action).

@@ -9,6 +9,7 @@
 use super::clock::Clock;
 use super::error::{AcquireError, ConfigError, RateLimited};
 use crate::sync::{AtomicU64, Ordering};
+use crate::Counter;
 
 /// A sustained rate: `tokens` every `seconds` seconds.
 ///
@@ -222,7 +223,7 @@ impl Gcra {
 pub struct TokenBucket {
     tat: AtomicU64,
     clock: Clock,
-    rejected: AtomicU64,
+    rejected: Counter,
     gcra: Gcra,
     config: TokenBucketConfig,
 }
@@ -235,7 +236,7 @@ impl TokenBucket {
             Self {
                 tat: AtomicU64::new(0),
                 clock: Clock::new(),
-                rejected: AtomicU64::new(0),
+                rejected: Counter::new(),
                 gcra: Gcra::new(&config),
                 config,
             }
@@ -257,7 +258,7 @@ impl TokenBucket {
     /// [`AcquireError::ExceedsBurst`] (it can never pass, waiting does not help).
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<(), AcquireError> {
         if n > self.gcra.burst {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.rejected.inc();
             return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
         }
         if n == 0 {
@@ -277,7 +278,7 @@ impl TokenBucket {
                     }
                 }
                 Decision::Wait(units) => {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.rejected.inc();
                     return Err(RateLimited { retry_after: self.gcra.ticks(units) }.into());
                 }
             }
@@ -324,6 +325,17 @@ impl TokenBucket {
 
     /// Requests refused since start (monotonic, wraps after 2^64).
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.rejected.get()
+    }
+
+    /// The rejection counter, to register as a metric (e.g. `ratelimit_rejections_total`).
+    pub const fn rejections_counter(&self) -> &Counter {
+        &self.rejected
+    }
+
+    /// Whole tokens available at the latest `now` this bucket acted on (what its registry gauge
+    /// shows: the registry has no clock).
+    pub fn available_latest(&self) -> u32 {
+        self.available(self.clock.seen())
     }
 }
