@@ -9,9 +9,14 @@ use vitals_core::resilience::{
 static LIMIT: TokenBucket = TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(5), 3));
 /// Trips after 3 failures in a row; open 500 ms, doubling up to 4 s; 1 half-open probe.
 static UPSTREAM: CircuitBreaker = CircuitBreaker::new(
-    BreakerConfig::new(1_000).consecutive_failures(3).open_wait(500, 4_000).half_open(1, 10_000),
+    BreakerConfig::new(1_000)
+        .consecutive_failures(3)
+        .open_wait(500, 4_000)
+        .half_open(1, 10_000),
 );
-const RETRY: Backoff = Backoff::new(50, 2_000).with_jitter(Jitter::Full).with_max_attempts(4);
+const RETRY: Backoff = Backoff::new(50, 2_000)
+    .with_jitter(Jitter::Full)
+    .with_max_attempts(4);
 
 fn main() {
     let mut rng = Rng::new(1);
@@ -35,7 +40,10 @@ fn main() {
                 failed += 1;
                 permit.failure(now + 5);
                 let delay = RETRY.delay(0, rng.next_u32()).unwrap_or(0);
-                println!("t={now:>4} ms  upstream failed, breaker {}, would retry in {delay} ms", UPSTREAM.state());
+                println!(
+                    "t={now:>4} ms  upstream failed, breaker {}, would retry in {delay} ms",
+                    UPSTREAM.state()
+                );
             }
             Ok(permit) => {
                 ok += 1;

@@ -149,7 +149,7 @@ fn concurrent_half_open_probes_never_exceed_the_limit() {
         let b = Arc::new(breaker(2));
         b.try_acquire(0).unwrap().failure(0); // open until 1
         let admitted = three(b.clone(), |b| {
-            b.try_acquire_ticket(1).map(core::mem::forget).is_ok()
+            b.try_acquire_ticket(1).map(drop).is_ok()
         });
         assert_eq!(admitted, 2);
         assert_eq!(b.state(), BreakerState::HalfOpen);
@@ -201,8 +201,8 @@ fn dropped_probe_returns_its_slot_concurrently() {
         t.join().unwrap();
         // Either the new probe came after the release, or the slot is free now.
         match got {
-            Ok(p) => core::mem::forget(p),
-            Err(_) => assert!(b.try_acquire_ticket(1).map(core::mem::forget).is_ok()),
+            Ok(p) => drop(p),
+            Err(_) => assert!(b.try_acquire_ticket(1).map(drop).is_ok()),
         }
         assert!(b.try_acquire_ticket(1).is_err());
     });

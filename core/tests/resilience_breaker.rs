@@ -9,7 +9,13 @@ use vitals_core::resilience::*;
 const MS: u64 = 1_000;
 
 fn consecutive(n: u8) -> CircuitBreaker {
-    CircuitBreaker::new(BreakerConfig::new(MS).window(10, 10).consecutive_failures(n).open_wait(1_000, 8_000).half_open(2, 30_000))
+    CircuitBreaker::new(
+        BreakerConfig::new(MS)
+            .window(10, 10)
+            .consecutive_failures(n)
+            .open_wait(1_000, 8_000)
+            .half_open(2, 30_000),
+    )
 }
 
 fn fail_n(b: &CircuitBreaker, n: u32, now: u64) {
@@ -52,7 +58,11 @@ fn old_failures_fall_out_of_the_window() {
     b.try_acquire(0).unwrap().success(0);
     b.try_acquire(0).unwrap().failure(0);
     b.try_acquire(0).unwrap().failure(0);
-    assert_eq!(b.state(), BreakerState::Closed, "F S F F: the window holds S F F");
+    assert_eq!(
+        b.state(),
+        BreakerState::Closed,
+        "F S F F: the window holds S F F"
+    );
     b.try_acquire(0).unwrap().failure(0);
     assert_eq!(b.state(), BreakerState::Open);
 }
@@ -70,13 +80,22 @@ fn consecutive_failures_trip_before_the_minimum() {
 
 #[test]
 fn slow_call_rate_trips() {
-    let b = CircuitBreaker::new(BreakerConfig::new(MS).window(4, 4).failure_rate(100).slow_calls(200, 50));
+    let b = CircuitBreaker::new(
+        BreakerConfig::new(MS)
+            .window(4, 4)
+            .failure_rate(100)
+            .slow_calls(200, 50),
+    );
     let p = b.try_acquire(0).unwrap();
     p.success(500); // slow: 500 ms
     b.try_acquire(600).unwrap().success(610);
-    b.try_acquire(700).unwrap().record(800, Outcome::Success, 10); // caller-measured: fast
+    b.try_acquire(700)
+        .unwrap()
+        .record(800, Outcome::Success, 10); // caller-measured: fast
     assert_eq!(b.state(), BreakerState::Closed);
-    b.try_acquire(900).unwrap().record(900, Outcome::Success, 200); // exactly the threshold: slow
+    b.try_acquire(900)
+        .unwrap()
+        .record(900, Outcome::Success, 200); // exactly the threshold: slow
     assert_eq!(b.state(), BreakerState::Open);
 }
 
@@ -86,7 +105,13 @@ fn open_refuses_with_retry_after_then_half_open_admits_bounded_probes() {
     fail_n(&b, 1, 100);
     assert_eq!(b.state(), BreakerState::Open);
     let r = b.try_acquire(600).unwrap_err();
-    assert_eq!(r, Rejected { state: BreakerState::Open, retry_after: Some(500) });
+    assert_eq!(
+        r,
+        Rejected {
+            state: BreakerState::Open,
+            retry_after: Some(500)
+        }
+    );
     assert_eq!(r.to_string(), "circuit breaker open: retry after 500 ticks");
     assert_eq!(b.rejections(), 1);
     let p1 = b.try_acquire(1_100).unwrap();
@@ -110,7 +135,10 @@ fn failed_probe_reopens_with_exponential_wait_up_to_the_cap() {
     fail_n(&b, 1, 0);
     let mut now = 0;
     for expected in [2_000u64, 4_000, 8_000, 8_000, 8_000] {
-        now += b.try_acquire(now).map(|_| 0).unwrap_or_else(|r| r.retry_after.unwrap());
+        now += b
+            .try_acquire(now)
+            .map(|_| 0)
+            .unwrap_or_else(|r| r.retry_after.unwrap());
         let p = b.try_acquire(now).unwrap();
         p.failure(now);
         assert_eq!(b.try_acquire(now).unwrap_err().retry_after, Some(expected));
@@ -150,7 +178,13 @@ fn stale_outcomes_are_ignored() {
 
 #[test]
 fn dropped_probe_frees_its_slot_and_leaked_tickets_time_out() {
-    let b = CircuitBreaker::new(BreakerConfig::new(MS).consecutive_failures(1).window(5, 5).open_wait(1_000, 1_000).half_open(1, 5_000));
+    let b = CircuitBreaker::new(
+        BreakerConfig::new(MS)
+            .consecutive_failures(1)
+            .window(5, 5)
+            .open_wait(1_000, 1_000)
+            .half_open(1, 5_000),
+    );
     fail_n(&b, 1, 0);
     let p = b.try_acquire(1_000).unwrap();
     assert!(b.try_acquire(1_000).is_err());
@@ -159,7 +193,7 @@ fn dropped_probe_frees_its_slot_and_leaked_tickets_time_out() {
     let gen = t.generation();
     assert!(t.is_probe());
     assert_eq!(b.try_acquire(3_000).unwrap_err().retry_after, Some(3_000));
-    core::mem::forget(t);
+    let _leaked = t; // never reported
     // After the probe timeout a new round (new generation) admits a probe again.
     let p = b.try_acquire(6_000).unwrap();
     assert_eq!(p.generation(), gen + 1);
@@ -174,7 +208,10 @@ fn forced_open_and_disabled_hold_until_reset() {
     assert_eq!(b.state(), BreakerState::ForcedOpen);
     let r = b.try_acquire(u64::MAX).unwrap_err();
     assert_eq!(r.retry_after, None);
-    assert_eq!(r.to_string(), "circuit breaker forced_open: retry when an operator resets it");
+    assert_eq!(
+        r.to_string(),
+        "circuit breaker forced_open: retry when an operator resets it"
+    );
     b.disable();
     assert_eq!(b.state(), BreakerState::Disabled);
     fail_n(&b, 50, 0);
@@ -200,10 +237,19 @@ fn now_going_backwards_counts_as_no_time_passed() {
 
 #[test]
 fn ticks_near_u64_max_and_nanosecond_clocks() {
-    let b = CircuitBreaker::new(BreakerConfig::new(1_000_000_000).consecutive_failures(1).window(2, 2).open_wait(1_000, 1_000).half_open(1, 1_000));
+    let b = CircuitBreaker::new(
+        BreakerConfig::new(1_000_000_000)
+            .consecutive_failures(1)
+            .window(2, 2)
+            .open_wait(1_000, 1_000)
+            .half_open(1, 1_000),
+    );
     fail_n(&b, 1, 1_000_000);
     let r = b.try_acquire(1_000_000).unwrap_err().retry_after.unwrap();
-    assert!((1_000_000_000..1_000_000_000 + (1 << 20)).contains(&r), "{r}");
+    assert!(
+        (1_000_000_000..1_000_000_000 + (1 << 20)).contains(&r),
+        "{r}"
+    );
     assert!(b.try_acquire(1_000_000 + r).is_ok());
 
     let m = consecutive(1);
@@ -221,7 +267,12 @@ fn config_validation_and_clamping() {
     assert_eq!(BreakerConfig::new(MS).validate(), Ok(()));
     let bad = BreakerConfig::new(MS).window(0, 0);
     assert_eq!(bad.validate().unwrap_err().field, "window");
-    let c = BreakerConfig::new(0).window(200, 255).failure_rate(0).half_open(0, 0).consecutive_failures(99).clamped();
+    let c = BreakerConfig::new(0)
+        .window(200, 255)
+        .failure_rate(0)
+        .half_open(0, 0)
+        .consecutive_failures(99)
+        .clamped();
     assert_eq!(c.validate(), Ok(()));
     assert_eq!(c.window, MAX_WINDOW);
     let b = CircuitBreaker::new(BreakerConfig::new(MS).window(200, 255));
@@ -241,8 +292,14 @@ fn lives_in_a_static() {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum MState {
     Closed,
-    Open { until: u64 },
-    Half { start: u64, admitted: u8, succeeded: u8 },
+    Open {
+        until: u64,
+    },
+    Half {
+        start: u64,
+        admitted: u8,
+        succeeded: u8,
+    },
     Forced,
     Disabled,
 }
@@ -260,7 +317,15 @@ struct Model {
 
 impl Model {
     fn new(c: BreakerConfig) -> Self {
-        Self { c, state: MState::Closed, gen: 0, level: 0, window: VecDeque::new(), seen: 0, transitions: 0 }
+        Self {
+            c,
+            state: MState::Closed,
+            gen: 0,
+            level: 0,
+            window: VecDeque::new(),
+            seen: 0,
+            transitions: 0,
+        }
     }
     fn wait(&self, level: u32) -> u64 {
         (self.c.open_ticks.saturating_mul(1u64 << level)).min(self.c.max_open_ticks)
@@ -289,16 +354,32 @@ impl Model {
             MState::Open { until } if eff < until => Err(Some(until - eff)),
             MState::Open { .. } => {
                 self.seen = eff;
-                self.go(MState::Half { start: eff, admitted: 1, succeeded: 0 });
+                self.go(MState::Half {
+                    start: eff,
+                    admitted: 1,
+                    succeeded: 0,
+                });
                 Ok((self.gen, true))
             }
-            MState::Half { start, admitted, succeeded } => {
+            MState::Half {
+                start,
+                admitted,
+                succeeded,
+            } => {
                 if admitted < self.c.half_open_probes {
-                    self.state = MState::Half { start, admitted: admitted + 1, succeeded };
+                    self.state = MState::Half {
+                        start,
+                        admitted: admitted + 1,
+                        succeeded,
+                    };
                     Ok((self.gen, true))
                 } else if eff >= start + self.c.probe_timeout_ticks {
                     self.seen = eff;
-                    self.go(MState::Half { start: eff, admitted: 1, succeeded: 0 });
+                    self.go(MState::Half {
+                        start: eff,
+                        admitted: 1,
+                        succeeded: 0,
+                    });
                     Ok((self.gen, true))
                 } else {
                     Err(Some(start + self.c.probe_timeout_ticks - eff))
@@ -323,29 +404,55 @@ impl Model {
                 let run = self.window.iter().rev().take_while(|w| w.0).count() as u64;
                 let min = self.c.minimum_calls as u64;
                 let trip = (n >= min && fails * 100 >= self.c.failure_rate_percent as u64 * n)
-                    || (self.c.consecutive_failures > 0 && run >= self.c.consecutive_failures as u64)
-                    || (self.c.slow_call_rate_percent > 0 && n >= min && slows * 100 >= self.c.slow_call_rate_percent as u64 * n);
+                    || (self.c.consecutive_failures > 0
+                        && run >= self.c.consecutive_failures as u64)
+                    || (self.c.slow_call_rate_percent > 0
+                        && n >= min
+                        && slows * 100 >= self.c.slow_call_rate_percent as u64 * n);
                 if trip {
                     self.open(now, 0);
                 }
             }
-            (MState::Half { start, admitted, succeeded }, true) => {
+            (
+                MState::Half {
+                    start,
+                    admitted,
+                    succeeded,
+                },
+                true,
+            ) => {
                 if failed || slow {
                     self.open(now, (self.level + 1).min(31));
                 } else if succeeded + 1 >= self.c.half_open_probes {
                     self.level = 0;
                     self.go(MState::Closed);
                 } else {
-                    self.state = MState::Half { start, admitted, succeeded: succeeded + 1 };
+                    self.state = MState::Half {
+                        start,
+                        admitted,
+                        succeeded: succeeded + 1,
+                    };
                 }
             }
             _ => {}
         }
     }
     fn release(&mut self, gen: u32, probe: bool) {
-        if let (MState::Half { start, admitted, succeeded }, true) = (self.state, probe) {
+        if let (
+            MState::Half {
+                start,
+                admitted,
+                succeeded,
+            },
+            true,
+        ) = (self.state, probe)
+        {
             if gen == self.gen && admitted > succeeded {
-                self.state = MState::Half { start, admitted: admitted - 1, succeeded };
+                self.state = MState::Half {
+                    start,
+                    admitted: admitted - 1,
+                    succeeded,
+                };
             }
         }
     }
@@ -367,8 +474,14 @@ impl Model {
 #[derive(Clone, Debug)]
 enum Op {
     Acquire,
-    Report { which: usize, failed: bool, duration: u64 },
-    Drop { which: usize },
+    Report {
+        which: usize,
+        failed: bool,
+        duration: u64,
+    },
+    Drop {
+        which: usize,
+    },
     Advance(u64),
     Back(u64),
     ForceOpen,
@@ -390,14 +503,30 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> impl Strategy<Value = BreakerConfig> {
-    (1u8..8, 1u8..8, 1u8..=100, 0u8..4, prop::option::of((50u64..250, 1u8..=100)), 1u64..2_000, 0u32..4, 1u8..4, 100u64..5_000)
-        .prop_map(|(window, min, rate, consec, slow, open, doublings, probes, timeout)| {
-            let mut c = BreakerConfig::new(MS).window(window, min.min(window)).failure_rate(rate).consecutive_failures(consec.min(window));
-            if let Some((ms, pct)) = slow {
-                c = c.slow_calls(ms, pct);
-            }
-            c.open_wait(open, open << doublings).half_open(probes, timeout)
-        })
+    (
+        1u8..8,
+        1u8..8,
+        1u8..=100,
+        0u8..4,
+        prop::option::of((50u64..250, 1u8..=100)),
+        1u64..2_000,
+        0u32..4,
+        1u8..4,
+        100u64..5_000,
+    )
+        .prop_map(
+            |(window, min, rate, consec, slow, open, doublings, probes, timeout)| {
+                let mut c = BreakerConfig::new(MS)
+                    .window(window, min.min(window))
+                    .failure_rate(rate)
+                    .consecutive_failures(consec.min(window));
+                if let Some((ms, pct)) = slow {
+                    c = c.slow_calls(ms, pct);
+                }
+                c.open_wait(open, open << doublings)
+                    .half_open(probes, timeout)
+            },
+        )
 }
 
 fn cases() -> u32 {

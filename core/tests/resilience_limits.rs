@@ -3,8 +3,8 @@
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
-use vitals_core::resilience::*;
 use vitals_core::resilience::Rng;
+use vitals_core::resilience::*;
 
 const MS: u64 = 1_000;
 const NS: u64 = 1_000_000_000;
@@ -21,9 +21,16 @@ fn burst_n_gives_exactly_n_back_to_back_from_idle() {
     for burst in [1u32, 2, 5, 100] {
         let b = bucket(MS, Rate::per_second(10), burst);
         for i in 0..burst {
-            assert!(b.try_acquire(7).is_ok(), "burst {burst}: request {i} refused");
+            assert!(
+                b.try_acquire(7).is_ok(),
+                "burst {burst}: request {i} refused"
+            );
         }
-        assert_eq!(b.try_acquire(7), Err(RateLimited { retry_after: 100 }), "burst {burst}");
+        assert_eq!(
+            b.try_acquire(7),
+            Err(RateLimited { retry_after: 100 }),
+            "burst {burst}"
+        );
         assert_eq!(b.rejected(), 1);
     }
 }
@@ -52,8 +59,16 @@ fn refills_one_token_per_interval_and_never_beyond_burst() {
 fn one_per_hour() {
     let b = bucket(MS, Rate::per_hour(1), 1);
     assert!(b.try_acquire(0).is_ok());
-    assert_eq!(b.try_acquire(1), Err(RateLimited { retry_after: 3_599_999 }));
-    assert_eq!(b.try_acquire(3_599_999), Err(RateLimited { retry_after: 1 }));
+    assert_eq!(
+        b.try_acquire(1),
+        Err(RateLimited {
+            retry_after: 3_599_999
+        })
+    );
+    assert_eq!(
+        b.try_acquire(3_599_999),
+        Err(RateLimited { retry_after: 1 })
+    );
     assert!(b.try_acquire(3_600_000).is_ok());
 }
 
@@ -112,7 +127,12 @@ fn ticks_near_u64_max_saturate_and_never_panic() {
     }
     // TAT would reach u64::MAX: the bucket refuses ("never") rather than over-admit.
     assert!(admitted <= 10, "admitted {admitted}");
-    assert_eq!(b.try_acquire(u64::MAX), Err(RateLimited { retry_after: u64::MAX }));
+    assert_eq!(
+        b.try_acquire(u64::MAX),
+        Err(RateLimited {
+            retry_after: u64::MAX
+        })
+    );
     assert_eq!(b.available(u64::MAX), 0);
 
     // A huge scale (1e9 per second on a 1-tick-per-second clock) saturates time early: still no panic.
@@ -130,7 +150,10 @@ fn acquire_n_edges() {
     assert_eq!(b.try_acquire_n(0, 0), Ok(()));
     assert_eq!(
         b.try_acquire_n(0, 5),
-        Err(AcquireError::ExceedsBurst { requested: 5, burst: 4 })
+        Err(AcquireError::ExceedsBurst {
+            requested: 5,
+            burst: 4
+        })
     );
     assert_eq!(b.try_acquire_n(0, 3), Ok(()));
     // 3 of 4 used: 2 more need one extra token = 100 ms.
@@ -151,7 +174,12 @@ fn peek_consumes_nothing() {
     assert!(b.peek(0, 3).is_err());
     assert_eq!(b.rejected(), 0);
     b.try_acquire_n(0, 2).unwrap();
-    assert_eq!(b.peek(0, 1), Err(AcquireError::RateLimited(RateLimited { retry_after: 1_000 })));
+    assert_eq!(
+        b.peek(0, 1),
+        Err(AcquireError::RateLimited(RateLimited {
+            retry_after: 1_000
+        }))
+    );
     b.reset();
     assert_eq!(b.available(0), 2);
 }
@@ -164,25 +192,38 @@ fn zero_config_is_clamped_and_reported() {
     assert_eq!(b.burst(), 1);
     assert!(b.try_acquire(0).is_ok());
     assert!(b.try_acquire(0).is_err());
-    let e = TokenBucketConfig::new(1000, Rate::per_second(1), 0).validate().unwrap_err();
+    let e = TokenBucketConfig::new(1000, Rate::per_second(1), 0)
+        .validate()
+        .unwrap_err();
     assert_eq!(e.to_string(), "invalid config: `burst` must be at least 1");
 }
 
 #[test]
 fn errors_say_what_to_do() {
-    assert_eq!(RateLimited { retry_after: 5 }.to_string(), "rate limited: retry after 5 ticks");
     assert_eq!(
-        AcquireError::ExceedsBurst { requested: 9, burst: 4 }.to_string(),
+        RateLimited { retry_after: 5 }.to_string(),
+        "rate limited: retry after 5 ticks"
+    );
+    assert_eq!(
+        AcquireError::ExceedsBurst {
+            requested: 9,
+            burst: 4
+        }
+        .to_string(),
         "request for 9 tokens can never pass: the burst is 4"
     );
     assert_eq!(
         QuotaError::Exhausted { retry_after: 3 }.to_string(),
         "quota exhausted: the next window starts in 3 ticks"
     );
-    assert_eq!(RetriesExhausted { max_attempts: 3 }.to_string(), "giving up: all 3 retries used");
+    assert_eq!(
+        RetriesExhausted { max_attempts: 3 }.to_string(),
+        "giving up: all 3 retries used"
+    );
 }
 
-static STATIC_BUCKET: TokenBucket = TokenBucket::new(TokenBucketConfig::new(MS, Rate::per_minute(60), 3));
+static STATIC_BUCKET: TokenBucket =
+    TokenBucket::new(TokenBucketConfig::new(MS, Rate::per_minute(60), 3));
 
 #[test]
 fn lives_in_a_static() {
@@ -202,7 +243,13 @@ struct Model {
 impl Model {
     fn new(cfg: &TokenBucketConfig) -> Self {
         let d = cfg.rate.seconds() as u128 * cfg.ticks_per_second as u128;
-        Self { d, tokens: cfg.rate.tokens() as u128, burst: cfg.burst as u128, credit: cfg.burst as u128 * d, at: 0 }
+        Self {
+            d,
+            tokens: cfg.rate.tokens() as u128,
+            burst: cfg.burst as u128,
+            credit: cfg.burst as u128 * d,
+            at: 0,
+        }
     }
     fn credit_at(&self, now: u64) -> u128 {
         let grown = self.credit + (now.saturating_sub(self.at) as u128) * self.tokens;
@@ -327,7 +374,12 @@ fn quota_counts_and_renews_per_window() {
     assert_eq!(q.try_acquire(10), Ok(2));
     assert_eq!(q.try_acquire(20), Ok(1));
     assert_eq!(q.try_acquire(30), Ok(0));
-    assert_eq!(q.try_acquire(40), Err(QuotaError::Exhausted { retry_after: 86_360 }));
+    assert_eq!(
+        q.try_acquire(40),
+        Err(QuotaError::Exhausted {
+            retry_after: 86_360
+        })
+    );
     assert_eq!(q.rejected(), 1);
     assert_eq!(q.used(86_399), 3);
     assert_eq!(q.used(86_400), 0);
@@ -363,14 +415,26 @@ fn quota_usage_and_health_threshold() {
 #[test]
 fn quota_edges() {
     let q = Quota::new(QuotaConfig::new(1, 60, 5));
-    assert_eq!(q.try_acquire_n(0, 6), Err(QuotaError::ExceedsLimit { requested: 6, limit: 5 }));
+    assert_eq!(
+        q.try_acquire_n(0, 6),
+        Err(QuotaError::ExceedsLimit {
+            requested: 6,
+            limit: 5
+        })
+    );
     assert_eq!(q.try_acquire_n(0, 0), Ok(5));
     assert_eq!(q.try_acquire_n(0, 5), Ok(0));
-    assert_eq!(q.try_acquire_n(59, 1), Err(QuotaError::Exhausted { retry_after: 1 }));
+    assert_eq!(
+        q.try_acquire_n(59, 1),
+        Err(QuotaError::Exhausted { retry_after: 1 })
+    );
     // Backwards into an earlier window: counts in the stored window, no time passed.
     assert_eq!(q.try_acquire_n(70, 2), Ok(3));
     assert_eq!(q.try_acquire_n(30, 3), Ok(0));
-    assert_eq!(q.try_acquire(30), Err(QuotaError::Exhausted { retry_after: 90 }));
+    assert_eq!(
+        q.try_acquire(30),
+        Err(QuotaError::Exhausted { retry_after: 90 })
+    );
     assert_eq!(q.used(0), 5);
     // Near u64::MAX.
     let m = Quota::new(QuotaConfig::new(u64::MAX, u64::MAX, u32::MAX));
@@ -379,7 +443,10 @@ fn quota_edges() {
     let z = Quota::new(QuotaConfig::new(0, 0, 0));
     assert!(QuotaConfig::new(0, 0, 0).validate().is_err());
     assert_eq!(z.try_acquire(u64::MAX), Ok(0));
-    assert_eq!(z.try_acquire(u64::MAX), Err(QuotaError::Exhausted { retry_after: 1 }));
+    assert_eq!(
+        z.try_acquire(u64::MAX),
+        Err(QuotaError::Exhausted { retry_after: 1 })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +460,10 @@ fn keys_have_independent_buckets() {
     for key in [0u64, 1, 2, u64::MAX] {
         assert!(l.try_acquire(key, 0).is_ok());
         assert!(l.try_acquire(key, 0).is_ok());
-        assert_eq!(l.try_acquire(key, 0), Err(RateLimited { retry_after: 1_000 }));
+        assert_eq!(
+            l.try_acquire(key, 0),
+            Err(RateLimited { retry_after: 1_000 })
+        );
     }
     assert_eq!(l.available(7, 0), 2);
     assert_eq!(l.available(1, 0), 0);
@@ -404,7 +474,13 @@ fn keys_have_independent_buckets() {
     assert_eq!(PER_CLIENT.validate(), Ok(()));
     assert!(l.try_acquire_bytes(b"alice", 0).is_ok());
     assert!(l.try_acquire_bytes(b"bob", 0).is_ok());
-    assert_eq!(l.try_acquire_n(9, 0, 3), Err(AcquireError::ExceedsBurst { requested: 3, burst: 2 }));
+    assert_eq!(
+        l.try_acquire_n(9, 0, 3),
+        Err(AcquireError::ExceedsBurst {
+            requested: 3,
+            burst: 2
+        })
+    );
     assert_eq!(l.try_acquire_n(9, 0, 0), Ok(()));
     assert_eq!(l.overflowed(), 0);
 }
@@ -478,7 +554,12 @@ fn keyed_now_backwards_and_near_max() {
         let _ = m.try_acquire(5, now);
         let _ = m.try_acquire(6, now);
     }
-    assert_eq!(m.try_acquire(5, u64::MAX), Err(RateLimited { retry_after: u64::MAX }));
+    assert_eq!(
+        m.try_acquire(5, u64::MAX),
+        Err(RateLimited {
+            retry_after: u64::MAX
+        })
+    );
 }
 
 static STATIC_KEYED: KeyedLimiter<32> = KeyedLimiter::new(PER_CLIENT);
@@ -498,12 +579,26 @@ fn backoff_without_jitter_doubles_up_to_the_cap() {
     let got: Vec<_> = (0..7).map(|a| b.delay(a, 12345)).collect();
     assert_eq!(
         got,
-        [Ok(100), Ok(200), Ok(400), Ok(800), Ok(1_000), Ok(1_000), Err(RetriesExhausted { max_attempts: 6 })]
+        [
+            Ok(100),
+            Ok(200),
+            Ok(400),
+            Ok(800),
+            Ok(1_000),
+            Ok(1_000),
+            Err(RetriesExhausted { max_attempts: 6 })
+        ]
     );
-    assert_eq!(Backoff::new(u64::MAX, u64::MAX).delay(u32::MAX - 1, u32::MAX), Ok(u64::MAX));
+    assert_eq!(
+        Backoff::new(u64::MAX, u64::MAX).delay(u32::MAX - 1, u32::MAX),
+        Ok(u64::MAX)
+    );
     assert_eq!(Backoff::new(3, 10).delay(200, 0), Ok(10));
     assert_eq!(Backoff::new(0, 10).delay(3, 0), Ok(0));
-    assert_eq!(Backoff::new(5, 10).with_max_attempts(0).delay(0, 0), Err(RetriesExhausted { max_attempts: 0 }));
+    assert_eq!(
+        Backoff::new(5, 10).with_max_attempts(0).delay(0, 0),
+        Err(RetriesExhausted { max_attempts: 0 })
+    );
 }
 
 #[test]

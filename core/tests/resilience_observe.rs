@@ -4,18 +4,48 @@
 use vitals_core::resilience::*;
 use vitals_core::{Component, Cursor, Entry, Format, Registry, Status};
 
-static BREAKER: CircuitBreaker = CircuitBreaker::new(BreakerConfig::new(1_000).consecutive_failures(1).window(2, 2));
-static BUCKET: TokenBucket = TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(1), 3));
-static CLIENTS: KeyedLimiter<8> = KeyedLimiter::new(TokenBucketConfig::new(1_000, Rate::per_second(1), 1));
+static BREAKER: CircuitBreaker = CircuitBreaker::new(
+    BreakerConfig::new(1_000)
+        .consecutive_failures(1)
+        .window(2, 2),
+);
+static BUCKET: TokenBucket =
+    TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(1), 3));
+static CLIENTS: KeyedLimiter<8> =
+    KeyedLimiter::new(TokenBucketConfig::new(1_000, Rate::per_second(1), 1));
 static QUOTA: Quota = Quota::new(QuotaConfig::new(1_000, 60, 10));
 static REGISTRY: Registry = Registry::new(&[
-    Entry::new("upstream_circuit_breaker_state", "0 closed, 1 open, 2 half-open.", &BREAKER),
-    Entry::new("upstream_circuit_breaker_transitions", "State changes.", BREAKER.transitions_counter()),
-    Entry::new("upstream_circuit_breaker_rejections", "Calls refused.", BREAKER.rejections_counter()),
+    Entry::new(
+        "upstream_circuit_breaker_state",
+        "0 closed, 1 open, 2 half-open.",
+        &BREAKER,
+    ),
+    Entry::new(
+        "upstream_circuit_breaker_transitions",
+        "State changes.",
+        BREAKER.transitions_counter(),
+    ),
+    Entry::new(
+        "upstream_circuit_breaker_rejections",
+        "Calls refused.",
+        BREAKER.rejections_counter(),
+    ),
     Entry::new("ratelimit_available_tokens", "Tokens left.", &BUCKET),
-    Entry::new("ratelimit_rejections", "Requests refused.", BUCKET.rejections_counter()),
-    Entry::new("client_ratelimit_active_clients", "Clients with a non-full bucket.", &CLIENTS),
-    Entry::new("client_ratelimit_overflow", "Requests charged to the shared overflow bucket.", CLIENTS.overflow_counter()),
+    Entry::new(
+        "ratelimit_rejections",
+        "Requests refused.",
+        BUCKET.rejections_counter(),
+    ),
+    Entry::new(
+        "client_ratelimit_active_clients",
+        "Clients with a non-full bucket.",
+        &CLIENTS,
+    ),
+    Entry::new(
+        "client_ratelimit_overflow",
+        "Requests charged to the shared overflow bucket.",
+        CLIENTS.overflow_counter(),
+    ),
     Entry::new("quota_used", "Units used in the current window.", &QUOTA),
 ]);
 
@@ -47,9 +77,16 @@ fn metrics_and_health_follow_the_primitives() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    let health = [Component::new("upstream", &BREAKER), Component::new("quota", &QUOTA)];
+    let health = [
+        Component::new("upstream", &BREAKER),
+        Component::new("quota", &QUOTA),
+    ];
     assert_eq!(health[0].status(), Status::Healthy);
-    assert_eq!(health[1].status(), Status::Healthy, "90 % is not above 90 %");
+    assert_eq!(
+        health[1].status(),
+        Status::Healthy,
+        "90 % is not above 90 %"
+    );
     QUOTA.try_acquire(0).unwrap();
     assert_eq!(health[1].status(), Status::Degraded);
 
@@ -57,9 +94,18 @@ fn metrics_and_health_follow_the_primitives() {
     assert!(BREAKER.try_acquire(0).is_err());
     assert_eq!(health[0].status(), Status::Unhealthy);
     let text = render();
-    assert!(text.contains("upstream_circuit_breaker_state 1\n"), "{text}");
-    assert!(text.contains("upstream_circuit_breaker_transitions_total 1\n"), "{text}");
-    assert!(text.contains("upstream_circuit_breaker_rejections_total 1\n"), "{text}");
+    assert!(
+        text.contains("upstream_circuit_breaker_state 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstream_circuit_breaker_transitions_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstream_circuit_breaker_rejections_total 1\n"),
+        "{text}"
+    );
     let _probe = BREAKER.try_acquire(10_000).unwrap();
     assert_eq!(health[0].status(), Status::Degraded);
     assert!(render().contains("upstream_circuit_breaker_state 2\n"));

@@ -76,7 +76,12 @@ const fn min(a: u64, b: u64) -> u64 {
 impl Backoff {
     /// Exponential from `base` ticks, doubling, capped at `cap`, no jitter, unlimited attempts.
     pub const fn new(base: u64, cap: u64) -> Self {
-        Self { base, cap, max_attempts: u32::MAX, jitter: Jitter::None }
+        Self {
+            base,
+            cap,
+            max_attempts: u32::MAX,
+            jitter: Jitter::None,
+        }
     }
 
     /// The same policy with `jitter`.
@@ -103,7 +108,9 @@ impl Backoff {
     /// The delay before retry number `attempt` (0-based), using `random` for the jitter.
     pub const fn delay(&self, attempt: u32, random: u32) -> Result<u64, RetriesExhausted> {
         if attempt >= self.max_attempts {
-            return Err(RetriesExhausted { max_attempts: self.max_attempts });
+            return Err(RetriesExhausted {
+                max_attempts: self.max_attempts,
+            });
         }
         let e = self.exponential(attempt);
         Ok(match self.jitter {

@@ -45,7 +45,11 @@ const fn generation(s: u64) -> u32 {
     (s >> 32) as u32
 }
 const fn make(state: u64, level: u64, admitted: u64, succeeded: u64, gen: u32) -> u64 {
-    (state & 7) | ((level & 31) << 3) | ((admitted & 0xFF) << 8) | ((succeeded & 0xFF) << 16) | ((gen as u64) << 32)
+    (state & 7)
+        | ((level & 31) << 3)
+        | ((admitted & 0xFF) << 8)
+        | ((succeeded & 0xFF) << 16)
+        | ((gen as u64) << 32)
 }
 
 // --- window words -----------------------------------------------------------------------------
@@ -303,7 +307,11 @@ impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {
             Some(t) => write!(f, "circuit breaker {}: retry after {t} ticks", self.state),
-            None => write!(f, "circuit breaker {}: retry when an operator resets it", self.state),
+            None => write!(
+                f,
+                "circuit breaker {}: retry when an operator resets it",
+                self.state
+            ),
         }
     }
 }
@@ -391,7 +399,11 @@ impl Permit<'_> {
     /// reclaims it.
     pub fn into_ticket(mut self) -> Ticket {
         // `ticket` is always `Some` until the permit is finished or turned into a ticket.
-        self.ticket.take().unwrap_or(Ticket { generation: 0, kind: Kind::Disabled, started: 0 })
+        self.ticket.take().unwrap_or(Ticket {
+            generation: 0,
+            kind: Kind::Disabled,
+            started: 0,
+        })
     }
 
     fn finish(mut self, now: u64, outcome: Outcome, duration: Option<u64>) {
@@ -520,13 +532,19 @@ impl CircuitBreaker {
         if st(s) != ST_CLOSED || w_tag(w) != gen_tag(generation(s)) {
             return (0, 0);
         }
-        (w_count(w) as u32, (w_bits(w) & count_mask(w_count(w))).count_ones())
+        (
+            w_count(w) as u32,
+            (w_bits(w) & count_mask(w_count(w))).count_ones(),
+        )
     }
 
     /// Asks to make one call at `now`: a [`Permit`] to report, or a refusal with retry-after.
     #[inline]
     pub fn try_acquire(&self, now: u64) -> Result<Permit<'_>, Rejected> {
-        self.try_acquire_ticket(now).map(|ticket| Permit { breaker: self, ticket: Some(ticket) })
+        self.try_acquire_ticket(now).map(|ticket| Permit {
+            breaker: self,
+            ticket: Some(ticket),
+        })
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but returns a detached [`Ticket`] to report with
@@ -548,12 +566,16 @@ impl CircuitBreaker {
                                 s = again;
                                 continue;
                             }
-                            return Err(self.reject(BreakerState::Open, Some(self.open_wait(level(s)))));
+                            return Err(
+                                self.reject(BreakerState::Open, Some(self.open_wait(level(s))))
+                            );
                         }
                     };
                     if self.coarse(eff) < until {
-                        let wait = self.from_coarse(until).saturating_sub(eff);
-                        return Err(self.reject(BreakerState::Open, Some(if wait == 0 { 1 } else { wait })));
+                        let wait = self.ticks_of_coarse(until).saturating_sub(eff);
+                        return Err(
+                            self.reject(BreakerState::Open, Some(if wait == 0 { 1 } else { wait }))
+                        );
                     }
                     match self.start_round(s, now, eff) {
                         Ok(t) => return Ok(t),
@@ -568,7 +590,13 @@ impl CircuitBreaker {
                             Ordering::AcqRel,
                             Ordering::Acquire,
                         ) {
-                            Ok(_) => return Ok(Ticket { generation: gen, kind: Kind::Probe, started: now }),
+                            Ok(_) => {
+                                return Ok(Ticket {
+                                    generation: gen,
+                                    kind: Kind::Probe,
+                                    started: now,
+                                })
+                            }
                             Err(actual) => {
                                 s = actual;
                                 continue;
@@ -578,7 +606,7 @@ impl CircuitBreaker {
                     let eff = self.clock.effective(now);
                     let timeout = self.config.probe_timeout_ticks;
                     let deadline = match self.since_for(gen) {
-                        Some(start) => self.from_coarse(start).saturating_add(timeout),
+                        Some(start) => self.ticks_of_coarse(start).saturating_add(timeout),
                         None => {
                             let again = self.state.load(Ordering::Acquire);
                             if again != s {
@@ -598,8 +626,20 @@ impl CircuitBreaker {
                     }
                 }
                 ST_FORCED_OPEN => return Err(self.reject(BreakerState::ForcedOpen, None)),
-                ST_DISABLED => return Ok(Ticket { generation: gen, kind: Kind::Disabled, started: now }),
-                _ => return Ok(Ticket { generation: gen, kind: Kind::Closed, started: now }),
+                ST_DISABLED => {
+                    return Ok(Ticket {
+                        generation: gen,
+                        kind: Kind::Disabled,
+                        started: now,
+                    })
+                }
+                _ => {
+                    return Ok(Ticket {
+                        generation: gen,
+                        kind: Kind::Closed,
+                        started: now,
+                    })
+                }
             }
         }
     }
@@ -612,7 +652,8 @@ impl CircuitBreaker {
 
     /// Reports a detached ticket's outcome with a duration measured by the caller.
     pub fn record_duration(&self, ticket: Ticket, now: u64, outcome: Outcome, duration_ticks: u64) {
-        let slow = self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks;
+        let slow =
+            self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks;
         let failed = matches!(outcome, Outcome::Failure);
         match ticket.kind {
             Kind::Disabled => {}
@@ -627,8 +668,16 @@ impl CircuitBreaker {
             return;
         }
         let mut s = self.state.load(Ordering::Acquire);
-        while st(s) == ST_HALF_OPEN && generation(s) == ticket.generation && admitted(s) > succeeded(s) {
-            match self.state.compare_exchange_weak(s, s - ADMITTED_ONE, Ordering::AcqRel, Ordering::Acquire) {
+        while st(s) == ST_HALF_OPEN
+            && generation(s) == ticket.generation
+            && admitted(s) > succeeded(s)
+        {
+            match self.state.compare_exchange_weak(
+                s,
+                s - ADMITTED_ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return,
                 Err(actual) => s = actual,
             }
@@ -654,7 +703,10 @@ impl CircuitBreaker {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let next = make(target, 0, 0, 0, generation(s).wrapping_add(1));
-            match self.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     self.entered(next, 0);
                     return;
@@ -684,15 +736,22 @@ impl CircuitBreaker {
     fn start_round(&self, s: u64, now: u64, eff: u64) -> Result<Ticket, u64> {
         let gen = generation(s).wrapping_add(1);
         let next = make(ST_HALF_OPEN, level(s), 1, 0, gen);
-        self.state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)?;
+        self.state
+            .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)?;
         self.entered(next, self.coarse(eff));
         self.clock.advance(now);
-        Ok(Ticket { generation: gen, kind: Kind::Probe, started: now })
+        Ok(Ticket {
+            generation: gen,
+            kind: Kind::Probe,
+            started: now,
+        })
     }
 
     fn record_closed(&self, gen: u32, now: u64, failed: bool, slow: bool) {
         let c = &self.config;
-        let Some(w) = self.push(&self.failures, gen, failed) else { return };
+        let Some(w) = self.push(&self.failures, gen, failed) else {
+            return;
+        };
         let min = u64::from(c.minimum_calls);
         let mut trip = reached(w, min, c.failure_rate_percent);
         if c.consecutive_failures > 0 {
@@ -718,7 +777,11 @@ impl CircuitBreaker {
 
     fn open(&self, s: u64, level: u64, now: u64) -> bool {
         let next = make(ST_OPEN, level, 0, 0, generation(s).wrapping_add(1));
-        if self.state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if self
+            .state
+            .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return false;
         }
         let eff = self.clock.effective(now);
@@ -732,7 +795,11 @@ impl CircuitBreaker {
         let mut s = self.state.load(Ordering::Acquire);
         while st(s) == ST_HALF_OPEN && generation(s) == gen {
             if failed {
-                let lvl = if level(s) < MAX_LEVEL { level(s) + 1 } else { MAX_LEVEL };
+                let lvl = if level(s) < MAX_LEVEL {
+                    level(s) + 1
+                } else {
+                    MAX_LEVEL
+                };
                 if self.open(s, lvl, now) {
                     return;
                 }
@@ -742,7 +809,11 @@ impl CircuitBreaker {
                 } else {
                     s + SUCCEEDED_ONE
                 };
-                if self.state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if self
+                    .state
+                    .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     if st(next) == ST_CLOSED {
                         self.entered(next, 0);
                     }
@@ -770,7 +841,11 @@ impl CircuitBreaker {
                 }
                 w_make(tag, 0, 0)
             };
-            let count = if w_count(base) < n { w_count(base) + 1 } else { n };
+            let count = if w_count(base) < n {
+                w_count(base) + 1
+            } else {
+                n
+            };
             let bits = ((w_bits(base) << 1) | u64::from(bit)) & count_mask(n);
             let next = w_make(tag, count, bits);
             match word.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
@@ -789,7 +864,10 @@ impl CircuitBreaker {
             if (s_tag(cur).wrapping_sub(tag) as i16) > 0 {
                 return; // a newer generation already published
             }
-            match self.since.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .since
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
@@ -829,7 +907,7 @@ impl CircuitBreaker {
     }
 
     #[inline]
-    fn from_coarse(&self, c: u64) -> u64 {
+    fn ticks_of_coarse(&self, c: u64) -> u64 {
         if c >= TIME_MASK {
             u64::MAX
         } else {

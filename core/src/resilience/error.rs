@@ -62,6 +62,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid config: `{}` must be {}", self.field, self.expected)
+        write!(
+            f,
+            "invalid config: `{}` must be {}",
+            self.field, self.expected
+        )
     }
 }

@@ -162,7 +162,9 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         match self.try_acquire_n(key, now, 1) {
             Ok(()) => Ok(()),
             Err(AcquireError::RateLimited(e)) => Err(e),
-            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited { retry_after: u64::MAX }),
+            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited {
+                retry_after: u64::MAX,
+            }),
         }
     }
 
@@ -176,7 +178,10 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
     pub fn try_acquire_n(&self, key: u64, now: u64, n: u32) -> Result<(), AcquireError> {
         if n > self.gcra.burst {
             self.rejected.inc();
-            return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
+            return Err(AcquireError::ExceedsBurst {
+                requested: n,
+                burst: self.gcra.burst,
+            });
         }
         if n == 0 {
             return Ok(());
@@ -225,7 +230,10 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             }
             Err(units) => {
                 self.rejected.inc();
-                Err(RateLimited { retry_after: self.gcra.ticks(units) }.into())
+                Err(RateLimited {
+                    retry_after: self.gcra.ticks(units),
+                }
+                .into())
             }
         }
     }
@@ -253,9 +261,11 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         let now_u = self.gcra.units(self.clock.effective(now));
         self.slots
             .iter()
-            .filter(|s| s.key.load(Ordering::Relaxed) != EMPTY && {
-                let tat = s.tat.load(Ordering::Relaxed);
-                tat != MARK && tat > now_u
+            .filter(|s| {
+                s.key.load(Ordering::Relaxed) != EMPTY && {
+                    let tat = s.tat.load(Ordering::Relaxed);
+                    tat != MARK && tat > now_u
+                }
             })
             .count()
     }
@@ -263,7 +273,8 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
     /// Tokens left in the shared overflow bucket at `now`.
     pub fn overflow_available(&self, now: u64) -> u32 {
         let now_u = self.gcra.units(self.clock.effective(now));
-        self.gcra.available(self.overflow.load(Ordering::Relaxed), now_u)
+        self.gcra
+            .available(self.overflow.load(Ordering::Relaxed), now_u)
     }
 
     /// Requests charged to the overflow bucket since start (admitted or not).
@@ -312,8 +323,11 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     #[inline]
     fn find(&self, word: u64) -> Option<usize> {
-        self.set_of(word)
-            .find(|&i| self.slots.get(i).is_some_and(|s| s.key.load(Ordering::Acquire) == word))
+        self.set_of(word).find(|&i| {
+            self.slots
+                .get(i)
+                .is_some_and(|s| s.key.load(Ordering::Acquire) == word)
+        })
     }
 
     /// Inserts `word` into its set under the set's insert flag, taken without waiting.
@@ -322,7 +336,10 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         let Some(flag) = self.inserting.get(range.start) else {
             return Insert::Full; // CAP = 0: everything overflows
         };
-        if flag.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if flag
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             return Insert::Busy;
         }
         let result = self.insert_locked(word, now_u, range);
@@ -334,11 +351,19 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         let start = range.start;
         let slots = self.slots.get(range).unwrap_or(&[]);
         // Someone may have inserted it since we looked.
-        if let Some((i, _)) = slots.iter().enumerate().find(|(_, s)| s.key.load(Ordering::Acquire) == word) {
+        if let Some((i, _)) = slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.key.load(Ordering::Acquire) == word)
+        {
             return Insert::Slot(start + i);
         }
         // A never-used slot: its TAT (0) is a full bucket, no previous owner can race on it.
-        if let Some((i, s)) = slots.iter().enumerate().find(|(_, s)| s.key.load(Ordering::Relaxed) == EMPTY) {
+        if let Some((i, s)) = slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.key.load(Ordering::Relaxed) == EMPTY)
+        {
             s.key.store(word, Ordering::Release);
             return Insert::Slot(start + i);
         }
@@ -347,7 +372,9 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             let tat = s.tat.load(Ordering::Acquire);
             if tat != MARK
                 && tat < now_u
-                && s.tat.compare_exchange(tat, MARK, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+                && s.tat
+                    .compare_exchange(tat, MARK, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
             {
                 s.key.store(word, Ordering::Release);
                 // `tat + 1 ≤ now_u`: still a full bucket, and larger than every TAT the old key had.
@@ -367,7 +394,12 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             }
             match self.gcra.decide(tat, now_u, n) {
                 Decision::Conform(new) => {
-                    match slot.tat.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+                    match slot.tat.compare_exchange_weak(
+                        tat,
+                        new,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
                         Ok(_) => return Some(Ok(())),
                         Err(actual) => tat = actual,
                     }
@@ -383,7 +415,12 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         loop {
             match self.gcra.decide(tat, now_u, n) {
                 Decision::Conform(new) => {
-                    match self.overflow.compare_exchange_weak(tat, new, Ordering::Relaxed, Ordering::Relaxed) {
+                    match self.overflow.compare_exchange_weak(
+                        tat,
+                        new,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
                         Ok(_) => return Ok(()),
                         Err(actual) => tat = actual,
                     }

@@ -35,8 +35,8 @@
 //! assert_eq!(HEALTH[0].status(), Status::Unhealthy);
 //! ```
 
-use super::{CircuitBreaker, KeyedLimiter, Quota, TokenBucket};
 use super::BreakerState;
+use super::{CircuitBreaker, KeyedLimiter, Quota, TokenBucket};
 use crate::health::{Check, Status};
 use crate::labels::Labels;
 use crate::registry::{Collect, Instrument, Kind, Series, Value};
@@ -59,7 +59,9 @@ macro_rules! gauge {
 }
 
 gauge!(CircuitBreaker, |s| Value::Int(s.state().gauge()));
-gauge!(TokenBucket, |s| Value::Uint(u64::from(s.available_latest())));
+gauge!(TokenBucket, |s| Value::Uint(u64::from(
+    s.available_latest()
+)));
 gauge!(Quota, |s| Value::Uint(u64::from(s.used_latest())));
 gauge!(KeyedLimiter<CAP>, const CAP, |s| Value::Uint(s.active_latest() as u64));
 

@@ -33,19 +33,32 @@ pub struct QuotaConfig {
 impl QuotaConfig {
     /// A configuration; see the fields.
     pub const fn new(ticks_per_second: u64, window_seconds: u64, limit: u32) -> Self {
-        Self { ticks_per_second, window_seconds, limit }
+        Self {
+            ticks_per_second,
+            window_seconds,
+            limit,
+        }
     }
 
     /// Checks the ranges (the constructor clamps instead).
     pub const fn validate(&self) -> Result<(), ConfigError> {
         if self.ticks_per_second == 0 {
-            return Err(ConfigError { field: "ticks_per_second", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "ticks_per_second",
+                expected: "at least 1",
+            });
         }
         if self.window_seconds == 0 {
-            return Err(ConfigError { field: "window_seconds", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "window_seconds",
+                expected: "at least 1",
+            });
         }
         if self.limit == 0 || self.limit > MAX_QUOTA_LIMIT {
-            return Err(ConfigError { field: "limit", expected: "in 1..=268435455" });
+            return Err(ConfigError {
+                field: "limit",
+                expected: "in 1..=268435455",
+            });
         }
         Ok(())
     }
@@ -72,10 +85,16 @@ impl fmt::Display for QuotaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             QuotaError::Exhausted { retry_after } => {
-                write!(f, "quota exhausted: the next window starts in {retry_after} ticks")
+                write!(
+                    f,
+                    "quota exhausted: the next window starts in {retry_after} ticks"
+                )
             }
             QuotaError::ExceedsLimit { requested, limit } => {
-                write!(f, "request for {requested} can never pass: the quota is {limit} per window")
+                write!(
+                    f,
+                    "request for {requested} can never pass: the quota is {limit} per window"
+                )
             }
         }
     }
@@ -181,7 +200,10 @@ impl Quota {
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<u32, QuotaError> {
         if n > self.limit {
             self.rejected.inc();
-            return Err(QuotaError::ExceedsLimit { requested: n, limit: self.limit });
+            return Err(QuotaError::ExceedsLimit {
+                requested: n,
+                limit: self.limit,
+            });
         }
         let limit = u64::from(self.limit);
         let mut word = self.word.load(Ordering::Relaxed);
@@ -190,7 +212,9 @@ impl Quota {
             let wanted = used + u64::from(n); // ≤ 2 × 2^28: no overflow
             if wanted > limit {
                 self.rejected.inc();
-                return Err(QuotaError::Exhausted { retry_after: self.retry_after(now, ahead) });
+                return Err(QuotaError::Exhausted {
+                    retry_after: self.retry_after(now, ahead),
+                });
             }
             if n == 0 {
                 return Ok((limit - used) as u32);

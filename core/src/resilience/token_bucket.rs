@@ -69,22 +69,38 @@ pub struct TokenBucketConfig {
 impl TokenBucketConfig {
     /// A configuration; see the fields.
     pub const fn new(ticks_per_second: u64, rate: Rate, burst: u32) -> Self {
-        Self { ticks_per_second, rate, burst }
+        Self {
+            ticks_per_second,
+            rate,
+            burst,
+        }
     }
 
     /// Checks that every field is at least 1 (the constructors raise zeros to 1 instead).
     pub const fn validate(&self) -> Result<(), ConfigError> {
         if self.ticks_per_second == 0 {
-            return Err(ConfigError { field: "ticks_per_second", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "ticks_per_second",
+                expected: "at least 1",
+            });
         }
         if self.rate.tokens == 0 {
-            return Err(ConfigError { field: "rate.tokens", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "rate.tokens",
+                expected: "at least 1",
+            });
         }
         if self.rate.seconds == 0 {
-            return Err(ConfigError { field: "rate.seconds", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "rate.seconds",
+                expected: "at least 1",
+            });
         }
         if self.burst == 0 {
-            return Err(ConfigError { field: "burst", expected: "at least 1" });
+            return Err(ConfigError {
+                field: "burst",
+                expected: "at least 1",
+            });
         }
         Ok(())
     }
@@ -144,7 +160,12 @@ impl Gcra {
         }
         let burst = if config.burst == 0 { 1 } else { config.burst };
         let interval = max1(interval as u64);
-        Self { interval, scale: scale as u64, span: interval.saturating_mul(burst as u64), burst }
+        Self {
+            interval,
+            scale: scale as u64,
+            span: interval.saturating_mul(burst as u64),
+            burst,
+        }
     }
 
     /// `now` in units (saturating).
@@ -250,7 +271,9 @@ impl TokenBucket {
             Ok(()) => Ok(()),
             Err(AcquireError::RateLimited(e)) => Err(e),
             // Unreachable: burst ≥ 1. Reported as "never" rather than panicking.
-            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited { retry_after: u64::MAX }),
+            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited {
+                retry_after: u64::MAX,
+            }),
         }
     }
 
@@ -259,7 +282,10 @@ impl TokenBucket {
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<(), AcquireError> {
         if n > self.gcra.burst {
             self.rejected.inc();
-            return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
+            return Err(AcquireError::ExceedsBurst {
+                requested: n,
+                burst: self.gcra.burst,
+            });
         }
         if n == 0 {
             return Ok(());
@@ -269,7 +295,12 @@ impl TokenBucket {
         loop {
             match self.gcra.decide(tat, now_u, n) {
                 Decision::Conform(new) => {
-                    match self.tat.compare_exchange_weak(tat, new, Ordering::Relaxed, Ordering::Relaxed) {
+                    match self.tat.compare_exchange_weak(
+                        tat,
+                        new,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
                         Ok(_) => {
                             self.clock.advance(now);
                             return Ok(());
@@ -279,7 +310,10 @@ impl TokenBucket {
                 }
                 Decision::Wait(units) => {
                     self.rejected.inc();
-                    return Err(RateLimited { retry_after: self.gcra.ticks(units) }.into());
+                    return Err(RateLimited {
+                        retry_after: self.gcra.ticks(units),
+                    }
+                    .into());
                 }
             }
         }
@@ -289,7 +323,10 @@ impl TokenBucket {
     /// rejection).
     pub fn peek(&self, now: u64, n: u32) -> Result<(), AcquireError> {
         if n > self.gcra.burst {
-            return Err(AcquireError::ExceedsBurst { requested: n, burst: self.gcra.burst });
+            return Err(AcquireError::ExceedsBurst {
+                requested: n,
+                burst: self.gcra.burst,
+            });
         }
         if n == 0 {
             return Ok(());
@@ -297,7 +334,10 @@ impl TokenBucket {
         let now_u = self.gcra.units(self.clock.effective(now));
         match self.gcra.decide(self.tat.load(Ordering::Relaxed), now_u, n) {
             Decision::Conform(_) => Ok(()),
-            Decision::Wait(units) => Err(RateLimited { retry_after: self.gcra.ticks(units) }.into()),
+            Decision::Wait(units) => Err(RateLimited {
+                retry_after: self.gcra.ticks(units),
+            }
+            .into()),
         }
     }
 
