@@ -1,12 +1,117 @@
 //! Number formatting without `core::fmt` (which costs kilobytes of flash and is slow).
 //!
-//! Integers go through `itoa`; integer values with a decimal scale (microseconds shown as seconds)
+//! Integers go through `itoa` on 64-bit targets; on 32-bit ones (MCUs without a 64-bit divider,
+//! where itoa's divisions pull in ~1.3 KiB of software division) through a division-free
+//! subtraction of powers of ten. Integer values with a decimal scale (microseconds shown as seconds)
 //! are written exactly by placing the decimal point, with no float maths; `f64` values go through
 //! `ryu` (shortest round-trip) and use Prometheus' spellings `+Inf`, `-Inf` and `NaN`.
 
 /// Longest text any writer here produces (an `f64` from ryu is at most 24 bytes, a `u64` 20 digits
 /// plus a point).
 pub const MAX_NUMBER_LEN: usize = 24;
+
+/// Scratch space for one formatted integer (20 digits and a sign).
+#[cfg(target_pointer_width = "64")]
+pub struct Digits(itoa::Buffer);
+
+/// Scratch space for one formatted integer (20 digits and a sign).
+#[cfg(not(target_pointer_width = "64"))]
+pub struct Digits([u8; 21]);
+
+impl Digits {
+    /// Empty scratch space.
+    #[inline]
+    pub fn new() -> Self {
+        #[cfg(target_pointer_width = "64")]
+        return Digits(itoa::Buffer::new());
+        #[cfg(not(target_pointer_width = "64"))]
+        return Digits([0; 21]);
+    }
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Digits::new()
+    }
+}
+
+/// Writes `v` in decimal into `buf`, returning the digits.
+#[cfg(target_pointer_width = "64")]
+#[inline]
+pub fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
+    buf.0.format(v).as_bytes()
+}
+
+/// Writes `v` in decimal into `buf`, returning the digits.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline]
+pub fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
+    write_u64_no_div(&mut buf.0, v)
+}
+
+/// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
+#[cfg(target_pointer_width = "64")]
+#[inline]
+pub fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
+    buf.0.format(v).as_bytes()
+}
+
+/// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline]
+pub fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
+    let (sign, digits) = buf.0.split_at_mut(1);
+    let n = write_u64_no_div(digits, v.unsigned_abs()).len();
+    if v >= 0 {
+        return buf.0.get(1..1 + n).unwrap_or(&[]);
+    }
+    if let Some(s) = sign.first_mut() {
+        *s = b'-';
+    }
+    buf.0.get(..1 + n).unwrap_or(&[])
+}
+
+/// Division-free decimal formatting: at most 9 subtractions per digit (used on 32-bit targets;
+/// compiled everywhere so host tests check it against itoa).
+pub fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
+    const POW10: [u64; 20] = [
+        10_000_000_000_000_000_000,
+        1_000_000_000_000_000_000,
+        100_000_000_000_000_000,
+        10_000_000_000_000_000,
+        1_000_000_000_000_000,
+        100_000_000_000_000,
+        10_000_000_000_000,
+        1_000_000_000_000,
+        100_000_000_000,
+        10_000_000_000,
+        1_000_000_000,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    let mut len = 0;
+    for p in POW10 {
+        let mut digit = b'0';
+        while v >= p {
+            v -= p;
+            digit += 1;
+        }
+        if len > 0 || digit != b'0' || p == 1 {
+            if let Some(d) = buf.get_mut(len) {
+                *d = digit;
+            }
+            len += 1;
+        }
+    }
+    buf.get(..len).unwrap_or(&[])
+}
 
 /// A small stack buffer holding one formatted number.
 pub struct NumBuf {
@@ -43,24 +148,22 @@ impl NumBuf {
     /// Formats an unsigned integer.
     pub fn u64(v: u64) -> Self {
         let mut n = NumBuf::empty();
-        let mut b = itoa::Buffer::new();
-        n.push(b.format(v).as_bytes());
+        n.push(write_u64(&mut Digits::new(), v));
         n
     }
 
     /// Formats a signed integer.
     pub fn i64(v: i64) -> Self {
         let mut n = NumBuf::empty();
-        let mut b = itoa::Buffer::new();
-        n.push(b.format(v).as_bytes());
+        n.push(write_i64(&mut Digits::new(), v));
         n
     }
 
     /// Formats `v / 10^decimals` exactly, without trailing zeros (`1500`, 6 → `0.0015`;
     /// `2_000_000`, 6 → `2`). `decimals` above 19 is treated as 19.
     pub fn scaled(v: u64, decimals: u8) -> Self {
-        let mut ib = itoa::Buffer::new();
-        let digits = ib.format(v).as_bytes();
+        let mut ib = Digits::new();
+        let digits = write_u64(&mut ib, v);
         let d = if decimals > 19 { 19 } else { decimals as usize };
         let mut n = NumBuf::empty();
         if d == 0 {
@@ -102,6 +205,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn division_free_matches_itoa() {
+        let mut vals = std::vec![0u64, 1, 9, 10, 99, 100, u64::MAX, u64::MAX - 1, 1 << 63];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x >> (x % 64));
+        }
+        for v in vals {
+            let want = std::format!("{v}");
+            assert_eq!(write_u64_no_div(&mut [0u8; 20], v), want.as_bytes());
+            assert_eq!(write_u64(&mut Digits::new(), v), want.as_bytes());
+            let i = v as i64;
+            assert_eq!(
+                write_i64(&mut Digits::new(), i),
+                std::format!("{i}").as_bytes()
+            );
+        }
+    }
+
+    #[test]
     fn integers() {
         assert_eq!(NumBuf::u64(0).as_str(), "0");
         assert_eq!(NumBuf::u64(u64::MAX).as_str(), "18446744073709551615");
@@ -116,8 +241,14 @@ mod tests {
         assert_eq!(NumBuf::scaled(1, 9).as_str(), "0.000000001");
         assert_eq!(NumBuf::scaled(0, 3).as_str(), "0");
         assert_eq!(NumBuf::scaled(123, 0).as_str(), "123");
-        assert_eq!(NumBuf::scaled(u64::MAX, 19).as_str(), "1.8446744073709551615");
-        assert_eq!(NumBuf::scaled(u64::MAX, 200).as_str(), "1.8446744073709551615");
+        assert_eq!(
+            NumBuf::scaled(u64::MAX, 19).as_str(),
+            "1.8446744073709551615"
+        );
+        assert_eq!(
+            NumBuf::scaled(u64::MAX, 200).as_str(),
+            "1.8446744073709551615"
+        );
     }
 
     #[cfg(feature = "float")]
@@ -128,7 +259,10 @@ mod tests {
         assert_eq!(NumBuf::f64(f64::NEG_INFINITY).as_str(), "-Inf");
         assert_eq!(NumBuf::f64(0.25).as_str(), "0.25");
         assert_eq!(NumBuf::f64(-1.0).as_str(), "-1.0");
-        assert_eq!(NumBuf::f64(f64::MIN).as_str().parse::<f64>().unwrap(), f64::MIN);
+        assert_eq!(
+            NumBuf::f64(f64::MIN).as_str().parse::<f64>().unwrap(),
+            f64::MIN
+        );
         assert!(NumBuf::f64(f64::MIN_POSITIVE).as_bytes().len() <= MAX_NUMBER_LEN);
     }
 }

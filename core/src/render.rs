@@ -10,7 +10,9 @@
 //! them: the cursor carries the running count, so `le="+Inf"` always equals `_count`.
 
 use crate::labels::{LabelSource, Labels, OVERFLOW_VALUE, SEPARATOR};
+#[cfg(feature = "float")]
 use crate::number::NumBuf;
+use crate::number::{write_i64, write_u64, Digits};
 use crate::registry::{Entry, Kind, Registry, Series, Value};
 use crate::sync::{AtomicU8, Ordering};
 use crate::RenderError;
@@ -224,14 +226,15 @@ impl Out<'_> {
 
     #[inline]
     fn u64(&mut self, v: u64) {
-        self.put(itoa::Buffer::new().format(v).as_bytes());
+        let mut d = Digits::new();
+        self.put(write_u64(&mut d, v));
     }
 
     /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
     #[inline]
     fn scaled(&mut self, v: u64, decimals: u8) {
-        let mut ib = itoa::Buffer::new();
-        let digits = ib.format(v).as_bytes();
+        let mut ib = Digits::new();
+        let digits = write_u64(&mut ib, v);
         let d = decimals.min(19) as usize;
         if d == 0 {
             self.put(digits);
@@ -316,7 +319,9 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
         },
         None if c.entry == entries.len() => {
             // The synthetic overflow family, present only when some family can overflow.
-            if matches!(c.phase, Phase::Help) && !entries.iter().any(|e| e.metric().overflow().is_some()) {
+            if matches!(c.phase, Phase::Help)
+                && !entries.iter().any(|e| e.metric().overflow().is_some())
+            {
                 c.entry += 1;
                 c.phase = Phase::Eof;
                 return Step::Skip;
@@ -488,10 +493,10 @@ fn series_line(
             out.byte(b' ');
             match value {
                 Value::Counter(x) => out.u64(x.get()),
-                Value::Gauge(x) => out.put(itoa::Buffer::new().format(x.get()).as_bytes()),
+                Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
                 #[cfg(feature = "float")]
                 Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
-                Value::Int(x) => out.put(itoa::Buffer::new().format(x).as_bytes()),
+                Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
                 Value::Uint(x) => out.u64(x),
                 #[cfg(feature = "float")]
                 Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
@@ -624,8 +629,14 @@ mod tests {
             Format::negotiate("application/openmetrics-text;q=0.2, text/plain;q=0.9"),
             Format::Prometheus
         );
-        assert_eq!(Format::negotiate("application/openmetrics-text;q=0"), Format::Prometheus);
-        assert_eq!(Format::negotiate("application/openmetrics-text;q=abc"), Format::Prometheus);
+        assert_eq!(
+            Format::negotiate("application/openmetrics-text;q=0"),
+            Format::Prometheus
+        );
+        assert_eq!(
+            Format::negotiate("application/openmetrics-text;q=abc"),
+            Format::Prometheus
+        );
         assert_eq!(parse_q("0.75"), 750);
         assert_eq!(parse_q("1.000"), 1000);
         assert_eq!(parse_q("2"), 0);
