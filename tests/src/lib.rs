@@ -387,35 +387,35 @@ pub fn strict_exposition_problems(text: &str) -> Vec<String> {
             problems.push(format!("duplicate series {series}"));
         }
         let v: f64 = value.parse().unwrap_or(f64::NAN);
-        if let Some((name, labels)) = series.split_once('{') {
-            if let Some(base) = name.strip_suffix("_bucket") {
-                let le = labels
-                    .split("le=\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("");
-                let others: String = labels
-                    .split(',')
-                    .filter(|l| !l.trim_start().starts_with("le="))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let key = format!("{base}{{{}", others.trim_end_matches('}'));
-                if let Some(prev) = last_bucket.get(&key) {
-                    if v < *prev {
-                        problems.push(format!("non-cumulative bucket {series}"));
-                    }
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        if let Some(base) = name.strip_suffix("_bucket") {
+            let le = labels
+                .split("le=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
+            let others: String = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.trim_start().starts_with("le=") && !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(",");
+            let key = format!("{base}{{{others}");
+            if let Some(prev) = last_bucket.get(&key) {
+                if v < *prev {
+                    problems.push(format!("non-cumulative bucket {series}"));
                 }
-                last_bucket.insert(key.clone(), v);
-                if le == "+Inf" {
-                    inf.insert(key, v);
-                }
-            } else if let Some(base) = name.strip_suffix("_count") {
-                let key = format!("{base}{{{}", labels.trim_end_matches('}'));
-                match inf.get(&key) {
-                    Some(i) if *i == v => {}
-                    Some(i) => problems.push(format!("{series} = {v} but +Inf bucket = {i}")),
-                    None => problems.push(format!("{series} has no +Inf bucket before it")),
-                }
+            }
+            last_bucket.insert(key.clone(), v);
+            if le == "+Inf" {
+                inf.insert(key, v);
+            }
+        } else if let Some(base) = name.strip_suffix("_count") {
+            let key = format!("{base}{{{}", labels.trim_end_matches('}'));
+            match inf.get(&key) {
+                Some(i) if *i == v => {}
+                Some(i) => problems.push(format!("{series} = {v} but +Inf bucket = {i}")),
+                None => problems.push(format!("{series} has no +Inf bucket before it")),
             }
         }
     }
@@ -447,6 +447,11 @@ mod tests {
         let good = "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n";
         assert!(strict_exposition_problems(good).is_empty());
         let bad = "h_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 2\nh_count 5\nh_count 5\n";
-        assert_eq!(strict_exposition_problems(bad).len(), 3);
+        assert_eq!(
+            strict_exposition_problems(bad).len(),
+            4,
+            "{:?}",
+            strict_exposition_problems(bad)
+        );
     }
 }
