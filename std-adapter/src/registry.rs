@@ -111,7 +111,7 @@ pub struct RuntimeRegistry {
 impl RuntimeRegistry {
     /// The core registry over these entries (names were checked at registration).
     pub fn registry(&self) -> Registry<'_> {
-        Registry::try_new(&self.entries).unwrap_or_else(|_| Registry::new(&[]))
+        Registry::from_unique(&self.entries)
     }
 
     /// The entries, in render order.
