@@ -58,11 +58,19 @@ fn parse_value(s: &str) -> Result<f64, String> {
         "NaN" => Ok(f64::NAN),
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        _ => s.parse::<f64>().map_err(|e| format!("bad value {s:?}: {e}")),
+        _ => s
+            .parse::<f64>()
+            .map_err(|e| format!("bad value {s:?}: {e}")),
     }
 }
 
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+/// Label pairs in order of appearance.
+pub type LabelPairs = Vec<(String, String)>;
+
+/// Per histogram series: `(le, cumulative count)` buckets, `_count`, `_sum`.
+type HistogramSeries = (Vec<(f64, f64)>, Option<f64>, Option<f64>);
+
+fn parse_labels(s: &str) -> Result<(LabelPairs, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s;
     loop {
@@ -74,7 +82,9 @@ fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         if !is_label_name(name) {
             return Err(format!("bad label name {name:?}"));
         }
-        rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+        rest = rest[eq + 1..]
+            .strip_prefix('"')
+            .ok_or("label value not quoted")?;
         let mut end = None;
         let mut esc = false;
         for (i, c) in rest.char_indices() {
@@ -116,17 +126,22 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
             continue;
         }
         if let Some(meta) = line.strip_prefix("# ") {
-            let (kw, rest) = meta.split_once(' ').ok_or(format!("bad comment {line:?}"))?;
+            let (kw, rest) = meta
+                .split_once(' ')
+                .ok_or(format!("bad comment {line:?}"))?;
             let (name, arg) = rest.split_once(' ').unwrap_or((rest, ""));
             if !is_name(name) {
                 return Err(format!("bad family name {name:?}"));
             }
-            let new = fams.last().map_or(true, |f| f.name != name);
+            let new = fams.last().is_none_or(|f| f.name != name);
             if new {
                 if fams.iter().any(|f| f.name == name) {
                     return Err(format!("family {name} appears twice"));
                 }
-                fams.push(Family { name: name.into(), ..Default::default() });
+                fams.push(Family {
+                    name: name.into(),
+                    ..Default::default()
+                });
             }
             let f = fams.last_mut().unwrap();
             if !f.samples.is_empty() {
@@ -140,7 +155,17 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
                 }
                 "TYPE" => {
                     let ok = if openmetrics {
-                        ["counter", "gauge", "histogram", "info", "unknown", "summary", "stateset", "gaugehistogram"].contains(&arg)
+                        [
+                            "counter",
+                            "gauge",
+                            "histogram",
+                            "info",
+                            "unknown",
+                            "summary",
+                            "stateset",
+                            "gaugehistogram",
+                        ]
+                        .contains(&arg)
                     } else {
                         ["counter", "gauge", "histogram", "untyped", "summary"].contains(&arg)
                     };
@@ -159,7 +184,9 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
             }
             continue;
         }
-        let name_end = line.find(['{', ' ']).ok_or(format!("bad sample {line:?}"))?;
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or(format!("bad sample {line:?}"))?;
         let name = &line[..name_end];
         if !is_name(name) {
             return Err(format!("bad sample name {name:?}"));
@@ -169,12 +196,16 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
         } else {
             (Vec::new(), &line[name_end..])
         };
-        let value_text = rest.strip_prefix(' ').ok_or(format!("no value in {line:?}"))?;
+        let value_text = rest
+            .strip_prefix(' ')
+            .ok_or(format!("no value in {line:?}"))?;
         if value_text.contains(' ') {
             return Err(format!("timestamp or junk after value in {line:?}"));
         }
         let value = parse_value(value_text)?;
-        let f = fams.last_mut().ok_or(format!("sample {name} without a family"))?;
+        let f = fams
+            .last_mut()
+            .ok_or(format!("sample {name} without a family"))?;
         let suffixes: &[&str] = match (f.kind.as_str(), openmetrics) {
             ("counter", true) => &["_total", "_created"],
             ("counter", false) => &[""],
@@ -183,14 +214,21 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
             _ => &[""],
         };
         if !suffixes.iter().any(|s| name == format!("{}{}", f.name, s)) {
-            return Err(format!("sample {name} does not belong to family {} ({})", f.name, f.kind));
+            return Err(format!(
+                "sample {name} does not belong to family {} ({})",
+                f.name, f.kind
+            ));
         }
         let mut key: Vec<_> = labels.clone();
         key.sort();
         if !seen_series.insert((name.to_string(), key)) {
             return Err(format!("duplicate series {line:?}"));
         }
-        f.samples.push(Sample { name: name.into(), labels, value });
+        f.samples.push(Sample {
+            name: name.into(),
+            labels,
+            value,
+        });
     }
     if openmetrics && !eof {
         return Err("missing # EOF".into());
@@ -205,14 +243,22 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
 
 fn check_histogram(f: &Family) -> Result<(), String> {
     // Group by labels without `le`.
-    let mut series: BTreeMap<Vec<(String, String)>, (Vec<(f64, f64)>, Option<f64>, Option<f64>)> =
-        BTreeMap::new();
+    let mut series: BTreeMap<LabelPairs, HistogramSeries> = BTreeMap::new();
     for s in &f.samples {
-        let mut key: Vec<_> = s.labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+        let mut key: Vec<_> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| k != "le")
+            .cloned()
+            .collect();
         key.sort();
         let e = series.entry(key).or_default();
         if s.name.ends_with("_bucket") {
-            let le = s.labels.iter().find(|(k, _)| k == "le").ok_or("bucket without le")?;
+            let le = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "le")
+                .ok_or("bucket without le")?;
             e.0.push((parse_value(&le.1)?, s.value));
         } else if s.name.ends_with("_count") {
             e.1 = Some(s.value);
@@ -221,7 +267,9 @@ fn check_histogram(f: &Family) -> Result<(), String> {
         }
     }
     for (labels, (buckets, count, sum)) in series {
-        let last = buckets.last().ok_or(format!("{} {labels:?}: no buckets", f.name))?;
+        let last = buckets
+            .last()
+            .ok_or(format!("{} {labels:?}: no buckets", f.name))?;
         if last.0 != f64::INFINITY {
             return Err(format!("{} {labels:?}: no +Inf bucket", f.name));
         }
@@ -234,7 +282,10 @@ fn check_histogram(f: &Family) -> Result<(), String> {
             }
         }
         if Some(last.1) != count {
-            return Err(format!("{}: +Inf bucket {} != _count {count:?}", f.name, last.1));
+            return Err(format!(
+                "{}: +Inf bucket {} != _count {count:?}",
+                f.name, last.1
+            ));
         }
         if sum.is_none() {
             return Err(format!("{}: no _sum", f.name));
