@@ -49,13 +49,14 @@ NEEDS = MON / "NEEDS.md"
 CORE_PANELS = [
     "Targets up", "Tool calls/s", "Error ratio (all tools)", "Breakers not closed",
     "Tool call rate", "Tool error ratio", "Tool latency p50 / p95 / p99", "Tool errors by type",
-    "Active tool calls", "HTTP requests", "Circuit breaker state", "CPU", "Resident memory",
-    "Open file descriptors",
+    "Active tool calls", "HTTP requests", "Circuit breaker state", "Rate-limit rejections", "CPU",
+    "Resident memory", "Open file descriptors",
 ]
 # What the issue asks the dashboard to show, by panel title.
-REQUIRED_PANELS = CORE_PANELS + [
-    "Rate-limit rejections", "Rate-limit tokens available", "Quota usage",
-]
+REQUIRED_PANELS = CORE_PANELS + ["Rate-limit tokens available", "Quota usage"]
+# Per-client tools/call budget of the test server: above the steady traffic (about 12 calls/s),
+# below the one burst the test sends, so the limiter panels have refusals to show.
+CLIENT_TOOL_RATE = "20/1s"
 # Series Prometheus makes itself, not the server.
 SYNTHETIC = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped",
              "scrape_samples_post_metric_relabeling", "scrape_series_added"}
@@ -95,10 +96,10 @@ def _die_with_parent():
         pass
 
 
-def spawn(args, logfile):
+def spawn(args, logfile, env=None):
     out = open(logfile, "wb")
     p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         preexec_fn=_die_with_parent)
+                         env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent)
     CHILDREN.append(p)
     return p
 
@@ -243,6 +244,18 @@ class Mcp:
         return m
 
 
+def outcome(m):
+    """ok, rate_limited (a refusal with retry-after), or bad."""
+    r = m.get("result")
+    if r is None:
+        return "bad"
+    if not r.get("isError"):
+        return "ok"
+    if (r.get("_meta") or {}).get("io.vitals/reason") == "rate_limited":
+        return "rate_limited"
+    return "bad"
+
+
 def traffic(url, stop, stats):
     """Tool calls until `stop` is set: mostly server_health, some to a tool that does not exist
     (an error for the error panels)."""
@@ -252,8 +265,7 @@ def traffic(url, stop, stats):
         stats["initialized"] = True
         i = 0
         while not stop.is_set():
-            m = c.call_tool("server_health")
-            stats["ok" if "result" in m and not m["result"].get("isError") else "bad"] += 1
+            stats[outcome(c.call_tool("server_health"))] += 1
             if i % 5 == 0:
                 c.call_tool("no_such_tool_for_monitoring_test")
                 stats["unknown"] += 1
@@ -552,7 +564,7 @@ def main():
     file_alerts, file_records = rule_names_in_files()
     for a in ["VitalsTargetDown", "VitalsTargetMissing", "VitalsToolErrorRatioHigh",
               "VitalsToolLatencyHigh", "VitalsCircuitBreakerOpen", "VitalsRateLimitRejectionsSurge",
-              "VitalsQuotaNearExhaustion", "VitalsProcessMemoryGrowth"]:
+              "VitalsQuotaNearExhaustion", "VitalsProcessMemoryGrowth", "VitalsLabelOverflow"]:
         if a not in file_alerts:
             fail(f"alert {a} is missing from the rule files")
     log(f"dashboard: {len(dash_queries)} queries; rules: {len(file_alerts)} alerts, "
@@ -561,13 +573,14 @@ def main():
     # 2. the server, and traffic
     sport = free_port()
     slog = tmp / "server.log"
-    server = spawn([str(server_bin), "--listen", f"127.0.0.1:{sport}"], slog)
+    server = spawn([str(server_bin), "--listen", f"127.0.0.1:{sport}"], slog,
+                   env={"RATE_LIMIT_PER_CLIENT_TOOLS": CLIENT_TOOL_RATE})
     base = f"http://127.0.0.1:{sport}"
     wait_for("vitals-server /healthz", lambda: (http("GET", base + "/healthz")[0] == 200, "not 200"),
              TIMEOUT_START, server, slog)
     log(f"vitals-server up on {base}")
     stop = threading.Event()
-    stats = {"ok": 0, "bad": 0, "unknown": 0}
+    stats = {"ok": 0, "bad": 0, "unknown": 0, "rate_limited": 0}
     t = threading.Thread(target=traffic, args=(base + "/mcp", stop, stats), daemon=True)
     t.start()
     wait_for("the first tool calls",
@@ -586,6 +599,14 @@ def main():
 
     wait_target_up(papi, prom, plog)
     log(f"Prometheus ({papi}) scrapes the server")
+
+    # One burst above the per-client budget: refusals for the rate-limit panels.
+    burst = Mcp(base + "/mcp")
+    burst.initialize()
+    refused = sum(outcome(burst.call_tool("server_health")) == "rate_limited" for _ in range(60))
+    log(f"burst of 60 calls over the {CLIENT_TOOL_RATE} per-client budget: {refused} refused")
+    if not refused:
+        fail("a burst of 60 tool calls above the per-client budget was never rate limited")
 
     # 4. every expression parses; rules are healthy; core panels have data
     def rules_evaluated():
@@ -654,7 +675,8 @@ def main():
 
     stop.set()
     t.join(timeout=5)
-    log(f"tool calls made: {stats['ok']} server_health, {stats['unknown']} unknown tool")
+    log(f"tool calls made: {stats['ok']} server_health ok, {stats['rate_limited']} rate limited, "
+        f"{stats['unknown']} unknown tool")
     kill_children()
 
     if args.bearer_variant:
