@@ -587,8 +587,6 @@ def main():
              lambda: ("error" in stats or stats["ok"] >= 3, stats), TIMEOUT_START, server, slog)
     if "error" in stats:
         die(f"MCP traffic failed: {stats['error']}\n{tail(slog)}")
-    if stats["bad"]:
-        fail(f"server_health answered with an error {stats['bad']} times")
 
     # 3. Prometheus with the shipped config, rewritten for the test
     prom, plog, papi = start_prometheus(
@@ -623,16 +621,12 @@ def main():
             fail(f"rule {x['name']} health {x.get('health')}: {x.get('lastError')}")
     rule_queries = [(f"rule {x['name']}", x["query"], False) for x in rules]
 
-    def run(q):
-        status, r = api("query", query=q)
-        return status, r
-
     core_empty = {}
     deadline = time.monotonic() + TIMEOUT_DATA
     while True:
         core_empty = {}
         for label, q, core in rule_queries + dash_queries:
-            status, r = run(q)
+            status, r = api("query", query=q)
             if r.get("status") != "success":
                 die(f"{label}: Prometheus refused {q!r}: HTTP {status} {r.get('error')}")
             if core and not r["data"]["result"]:
@@ -659,6 +653,11 @@ def main():
         for n in metric_names(q):
             if n not in recorded and n not in SYNTHETIC:
                 used.setdefault(n, set()).add(label)
+    # The extractor must see the selectors (an extractor that finds nothing would pass anything).
+    for n in ("mcp_tool_calls_total", "mcp_tool_duration_seconds_bucket", "circuit_breaker_state",
+              "process_resident_memory_bytes"):
+        if n not in used:
+            fail(f"metric name extraction missed {n}")
     pending = pending_metrics()
     for n in sorted(used):
         if n in exported:
@@ -677,6 +676,10 @@ def main():
     t.join(timeout=5)
     log(f"tool calls made: {stats['ok']} server_health ok, {stats['rate_limited']} rate limited, "
         f"{stats['unknown']} unknown tool")
+    if "error" in stats:
+        fail(f"MCP traffic failed: {stats['error']}")
+    if stats["bad"]:
+        fail(f"server_health answered with an error {stats['bad']} times")
     kill_children()
 
     if args.bearer_variant:
