@@ -75,12 +75,12 @@ impl<const N: usize> Cell for HistogramCells<N> {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "string-labels"))]
 pub(crate) const fn cell<C: Cell>() -> C {
     C::INIT
 }
 
-#[cfg(loom)]
+#[cfg(all(loom, feature = "string-labels"))]
 pub(crate) fn cell<C: Cell>() -> C {
     C::fresh()
 }

@@ -7,6 +7,7 @@
 //!
 //! Label values are escaped when rendered (`\\`, `\"`, `\n`), never trusted.
 
+#[cfg(feature = "string-labels")]
 use crate::sync::AtomicU8;
 
 /// A set of label values known at compile time, mapped to a dense index `0..CARDINALITY`.
@@ -141,6 +142,7 @@ pub enum Labels<'a> {
         value: fn(usize, usize) -> &'static str,
     },
     /// String values packed in a family's table: values separated by `0xFF` (never in UTF-8).
+    #[cfg(feature = "string-labels")]
     Packed {
         /// Label names.
         names: &'a [&'a str],
@@ -150,21 +152,26 @@ pub enum Labels<'a> {
         len: usize,
     },
     /// The overflow series of a full family: every label has the value [`OVERFLOW_VALUE`].
+    #[cfg(feature = "string-labels")]
     Overflow {
         /// Label names.
         names: &'a [&'a str],
     },
     /// Labels provided by a collector at run time (e.g. a std runtime family).
+    #[cfg(feature = "dyn-labels")]
     Dyn(&'a dyn LabelSource),
 }
 
 /// The label value of the overflow series that a full family routes new label sets to.
+#[cfg(feature = "string-labels")]
 pub const OVERFLOW_VALUE: &str = "__overflow__";
 
 /// Separator between packed label values (a byte that never occurs in UTF-8).
+#[cfg(feature = "string-labels")]
 pub(crate) const SEPARATOR: u8 = 0xFF;
 
 /// Labels supplied at run time through a trait object.
+#[cfg(feature = "dyn-labels")]
 pub trait LabelSource: Sync {
     /// Number of labels.
     fn len(&self) -> usize;
@@ -207,6 +214,9 @@ mod tests {
         }
         assert_eq!(P::name(1), "size");
         assert_eq!(<(Colour, Size, Size)>::CARDINALITY, 12);
-        assert_eq!(<(Colour, Size, Size)>::value((Colour::Blue, Size::L, Size::S).index(), 2), "s");
+        assert_eq!(
+            <(Colour, Size, Size)>::value((Colour::Blue, Size::L, Size::S).index(), 2),
+            "s"
+        );
     }
 }

@@ -71,8 +71,9 @@ mod gauge;
 mod histogram;
 mod info;
 
-pub mod labels;
 mod family;
+pub mod labels;
+#[cfg(feature = "string-labels")]
 mod str_family;
 
 mod registry;
@@ -84,15 +85,16 @@ pub mod resilience;
 
 pub use counter::Counter;
 pub use error::{NameError, RenderError};
+pub use family::Cell;
+pub use family::Family;
 #[cfg(feature = "float")]
 pub use gauge::FloatGauge;
 pub use gauge::Gauge;
+pub use health::{Check, Component, Health, HealthError, HealthReport, Status, StatusCell};
 pub use histogram::{Bounds, BoundsError, Histogram, HistogramCells, HistogramRef, Scale};
 pub use info::Info;
-pub use family::Family;
-pub use str_family::{LabelError, StrFamily};
 pub use labels::LabelSet;
 pub use registry::{Collect, Entry, HistogramView, Instrument, Kind, Registry, Series, Value};
-pub use family::Cell;
 pub use render::{Cursor, Format};
-pub use health::{Check, Component, Health, HealthError, HealthReport, Status, StatusCell};
+#[cfg(feature = "string-labels")]
+pub use str_family::{LabelError, StrFamily};

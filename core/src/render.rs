@@ -9,12 +9,18 @@
 //! Histogram buckets are cumulative even when a render spans calls and values change between
 //! them: the cursor carries the running count, so `le="+Inf"` always equals `_count`.
 
-use crate::labels::{LabelSource, Labels, OVERFLOW_VALUE, SEPARATOR};
+#[cfg(feature = "dyn-labels")]
+use crate::labels::LabelSource;
+use crate::labels::Labels;
+#[cfg(feature = "string-labels")]
+use crate::labels::{OVERFLOW_VALUE, SEPARATOR};
 #[cfg(feature = "float")]
 use crate::number::NumBuf;
 use crate::number::{write_i64, write_u64, Digits};
 use crate::registry::{Entry, Kind, Registry, Series, Value};
-use crate::sync::{AtomicU8, Ordering};
+#[cfg(feature = "string-labels")]
+use crate::sync::AtomicU8;
+use crate::sync::Ordering;
 use crate::RenderError;
 
 /// Content-Type of Prometheus text format 0.0.4 (exactly as Prometheus expects it).
@@ -194,6 +200,7 @@ impl Out<'_> {
 
     /// Writes one packed label value (up to the separator or the end of `key`), escaped; returns
     /// the bytes consumed including the separator.
+    #[cfg(feature = "string-labels")]
     #[inline]
     fn escaped_packed(&mut self, key: &[AtomicU8]) -> usize {
         // Fast path: copy straight into the buffer until a byte needs escaping or ends the value.
@@ -320,7 +327,8 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
         None if c.entry == entries.len() => {
             // The synthetic overflow family, present only when some family can overflow.
             if matches!(c.phase, Phase::Help)
-                && !entries.iter().any(|e| e.metric().overflow().is_some())
+                && (cfg!(not(feature = "string-labels"))
+                    || !entries.iter().any(|e| e.metric().overflow().is_some()))
             {
                 c.entry += 1;
                 c.phase = Phase::Eof;
@@ -574,6 +582,7 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
                 out.byte(b'"');
             }
         }
+        #[cfg(feature = "string-labels")]
         Labels::Packed { names, key, len } => {
             let mut rest = key.get(..len).unwrap_or(key);
             for n in names {
@@ -583,6 +592,7 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
                 out.byte(b'"');
             }
         }
+        #[cfg(feature = "string-labels")]
         Labels::Overflow { names } => {
             for n in names {
                 label(out, &mut first, n);
@@ -590,6 +600,7 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
                 out.byte(b'"');
             }
         }
+        #[cfg(feature = "dyn-labels")]
         Labels::Dyn(src) => dyn_labels(out, &mut first, src),
     }
     if let Some(le) = le {
@@ -605,6 +616,7 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
     }
 }
 
+#[cfg(feature = "dyn-labels")]
 fn dyn_labels(out: &mut Out<'_>, first: &mut bool, src: &dyn LabelSource) {
     for i in 0..src.len() {
         label(out, first, src.name(i));
