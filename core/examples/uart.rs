@@ -27,8 +27,17 @@ static FIRMWARE: Info<2> = Info::new(["version", "board"], ["1.4.2", "nrf52840-d
 static REGISTRY: Registry = Registry::new(&[
     Entry::new("device_boots", "Times the device booted.", &BOOTS),
     Entry::new("radio_packets", "Packets sent, by radio.", &PACKETS),
-    Entry::new("board_temperature_celsius", "Board temperature.", &TEMPERATURE),
-    Entry::new("adc_read_duration_seconds", "Time to read the ADC.", &ADC_READ).unit("seconds"),
+    Entry::new(
+        "board_temperature_celsius",
+        "Board temperature.",
+        &TEMPERATURE,
+    ),
+    Entry::new(
+        "adc_read_duration_seconds",
+        "Time to read the ADC.",
+        &ADC_READ,
+    )
+    .unit("seconds"),
     Entry::new("peer_messages", "Messages received, by peer.", &PEERS),
     Entry::new("firmware", "Firmware build.", &FIRMWARE),
 ]);
@@ -40,9 +49,13 @@ fn main() {
     // The application's hot paths: each update is one or two relaxed atomic adds.
     BOOTS.inc();
     for i in 0..100u64 {
-        PACKETS.labels(if i % 3 == 0 { Radio::LoRa } else { Radio::Ble }).inc();
+        PACKETS
+            .labels(if i % 3 == 0 { Radio::LoRa } else { Radio::Ble })
+            .inc();
         ADC_READ.observe(8 + (i * 37) % 900);
-        PEERS.labels([["gateway-a", "gateway-b", "node-7"][i as usize % 3]]).inc();
+        PEERS
+            .labels([["gateway-a", "gateway-b", "node-7"][i as usize % 3]])
+            .inc();
     }
     TEMPERATURE.set(23);
 

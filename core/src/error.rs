@@ -17,7 +17,10 @@ impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RenderError::BufferTooSmall { needed } => {
-                write!(f, "render buffer too small: the next line needs {needed} bytes")
+                write!(
+                    f,
+                    "render buffer too small: the next line needs {needed} bytes"
+                )
             }
         }
     }

@@ -264,7 +264,10 @@ mod tests {
             core::str::from_utf8(&buf[..n]).unwrap(),
             r#"{"status":"unhealthy","components":[{"name":"db","status":"unhealthy","critical":true},{"name":"cache","status":"unhealthy","critical":false}]}"#
         );
-        assert_eq!(H.write_json(&mut [0u8; 10]), Err(HealthError::BufferTooSmall));
+        assert_eq!(
+            H.write_json(&mut [0u8; 10]),
+            Err(HealthError::BufferTooSmall)
+        );
         assert_eq!(Health::new(&[]).status(), Status::Healthy);
     }
 }

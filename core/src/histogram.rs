@@ -68,7 +68,10 @@ impl fmt::Display for BoundsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BoundsError::NotIncreasing { at } => {
-                write!(f, "histogram bounds must increase strictly (bound {at} does not)")
+                write!(
+                    f,
+                    "histogram bounds must increase strictly (bound {at} does not)"
+                )
             }
         }
     }
@@ -344,8 +347,14 @@ mod tests {
 
     #[test]
     fn layouts() {
-        assert_eq!(Bounds::<4>::linear(10, 5, Scale::ONE).le(), &[10, 15, 20, 25]);
-        assert_eq!(Bounds::<4>::exponential(1, 10, Scale::ONE).le(), &[1, 10, 100, 1000]);
+        assert_eq!(
+            Bounds::<4>::linear(10, 5, Scale::ONE).le(),
+            &[10, 15, 20, 25]
+        );
+        assert_eq!(
+            Bounds::<4>::exponential(1, 10, Scale::ONE).le(),
+            &[1, 10, 100, 1000]
+        );
         assert_eq!(
             Bounds::try_new([1, 1], Scale::ONE),
             Err(BoundsError::NotIncreasing { at: 1 })
@@ -366,7 +375,10 @@ mod tests {
     fn durations() {
         use core::time::Duration;
         assert_eq!(Scale::MICRO.from_duration(Duration::from_millis(3)), 3000);
-        assert_eq!(Scale::NANO.from_duration(Duration::from_secs(1)), 1_000_000_000);
+        assert_eq!(
+            Scale::NANO.from_duration(Duration::from_secs(1)),
+            1_000_000_000
+        );
         assert_eq!(Scale::ONE.from_duration(Duration::from_millis(2500)), 2);
         assert_eq!(Scale::NANO.from_duration(Duration::MAX), u64::MAX);
         let h = Histogram::new(Bounds::millis([1, 10]));

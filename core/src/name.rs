@@ -140,10 +140,22 @@ mod tests {
         assert_eq!(check_metric_name("http_requests"), Ok(()));
         assert_eq!(check_metric_name("_x1"), Ok(()));
         assert_eq!(check_metric_name(""), Err(NameError::Empty));
-        assert_eq!(check_metric_name("1x"), Err(NameError::InvalidChar { at: 0 }));
-        assert_eq!(check_metric_name("a:b"), Err(NameError::InvalidChar { at: 1 }));
-        assert_eq!(check_metric_name("a-b"), Err(NameError::InvalidChar { at: 1 }));
-        assert_eq!(check_metric_name("é"), Err(NameError::InvalidChar { at: 0 }));
+        assert_eq!(
+            check_metric_name("1x"),
+            Err(NameError::InvalidChar { at: 0 })
+        );
+        assert_eq!(
+            check_metric_name("a:b"),
+            Err(NameError::InvalidChar { at: 1 })
+        );
+        assert_eq!(
+            check_metric_name("a-b"),
+            Err(NameError::InvalidChar { at: 1 })
+        );
+        assert_eq!(
+            check_metric_name("é"),
+            Err(NameError::InvalidChar { at: 0 })
+        );
     }
 
     #[test]
@@ -152,16 +164,28 @@ mod tests {
         assert_eq!(check_label_name("__name__"), Err(NameError::ReservedLabel));
         assert_eq!(check_label_name("le"), Err(NameError::ReservedLe));
         assert_eq!(check_label_name("lex"), Ok(()));
-        assert_eq!(check_label_names(&["a", "b", "a"]), Err(NameError::DuplicateLabel));
+        assert_eq!(
+            check_label_names(&["a", "b", "a"]),
+            Err(NameError::DuplicateLabel)
+        );
         assert_eq!(check_label_names(&["a", "b"]), Ok(()));
     }
 
     #[test]
     fn units() {
         assert_eq!(check_unit("latency_seconds", "seconds"), Ok(()));
-        assert_eq!(check_unit("seconds", "seconds"), Err(NameError::UnitNotSuffix));
-        assert_eq!(check_unit("latencyseconds", "seconds"), Err(NameError::UnitNotSuffix));
-        assert_eq!(check_unit("latency_bytes", "seconds"), Err(NameError::UnitNotSuffix));
+        assert_eq!(
+            check_unit("seconds", "seconds"),
+            Err(NameError::UnitNotSuffix)
+        );
+        assert_eq!(
+            check_unit("latencyseconds", "seconds"),
+            Err(NameError::UnitNotSuffix)
+        );
+        assert_eq!(
+            check_unit("latency_bytes", "seconds"),
+            Err(NameError::UnitNotSuffix)
+        );
     }
 
     #[test]

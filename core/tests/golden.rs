@@ -94,13 +94,20 @@ fn openmetrics_is_exact() {
 #[test]
 fn every_buffer_size_gives_the_same_bytes() {
     fixture::fill();
-    for (format, golden) in [(Format::Prometheus, PROMETHEUS), (Format::OpenMetrics, OPENMETRICS)] {
+    for (format, golden) in [
+        (Format::Prometheus, PROMETHEUS),
+        (Format::OpenMetrics, OPENMETRICS),
+    ] {
         let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
         // Every size from the longest line to the whole output (a sample of them under miri).
         let step = if cfg!(miri) { 97 } else { 1 };
         for size in (longest..=golden.len() + 1).step_by(step) {
             let out = fixture::render_all(&fixture::REGISTRY, format, size);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), golden, "buffer size {size}");
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                golden,
+                "buffer size {size}"
+            );
         }
     }
 }
@@ -122,7 +129,9 @@ fn a_line_too_long_says_what_it_needs_and_loses_nothing() {
                 errors += 1;
                 assert_eq!(needed, longest);
                 // Retrying with a large enough buffer continues exactly where it stopped.
-                let n = fixture::REGISTRY.render(&mut cursor, &mut big[..needed]).unwrap();
+                let n = fixture::REGISTRY
+                    .render(&mut cursor, &mut big[..needed])
+                    .unwrap();
                 assert_eq!(n, needed);
                 out.extend_from_slice(&big[..n]);
             }
@@ -161,12 +170,18 @@ fn empty_registry() {
 #[test]
 fn checker_catches_what_promtool_misses() {
     let no_inf = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n";
-    assert!(common::parse(no_inf.as_bytes(), false).unwrap_err().contains("+Inf"));
+    assert!(common::parse(no_inf.as_bytes(), false)
+        .unwrap_err()
+        .contains("+Inf"));
     let not_cumulative =
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n";
-    assert!(common::parse(not_cumulative.as_bytes(), false).unwrap_err().contains("cumulative"));
+    assert!(common::parse(not_cumulative.as_bytes(), false)
+        .unwrap_err()
+        .contains("cumulative"));
     let dup = "# TYPE c counter\nc{a=\"1\"} 1\nc{a=\"1\"} 2\n";
-    assert!(common::parse(dup.as_bytes(), false).unwrap_err().contains("duplicate"));
+    assert!(common::parse(dup.as_bytes(), false)
+        .unwrap_err()
+        .contains("duplicate"));
     let bad_escape = "# TYPE c counter\nc{a=\"\\x\"} 1\n";
     assert!(common::parse(bad_escape.as_bytes(), false).is_err());
 }

@@ -148,9 +148,7 @@ fn concurrent_half_open_probes_never_exceed_the_limit() {
     bounded().check(|| {
         let b = Arc::new(breaker(2));
         b.try_acquire(0).unwrap().failure(0); // open until 1
-        let admitted = three(b.clone(), |b| {
-            b.try_acquire_ticket(1).map(drop).is_ok()
-        });
+        let admitted = three(b.clone(), |b| b.try_acquire_ticket(1).map(drop).is_ok());
         assert_eq!(admitted, 2);
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert_eq!(b.transitions(), 2);

@@ -7,7 +7,9 @@ mod fixture;
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use vitals_core::{Bounds, Counter, Entry, FloatGauge, Format, Gauge, Histogram, Registry, StrFamily};
+use vitals_core::{
+    Bounds, Counter, Entry, FloatGauge, Format, Gauge, Histogram, Registry, StrFamily,
+};
 
 fn cases() -> u32 {
     if cfg!(miri) {
@@ -26,7 +28,10 @@ fn label_value() -> impl Strategy<Value = String> {
 }
 
 fn sample<'a>(fams: &'a [common::Family], name: &str) -> Vec<&'a common::Sample> {
-    fams.iter().flat_map(|f| f.samples.iter()).filter(|s| s.name == name).collect()
+    fams.iter()
+        .flat_map(|f| f.samples.iter())
+        .filter(|s| s.name == name)
+        .collect()
 }
 
 proptest! {

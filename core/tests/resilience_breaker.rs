@@ -194,7 +194,7 @@ fn dropped_probe_frees_its_slot_and_leaked_tickets_time_out() {
     assert!(t.is_probe());
     assert_eq!(b.try_acquire(3_000).unwrap_err().retry_after, Some(3_000));
     let _leaked = t; // never reported
-    // After the probe timeout a new round (new generation) admits a probe again.
+                     // After the probe timeout a new round (new generation) admits a probe again.
     let p = b.try_acquire(6_000).unwrap();
     assert_eq!(p.generation(), gen + 1);
     p.success(6_001);

@@ -20,8 +20,12 @@ pub static BUILD: Info<1> = Info::new(["version"], ["1.0\n\"x\""]);
 
 pub static REGISTRY: Registry = Registry::new(&[
     Entry::new("requests_total", "Requests served.", &REQUESTS),
-    Entry::new("temperature_millicelsius", "Board temperature.", &TEMPERATURE)
-        .unit("millicelsius"),
+    Entry::new(
+        "temperature_millicelsius",
+        "Board temperature.",
+        &TEMPERATURE,
+    )
+    .unit("millicelsius"),
     Entry::new(
         "ratio",
         "A ratio with \"quotes\", a back\\slash and a\nnewline.",
