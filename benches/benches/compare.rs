@@ -14,11 +14,16 @@ struct Timed<'a> {
 }
 
 impl Timed<'_> {
-    fn group<'b>(&'b mut self, group: &str) -> criterion::BenchmarkGroup<'b, criterion::measurement::WallTime> {
+    fn group<'b>(
+        &'b mut self,
+        group: &str,
+    ) -> criterion::BenchmarkGroup<'b, criterion::measurement::WallTime> {
         let quick = self.quick;
         let mut g = self.c.benchmark_group(group);
         if quick {
-            g.warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(100)).sample_size(10);
+            g.warm_up_time(Duration::from_millis(50))
+                .measurement_time(Duration::from_millis(100))
+                .sample_size(10);
         } else if group.starts_with("render_100k") {
             g.sample_size(20).measurement_time(Duration::from_secs(8));
         } else if group.starts_with("render") {

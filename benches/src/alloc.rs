@@ -1,29 +1,36 @@
-//! A counting global allocator: every allocation (and reallocation) on any thread is counted.
-//! Only the `alloc-count` binary installs it, so timed benches run on the plain system allocator.
+//! A counting global allocator: allocations (and reallocations) are counted per thread, so a
+//! peer's background thread (e.g. metrics-exporter-prometheus upkeep) does not blur the count of
+//! the operation measured on the current thread. Only the `alloc-count` binary installs it, so
+//! timed benches run on the plain system allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 /// Counts allocations, then delegates to the system allocator.
 pub struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local!(static ALLOCS: Cell<u64> = const { Cell::new(0) });
+
+fn count() {
+    // `try_with`: allocations during thread teardown are not counted.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
 
 // SAFETY: every method delegates to `System` with the caller's arguments unchanged; counting has
 // no effect on the memory handed out.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -33,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Allocations counted so far (all threads).
+/// Allocations counted so far on the current thread.
 pub fn allocations() -> u64 {
-    ALLOCS.load(Ordering::Relaxed)
+    ALLOCS.with(|c| c.get())
 }

@@ -69,8 +69,10 @@ pub fn visit<V: Visitor>(v: &mut V) {
     });
     v.contended(HISTOGRAM, "prometheus", || {
         let values = data::observations_s();
-        let h = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "help").buckets(data::bounds_s()))
-            .unwrap();
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("h", "help").buckets(data::bounds_s()),
+        )
+        .unwrap();
         move |t| h.observe(values[obs_index(t)])
     });
     v.contended(HISTOGRAM, "prometheus-client", || {
@@ -114,7 +116,11 @@ pub fn visit<V: Visitor>(v: &mut V) {
     });
     v.contended(FAMILY, "prometheus", || {
         let pairs = data::string_pairs();
-        let c = prometheus::IntCounterVec::new(prometheus::Opts::new("c", "help"), &["method", "status"]).unwrap();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("c", "help"),
+            &["method", "status"],
+        )
+        .unwrap();
         for (m, s) in &pairs {
             c.with_label_values(&[m.as_str(), s.as_str()]).inc();
         }
@@ -127,7 +133,10 @@ pub fn visit<V: Visitor>(v: &mut V) {
         use prometheus_client::metrics::{counter::Counter, family::Family};
         let pairs = data::string_pairs();
         let f = Family::<data::pc::Str, Counter>::default();
-        let key = |m: &str, s: &str| data::pc::Str { method: m.to_owned(), status: s.to_owned() };
+        let key = |m: &str, s: &str| data::pc::Str {
+            method: m.to_owned(),
+            status: s.to_owned(),
+        };
         for (m, s) in &pairs {
             f.get_or_create(&key(m, s)).inc();
         }
@@ -149,14 +158,20 @@ pub fn visit<V: Visitor>(v: &mut V) {
         let c = measured::CounterVec::with_label_set(data::ms::StrSet::default());
         move |t| {
             let (m, s) = &pairs[t * 7];
-            c.inc(data::ms::Str { method: m, status: s })
+            c.inc(data::ms::Str {
+                method: m,
+                status: s,
+            })
         }
     });
     v.contended(FAMILY, "fastmetrics", move || {
         use fastmetrics::metrics::{counter::Counter, family::Family};
         let pairs = data::string_pairs();
         let f = Family::<data::fm::Str, Counter>::default();
-        let key = |m: &str, s: &str| data::fm::Str { method: m.to_owned(), status: s.to_owned() };
+        let key = |m: &str, s: &str| data::fm::Str {
+            method: m.to_owned(),
+            status: s.to_owned(),
+        };
         for (m, s) in &pairs {
             f.with_or_new(&key(m, s), |c| c.inc());
         }

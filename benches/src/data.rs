@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 /// Values of the `method` label.
 pub const METHODS: [&str; 2] = ["GET", "PUT"];
 /// Values of the `status` label.
-pub const STATUSES: [&str; 10] = ["200", "201", "204", "301", "304", "400", "401", "404", "429", "500"];
+pub const STATUSES: [&str; 10] = [
+    "200", "201", "204", "301", "304", "400", "401", "404", "429", "500",
+];
 /// Number of series in a labelled family.
 pub const SERIES: usize = 20;
 
@@ -46,7 +48,9 @@ pub fn observations_s() -> &'static [f64; OBS] {
 }
 
 /// Ten exponential bucket bounds in microseconds: 5 ms × 2^k.
-pub const BOUNDS_US: [u64; 10] = [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000, 1_280_000, 2_560_000];
+pub const BOUNDS_US: [u64; 10] = [
+    5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000, 1_280_000, 2_560_000,
+];
 
 /// The same bounds in seconds.
 pub fn bounds_s() -> Vec<f64> {
@@ -135,7 +139,10 @@ pub mod pc {
     /// Series `i` as a typed label set.
     pub fn typed(i: usize) -> Typed {
         let (m, s) = super::pair(i);
-        Typed { method: M[m], status: S[s] }
+        Typed {
+            method: M[m],
+            status: S[s],
+        }
     }
 
     /// String label set (the documented shape for run-time values).
@@ -185,7 +192,10 @@ pub mod fm {
     /// Series `i` as a typed label set.
     pub fn typed(i: usize) -> Typed {
         let (m, s) = super::pair(i);
-        Typed { method: super::METHODS[m], status: super::STATUSES[s] }
+        Typed {
+            method: super::METHODS[m],
+            status: super::STATUSES[s],
+        }
     }
 
     /// String label set.
@@ -294,12 +304,18 @@ pub mod ms {
     /// Series `i` as a typed label group.
     pub fn typed(i: usize) -> Typed {
         let (m, s) = super::pair(i);
-        Typed { method: M[m], status: S[s] }
+        Typed {
+            method: M[m],
+            status: S[s],
+        }
     }
 
     /// The typed label set.
     pub fn typed_set() -> TypedSet {
-        TypedSet { method: StaticLabelSet::new(), status: StaticLabelSet::new() }
+        TypedSet {
+            method: StaticLabelSet::new(),
+            status: StaticLabelSet::new(),
+        }
     }
 
     /// String label group: values interned on demand (the crate's encoding bench uses ParaCord).

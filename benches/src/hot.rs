@@ -26,7 +26,8 @@ static V_GAUGE: Gauge = Gauge::new();
 static V_HISTOGRAM: Histogram<10> = Histogram::new(BOUNDS);
 static V_TYPED: Family<(data::Method, data::Status), Counter, 20> = Family::new();
 static V_STR: StrFamily<Counter, 2, 32, 16> = StrFamily::new(["method", "status"]);
-static V_TYPED_HIST: Family<(data::Method, data::Status), HistogramCells<10>, 20> = Family::histogram(BOUNDS);
+static V_TYPED_HIST: Family<(data::Method, data::Status), HistogramCells<10>, 20> =
+    Family::histogram(BOUNDS);
 
 /// Registers every hot-path workload.
 pub fn visit<V: Visitor>(v: &mut V) {
@@ -143,10 +144,14 @@ macro_rules! observe_loop {
 }
 
 fn histogram<V: Visitor>(v: &mut V) {
-    v.op(HISTOGRAM, VITALS, || observe_loop!(data::observations_us(), |x| V_HISTOGRAM.observe(x)));
+    v.op(HISTOGRAM, VITALS, || {
+        observe_loop!(data::observations_us(), |x| V_HISTOGRAM.observe(x))
+    });
     v.op(HISTOGRAM, "prometheus", || {
-        let h = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "help").buckets(data::bounds_s()))
-            .unwrap();
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("h", "help").buckets(data::bounds_s()),
+        )
+        .unwrap();
         observe_loop!(data::observations_s(), |x| h.observe(x))
     });
     v.op(HISTOGRAM, "prometheus-client", || {
@@ -188,16 +193,24 @@ macro_rules! series_loop {
 }
 
 fn typed<V: Visitor>(v: &mut V) {
-    v.op(TYPED, VITALS, || series_loop!(|i| V_TYPED.labels(data::typed(i)).inc()));
+    v.op(TYPED, VITALS, || {
+        series_loop!(|i| V_TYPED.labels(data::typed(i)).inc())
+    });
     v.op(TYPED, "prometheus", || {
-        let c = prometheus::IntCounterVec::new(prometheus::Opts::new("c", "help"), &["method", "status"]).unwrap();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("c", "help"),
+            &["method", "status"],
+        )
+        .unwrap();
         for i in 0..data::SERIES {
             let (m, s) = data::pair(i);
-            c.with_label_values(&[data::METHODS[m], data::STATUSES[s]]).inc();
+            c.with_label_values(&[data::METHODS[m], data::STATUSES[s]])
+                .inc();
         }
         series_loop!(|i| {
             let (m, s) = data::pair(i);
-            c.with_label_values(&[data::METHODS[m], data::STATUSES[s]]).inc()
+            c.with_label_values(&[data::METHODS[m], data::STATUSES[s]])
+                .inc()
         })
     });
     v.op(TYPED, "prometheus-client", || {
@@ -253,7 +266,11 @@ fn strings<V: Visitor>(v: &mut V) {
     });
     v.op(STR, "prometheus", || {
         let pairs = data::string_pairs();
-        let c = prometheus::IntCounterVec::new(prometheus::Opts::new("c", "help"), &["method", "status"]).unwrap();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("c", "help"),
+            &["method", "status"],
+        )
+        .unwrap();
         for (m, s) in &pairs {
             c.with_label_values(&[m.as_str(), s.as_str()]).inc();
         }
@@ -267,7 +284,10 @@ fn strings<V: Visitor>(v: &mut V) {
         let pairs = data::string_pairs();
         let f = Family::<data::pc::Str, Counter>::default();
         // Its documented label set owns its values: the key is built from the &str at hand.
-        let key = |m: &str, s: &str| data::pc::Str { method: m.to_owned(), status: s.to_owned() };
+        let key = |m: &str, s: &str| data::pc::Str {
+            method: m.to_owned(),
+            status: s.to_owned(),
+        };
         for (m, s) in &pairs {
             f.get_or_create(&key(m, s)).inc();
         }
@@ -281,7 +301,8 @@ fn strings<V: Visitor>(v: &mut V) {
         let pairs = data::string_pairs();
         series_loop!(|i| {
             let (m, s) = &pairs[i];
-            metrics::counter!("bench_str", "method" => m.clone(), "status" => s.clone()).increment(1)
+            metrics::counter!("bench_str", "method" => m.clone(), "status" => s.clone())
+                .increment(1)
         })
     });
     v.op(STR, "measured", || {
@@ -289,14 +310,20 @@ fn strings<V: Visitor>(v: &mut V) {
         let c = measured::CounterVec::with_label_set(data::ms::StrSet::default());
         series_loop!(|i| {
             let (m, s) = &pairs[i];
-            c.inc(data::ms::Str { method: m, status: s })
+            c.inc(data::ms::Str {
+                method: m,
+                status: s,
+            })
         })
     });
     v.op(STR, "fastmetrics", || {
         use fastmetrics::metrics::{counter::Counter, family::Family};
         let pairs = data::string_pairs();
         let f = Family::<data::fm::Str, Counter>::default();
-        let key = |m: &str, s: &str| data::fm::Str { method: m.to_owned(), status: s.to_owned() };
+        let key = |m: &str, s: &str| data::fm::Str {
+            method: m.to_owned(),
+            status: s.to_owned(),
+        };
         for (m, s) in &pairs {
             f.with_or_new(&key(m, s), |c| c.inc());
         }

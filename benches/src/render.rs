@@ -29,10 +29,12 @@ pub const BIG_SERIES: usize = 100_000;
 type StrCounters = StrFamily<Counter, 2, 32, 16>;
 type StrHistograms = StrFamily<HistogramCells<10>, 2, 32, 16>;
 
-static F_COUNTERS: [StrCounters; FAMILIES] = [const { StrFamily::new(["method", "status"]) }; FAMILIES];
+static F_COUNTERS: [StrCounters; FAMILIES] =
+    [const { StrFamily::new(["method", "status"]) }; FAMILIES];
 static F_HISTOGRAMS: [StrHistograms; FAMILIES] =
     [const { StrFamily::with_shared(["method", "status"], BOUNDS) }; FAMILIES];
-static T_COUNTERS: [Family<(data::Method, data::Status), Counter, 20>; FAMILIES] = [const { Family::new() }; FAMILIES];
+static T_COUNTERS: [Family<(data::Method, data::Status), Counter, 20>; FAMILIES] =
+    [const { Family::new() }; FAMILIES];
 static T_HISTOGRAMS: [Family<(data::Method, data::Status), HistogramCells<10>, 20>; FAMILIES] =
     [const { Family::histogram(BOUNDS) }; FAMILIES];
 
@@ -91,9 +93,14 @@ fn vitals_render(reg: &'static Registry<'static>, size: usize) -> Op<impl FnMut(
     let n = f();
     let mut check = vec![0u8; size];
     let mut cursor = Cursor::new(Format::Prometheus);
-    let got = reg.render(&mut cursor, &mut check).expect("buffer holds the exposition");
+    let got = reg
+        .render(&mut cursor, &mut check)
+        .expect("buffer holds the exposition");
     assert_eq!(got, n, "the buffer must hold the whole exposition");
-    Op { f, lines: lines(&check[..got]) }
+    Op {
+        f,
+        lines: lines(&check[..got]),
+    }
 }
 
 /// vitals: in 64 KiB chunks, each handed to a sink (here `black_box`).
@@ -112,7 +119,10 @@ fn vitals_chunked(reg: &'static Registry<'static>) -> Op<impl FnMut() -> usize> 
     let mut cursor = Cursor::new(Format::Prometheus);
     let n = reg.render(&mut cursor, &mut all).expect("fits");
     f();
-    Op { f, lines: lines(&all[..n]) }
+    Op {
+        f,
+        lines: lines(&all[..n]),
+    }
 }
 
 /// Registers the render workloads.
@@ -127,7 +137,9 @@ fn fill_vitals_fleet() {
     for f in 0..FAMILIES {
         for (i, (m, s)) in pairs.iter().enumerate() {
             F_COUNTERS[f].labels([m, s]).inc_by((f * 20 + i) as u64);
-            T_COUNTERS[f].labels(data::typed(i)).inc_by((f * 20 + i) as u64);
+            T_COUNTERS[f]
+                .labels(data::typed(i))
+                .inc_by((f * 20 + i) as u64);
             for k in fleet_observations(f, i) {
                 F_HISTOGRAMS[f].labels([m, s]).observe(obs[k]);
                 T_HISTOGRAMS[f].labels(data::typed(i)).observe(obs[k]);
@@ -156,17 +168,22 @@ fn fleet<V: Visitor>(v: &mut V) {
         let obs = data::observations_s();
         let pairs = data::string_pairs();
         for f in 0..FAMILIES {
-            let c = prometheus::IntCounterVec::new(prometheus::Opts::new(counter_name(f), HELP_C), &["method", "status"])
-                .unwrap();
+            let c = prometheus::IntCounterVec::new(
+                prometheus::Opts::new(counter_name(f), HELP_C),
+                &["method", "status"],
+            )
+            .unwrap();
             let h = prometheus::HistogramVec::new(
                 prometheus::HistogramOpts::new(histogram_name(f), HELP_H).buckets(data::bounds_s()),
                 &["method", "status"],
             )
             .unwrap();
             for (i, (m, s)) in pairs.iter().enumerate() {
-                c.with_label_values(&[m.as_str(), s.as_str()]).inc_by((f * 20 + i) as u64);
+                c.with_label_values(&[m.as_str(), s.as_str()])
+                    .inc_by((f * 20 + i) as u64);
                 for k in fleet_observations(f, i) {
-                    h.with_label_values(&[m.as_str(), s.as_str()]).observe(obs[k]);
+                    h.with_label_values(&[m.as_str(), s.as_str()])
+                        .observe(obs[k]);
                 }
             }
             reg.register(Box::new(c)).unwrap();
@@ -181,9 +198,14 @@ fn fleet<V: Visitor>(v: &mut V) {
         let pairs = data::string_pairs();
         for f in 0..FAMILIES {
             let c = Family::<data::pc::Str, Counter>::default();
-            let h = Family::<data::pc::Str, Histogram>::new_with_constructor(|| Histogram::new(data::bounds_s()));
+            let h = Family::<data::pc::Str, Histogram>::new_with_constructor(|| {
+                Histogram::new(data::bounds_s())
+            });
             for (i, (m, s)) in pairs.iter().enumerate() {
-                let key = data::pc::Str { method: m.clone(), status: s.clone() };
+                let key = data::pc::Str {
+                    method: m.clone(),
+                    status: s.clone(),
+                };
                 c.get_or_create(&key).inc_by((f * 20 + i) as u64);
                 for k in fleet_observations(f, i) {
                     h.get_or_create(&key).observe(obs[k]);
@@ -230,7 +252,10 @@ fn fleet<V: Visitor>(v: &mut V) {
                 Thresholds::exponential_buckets(0.005, 2.0),
             );
             for (i, (m, s)) in pairs.iter().enumerate() {
-                let l = data::ms::Str { method: m, status: s };
+                let l = data::ms::Str {
+                    method: m,
+                    status: s,
+                };
                 c.inc_by(l, (f * 20 + i) as u64);
                 for k in fleet_observations(f, i) {
                     h.observe(l, obs[k]);
@@ -250,7 +275,10 @@ fn fleet<V: Visitor>(v: &mut V) {
             let c = Family::<data::fm::Str, Counter>::default();
             let h = Family::<data::fm::Str, Histogram>::new(|| Histogram::new(data::bounds_s()));
             for (i, (m, s)) in pairs.iter().enumerate() {
-                let key = data::fm::Str { method: m.clone(), status: s.clone() };
+                let key = data::fm::Str {
+                    method: m.clone(),
+                    status: s.clone(),
+                };
                 c.with_or_new(&key, |c| c.inc_by((f * 20 + i) as u64));
                 for k in fleet_observations(f, i) {
                     h.with_or_new(&key, |h| h.observe(obs[k]));
@@ -287,7 +315,11 @@ fn big<V: Visitor>(v: &mut V) {
     });
     v.op(BIG, "prometheus", || {
         let reg = prometheus::Registry::new();
-        let c = prometheus::IntCounterVec::new(prometheus::Opts::new("big_counter", HELP_C), &["series"]).unwrap();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("big_counter", HELP_C),
+            &["series"],
+        )
+        .unwrap();
         for (i, s) in big_values().iter().enumerate() {
             c.with_label_values(&[s.as_str()]).inc_by(i as u64);
         }
@@ -299,7 +331,8 @@ fn big<V: Visitor>(v: &mut V) {
         let mut reg = prometheus_client::registry::Registry::default();
         let c = Family::<data::pc::One, Counter>::default();
         for (i, s) in big_values().into_iter().enumerate() {
-            c.get_or_create(&data::pc::One { series: s }).inc_by(i as u64);
+            c.get_or_create(&data::pc::One { series: s })
+                .inc_by(i as u64);
         }
         reg.register("big_counter", HELP_C, c);
         prometheus_client_op(reg)
@@ -338,11 +371,15 @@ fn big<V: Visitor>(v: &mut V) {
 
 fn prometheus_op(reg: prometheus::Registry) -> Op<impl FnMut() -> usize> {
     let mut out = String::new();
-    prometheus::TextEncoder::new().encode_utf8(&reg.gather(), &mut out).unwrap();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&reg.gather(), &mut out)
+        .unwrap();
     let lines = lines(out.as_bytes());
     let f = move || {
         out.clear();
-        prometheus::TextEncoder::new().encode_utf8(&reg.gather(), &mut out).unwrap();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&reg.gather(), &mut out)
+            .unwrap();
         black_box(&out);
         out.len()
     };
@@ -394,7 +431,8 @@ fn fastmetrics_op(reg: fastmetrics::registry::Registry) -> Op<impl FnMut() -> us
 }
 
 fn leak_name(name: String) -> &'static measured::metric::name::MetricName {
-    measured::metric::name::MetricName::try_from_str(Box::leak(name.into_boxed_str())).expect("valid name")
+    measured::metric::name::MetricName::try_from_str(Box::leak(name.into_boxed_str()))
+        .expect("valid name")
 }
 
 type MeasuredName = &'static measured::metric::name::MetricName;

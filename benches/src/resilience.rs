@@ -10,7 +10,9 @@ use governor::{Quota, RateLimiter};
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
-use vitals_core::resilience::{BreakerConfig, CircuitBreaker, KeyedLimiter, Rate, TokenBucket, TokenBucketConfig};
+use vitals_core::resilience::{
+    BreakerConfig, CircuitBreaker, KeyedLimiter, Rate, TokenBucket, TokenBucketConfig,
+};
 
 /// Group names.
 pub const ALLOW: &str = "token_bucket_allow";
@@ -42,7 +44,11 @@ fn fake_now(clock: &FakeRelativeClock) -> u64 {
 pub fn visit<V: Visitor>(v: &mut V) {
     v.op(ALLOW, VITALS, || {
         let clock = FakeRelativeClock::default();
-        let tb = TokenBucket::new(TokenBucketConfig::new(NANOS, Rate::per_second(PER_SECOND as u64), 10));
+        let tb = TokenBucket::new(TokenBucketConfig::new(
+            NANOS,
+            Rate::per_second(PER_SECOND as u64),
+            10,
+        ));
         Op::one(move || {
             clock.advance(Duration::from_micros(1));
             black_box(tb.try_acquire(fake_now(&clock)).is_ok())
@@ -50,7 +56,10 @@ pub fn visit<V: Visitor>(v: &mut V) {
     });
     v.op(ALLOW, "governor", || {
         let clock = FakeRelativeClock::default();
-        let rl = RateLimiter::direct_with_clock(Quota::per_second(nz(PER_SECOND)).allow_burst(nz(10)), clock.clone());
+        let rl = RateLimiter::direct_with_clock(
+            Quota::per_second(nz(PER_SECOND)).allow_burst(nz(10)),
+            clock.clone(),
+        );
         Op::one(move || {
             clock.advance(Duration::from_micros(1));
             black_box(rl.check().is_ok())
@@ -71,7 +80,11 @@ pub fn visit<V: Visitor>(v: &mut V) {
     v.op(ALLOW_QUANTA, VITALS, || {
         let clock = QuantaClock::default();
         let start = clock.now();
-        let tb = TokenBucket::new(TokenBucketConfig::new(NANOS, Rate::per_second(NANOS), 1_000_000));
+        let tb = TokenBucket::new(TokenBucketConfig::new(
+            NANOS,
+            Rate::per_second(NANOS),
+            1_000_000,
+        ));
         Op::one(move || {
             let now = clock.now().duration_since(start).as_u64();
             black_box(tb.try_acquire(now).is_ok())
@@ -79,17 +92,18 @@ pub fn visit<V: Visitor>(v: &mut V) {
     });
     v.op(ALLOW_QUANTA, "governor", || {
         let clock = QuantaClock::default();
-        let rl = RateLimiter::direct_with_clock(Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)), clock);
+        let rl = RateLimiter::direct_with_clock(
+            Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
+            clock,
+        );
         Op::one(move || black_box(rl.check().is_ok()))
     });
     v.op(KEYED, VITALS, || {
         let clock = FakeRelativeClock::default();
         let keys: Vec<String> = (0..CLIENTS).map(|i| format!("client-{i}")).collect();
-        let kl: &'static KeyedLimiter<256> = Box::leak(Box::new(KeyedLimiter::new(TokenBucketConfig::new(
-            NANOS,
-            Rate::per_second(PER_SECOND as u64),
-            10,
-        ))));
+        let kl: &'static KeyedLimiter<256> = Box::leak(Box::new(KeyedLimiter::new(
+            TokenBucketConfig::new(NANOS, Rate::per_second(PER_SECOND as u64), 10),
+        )));
         for k in &keys {
             let _ = kl.try_acquire_bytes(k.as_bytes(), 0);
         }
@@ -97,13 +111,19 @@ pub fn visit<V: Visitor>(v: &mut V) {
         Op::one(move || {
             i = (i + 1) % CLIENTS;
             clock.advance(Duration::from_micros(1));
-            black_box(kl.try_acquire_bytes(keys[i].as_bytes(), fake_now(&clock)).is_ok())
+            black_box(
+                kl.try_acquire_bytes(keys[i].as_bytes(), fake_now(&clock))
+                    .is_ok(),
+            )
         })
     });
     v.op(KEYED, "governor", || {
         let clock = FakeRelativeClock::default();
         let keys: Vec<String> = (0..CLIENTS).map(|i| format!("client-{i}")).collect();
-        let rl = RateLimiter::dashmap_with_clock(Quota::per_second(nz(PER_SECOND)).allow_burst(nz(10)), clock.clone());
+        let rl = RateLimiter::dashmap_with_clock(
+            Quota::per_second(nz(PER_SECOND)).allow_burst(nz(10)),
+            clock.clone(),
+        );
         for k in &keys {
             let _ = rl.check_key(k);
         }
