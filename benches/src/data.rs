@@ -36,7 +36,7 @@ pub fn observations_us() -> &'static [u64; OBS] {
             x ^= x << 17;
             // log-uniform over ~1 ms .. ~5 s: every bucket gets some
             let exp = (x % 13) as u32;
-            1_000u64 << exp | (x >> 40) % 1_000
+            (1_000u64 << exp) | ((x >> 40) % 1_000)
         })
     })
 }
