@@ -61,6 +61,18 @@ pub struct Cli {
     )]
     pub client_tool_rate_limit: RateSpec,
 
+    /// tools/call budget per UTC day (all clients and tools together; the window renews at
+    /// midnight UTC), 0 = no quota. Once spent, calls return a tool error carrying retry-after;
+    /// above 90 % the health report shows the quota as degraded.
+    #[arg(
+        long,
+        env = "DAILY_QUOTA",
+        value_name = "N",
+        default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(vitals_std::quota::MAX_LIMIT))
+    )]
+    pub daily_quota: u32,
+
     /// Log line format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -39,6 +39,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .http_rate_limit(cli.rate_limit)
         .tool_rate_limit(cli.tool_rate_limit)
         .tool_client_rate_limit(cli.client_tool_rate_limit)
+        .daily_tool_quota(cli.daily_quota)
         .metrics_token(cli.metrics_token.clone())
         .build()?;
 

@@ -74,7 +74,7 @@ impl VitalsServer {
     }
 
     #[tool(
-        description = "Health report of the server: overall status and each component (circuit breakers included)."
+        description = "Health report of the server: overall status and each component (the daily tool-call quota and circuit breakers included)."
     )]
     async fn server_health(&self) -> Json<HealthSnapshot> {
         Json(self.vitals.health())
@@ -110,7 +110,7 @@ impl VitalsServer {
     }
 
     #[tool(
-        description = "Rate limiters: budgets, clients tracked and requests refused (HTTP per client, tools per client and per tool)."
+        description = "Rate limiters: budgets, clients tracked and requests refused (HTTP per client, tools per client and per tool) and the daily tool-call quota (used, remaining, reset time)."
     )]
     async fn rate_limit_status(&self) -> Json<RateLimitStatus> {
         Json(self.vitals.rate_limit_status())

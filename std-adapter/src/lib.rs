@@ -2,8 +2,8 @@
 //!
 //! Hosts the `no_std` [`vitals_core`] in a std process: a monotonic clock, a runtime registry,
 //! Linux process metrics, an HTTP exposition handler (content negotiation, gzip, bearer token,
-//! streamed without per-scrape allocation), rate limits per client and per tool, circuit breakers
-//! per upstream, a health report, JSON logs — and [`Instrumented`], which adds all of it to any
+//! streamed without per-scrape allocation), rate limits per client and per tool, a daily tool-call
+//! quota, circuit breakers per upstream, a health report, JSON logs — and [`Instrumented`], which adds all of it to any
 //! [`rmcp`] server handler in one line.
 //!
 //! ```no_run
@@ -19,6 +19,7 @@
 //! let vitals = vitals_std::Vitals::builder()
 //!     .tool_rate_limit("100/1s".parse()?)      // per tool, all clients
 //!     .tool_client_rate_limit("20/1s".parse()?) // per client, all tools
+//!     .daily_tool_quota(100_000)                 // tool calls per UTC day
 //!     .tool_upstream("search", "search_db")      // one breaker per upstream
 //!     .build()?;
 //! let server = vitals.instrument(MyServer).serve(rmcp::transport::stdio()).await?;
@@ -37,6 +38,7 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod process;
+pub mod quota;
 pub mod registry;
 
 use std::collections::HashMap;
@@ -51,10 +53,11 @@ use vitals_core::resilience::BreakerConfig;
 pub use breakers::{BreakerStatus, Upstream, Upstreams};
 pub use clock::MonotonicClock;
 pub use exposition::{Exposition, MetricsBody};
-pub use limits::{ClientLimiter, LimiterStatus, RateSpec, RetryAfter};
+pub use limits::{ClientLimiter, LimiterMetrics, LimiterStatus, RateSpec, RetryAfter, ToolLimiter};
 pub use mcp::{ClientKey, Instrumented};
 pub use metrics::{HttpMetrics, McpMetrics, ResilienceMetrics};
 pub use process::ProcessMetrics;
+pub use quota::{NamedQuota, QuotaMetrics, QuotaStatus};
 pub use registry::{leak, RegistryBuilder, RegistryError, RuntimeRegistry};
 pub use vitals_core;
 pub use vitals_core::Format;
@@ -72,6 +75,7 @@ pub struct VitalsBuilder {
     upstreams: Vec<String>,
     tool_upstreams: HashMap<String, String>,
     metrics_token: Option<String>,
+    tool_quota: Option<NamedQuota>,
     extra: Vec<RegisterFn>,
 }
 
@@ -91,6 +95,31 @@ impl VitalsBuilder {
     /// Per-client budget of `tools/call` (all tools together).
     pub fn tool_client_rate_limit(mut self, spec: RateSpec) -> Self {
         self.tool_client_rate_limit = Some(spec);
+        self
+    }
+
+    /// A budget of `limit` tool calls per UTC day (windows start at midnight UTC), named
+    /// [`quota::DAILY_TOOL_CALLS`]; 0 means no quota. Limits above [`quota::MAX_LIMIT`] are
+    /// clamped. See [`tool_quota`](Self::tool_quota).
+    pub fn daily_tool_quota(self, limit: u32) -> Self {
+        if limit == 0 {
+            return self;
+        }
+        self.tool_quota(NamedQuota::new(
+            quota::DAILY_TOOL_CALLS,
+            quota::DAY_SECONDS,
+            limit,
+        ))
+    }
+
+    /// A budget of `tools/call` requests per window (all clients and tools together). Every call
+    /// that passes the rate limits and its circuit breaker spends one unit; once the window's
+    /// budget is spent, calls get a tool error carrying retry-after (the time until the window
+    /// renews). The quota is a non-critical health component (degraded above 90 %), appears in
+    /// [`Vitals::rate_limit_status`] and is exported as `quota_used{quota}`, `quota_limit{quota}`
+    /// and `quota_rejected_total{quota}`.
+    pub fn tool_quota(mut self, quota: NamedQuota) -> Self {
+        self.tool_quota = Some(quota);
         self
     }
 
@@ -128,14 +157,30 @@ impl VitalsBuilder {
 
     /// Builds the instruments. The metric sets are allocated once and live for the process.
     pub fn build(self) -> Result<Vitals, RegistryError> {
+        let clock = MonotonicClock::new();
         let mcp = leak(McpMetrics::new());
         let http = leak(HttpMetrics::new());
         let resilience = leak(ResilienceMetrics::new());
         let process = leak(ProcessMetrics::new());
+        let tool_limiter: Option<&'static ToolLimiter> = self
+            .tool_rate_limit
+            .map(|spec| leak(limits::Limiter::new(spec)));
+        let tool_quota: Option<&'static NamedQuota> = self.tool_quota.map(leak);
+        let limiter_metrics = leak(LimiterMetrics {
+            available: tool_limiter.map(|l| limits::ToolTokens::new(l, clock)),
+            burst: limits::BurstTokens::new([
+                ("http_client", self.http_rate_limit),
+                ("tool_client", self.tool_client_rate_limit),
+                ("tool", self.tool_rate_limit),
+            ]),
+        });
+        let quota_metrics = leak(QuotaMetrics::new(tool_quota.into_iter().collect()));
         let mut b = RegistryBuilder::new();
         mcp.register(&mut b)?;
         http.register(&mut b)?;
         resilience.register(&mut b)?;
+        limiter_metrics.register(&mut b)?;
+        quota_metrics.register(&mut b)?;
         if ProcessMetrics::supported() {
             process.register(&mut b)?;
         }
@@ -162,7 +207,7 @@ impl VitalsBuilder {
         let exposition = Exposition::new(b.build(), Some(Box::new(refresh)))
             .with_token(self.metrics_token.as_deref());
         Ok(Vitals(Arc::new(Inner {
-            clock: MonotonicClock::new(),
+            clock,
             started: Instant::now(),
             mcp,
             http,
@@ -170,7 +215,9 @@ impl VitalsBuilder {
             exposition,
             http_limiter: self.http_rate_limit.map(ClientLimiter::new),
             tool_client_limiter: self.tool_client_rate_limit.map(ClientLimiter::new),
-            tool_limiter: self.tool_rate_limit.map(limits::Limiter::new),
+            tool_limiter,
+            tool_tokens: limiter_metrics.available.as_ref(),
+            tool_quota,
             upstreams,
             ready: AtomicBool::new(true),
             server: StatusCell::new(Status::Healthy),
@@ -187,7 +234,9 @@ struct Inner {
     exposition: Exposition,
     http_limiter: Option<ClientLimiter>,
     tool_client_limiter: Option<ClientLimiter>,
-    tool_limiter: Option<limits::Limiter<{ limits::TOOL_SLOTS }>>,
+    tool_limiter: Option<&'static ToolLimiter>,
+    tool_tokens: Option<&'static limits::ToolTokens>,
+    tool_quota: Option<&'static NamedQuota>,
     upstreams: Arc<Upstreams>,
     ready: AtomicBool,
     server: StatusCell,
@@ -206,6 +255,8 @@ pub struct RateLimitStatus {
     pub tool_client: Option<LimiterStatus>,
     /// Per-tool `tools/call` limit, if configured.
     pub tool: Option<LimiterStatus>,
+    /// The `tools/call` quota (e.g. `daily_tool_calls`), if configured.
+    pub tool_quota: Option<QuotaStatus>,
     /// Requests answered 429 at the HTTP edge since start.
     pub http_rate_limited_total: u64,
 }
@@ -308,11 +359,28 @@ impl Vitals {
             })?;
         }
         if let Some(l) = &self.0.tool_limiter {
+            if let Some(t) = self.0.tool_tokens {
+                t.track(tool);
+            }
             l.check(tool, now).inspect_err(|_| {
                 self.0.resilience.rate_limit_rejected.labels(["tool"]).inc();
             })?;
         }
         Ok(())
+    }
+
+    /// The `tools/call` quota, if configured.
+    pub fn tool_quota(&self) -> Option<&NamedQuota> {
+        self.0.tool_quota
+    }
+
+    /// Spends one unit of the `tools/call` quota on its clock; `Err` carries the wait until the
+    /// window renews (answer a tool error with retry-after). `Ok` when no quota is configured.
+    pub fn check_tool_quota(&self) -> Result<(), RetryAfter> {
+        match self.0.tool_quota {
+            Some(q) => q.try_acquire().map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Snapshot of every limiter.
@@ -322,6 +390,7 @@ impl Vitals {
             http_client: self.0.http_limiter.as_ref().map(|l| l.status(now)),
             tool_client: self.0.tool_client_limiter.as_ref().map(|l| l.status(now)),
             tool: self.0.tool_limiter.as_ref().map(|l| l.status(now)),
+            tool_quota: self.0.tool_quota.map(|q| q.snapshot()),
             http_rate_limited_total: self.0.http.rate_limited.get(),
         }
     }
@@ -348,8 +417,11 @@ impl Vitals {
 
     fn with_health<R>(&self, f: impl FnOnce(&Health<'_>) -> R) -> R {
         let upstreams = self.0.upstreams.all();
-        let mut components = Vec::with_capacity(upstreams.len() + 1);
+        let mut components = Vec::with_capacity(upstreams.len() + 2);
         components.push(Component::new("server", &self.0.server));
+        if let Some(q) = self.0.tool_quota {
+            components.push(Component::non_critical(q.component_name(), q));
+        }
         for u in &upstreams {
             components.push(Component::non_critical(u.name(), &**u));
         }

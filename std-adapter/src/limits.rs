@@ -2,16 +2,22 @@
 //! tool calls. Both are the core's lock-free GCRA [`KeyedLimiter`]: a client that stays idle long
 //! enough is indistinguishable from a new one, so the fixed table never loses state that matters.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
+use vitals_core::labels::{LabelSource, Labels};
 use vitals_core::resilience::{KeyedLimiter, Rate, TokenBucketConfig};
+use vitals_core::{Collect, Kind, Series, Value};
 
 use crate::clock::{MonotonicClock, TICKS_PER_SECOND};
+use crate::registry::{RegistryBuilder, RegistryError};
 
 /// Client slots in a limiter table (a full table shares one overflow bucket, counted).
 pub const CLIENT_SLOTS: usize = 4096;
@@ -190,9 +196,185 @@ pub struct LimiterStatus {
 /// escape it by opening new sessions).
 pub type ClientLimiter = Limiter<CLIENT_SLOTS>;
 
+/// The per-tool `tools/call` limit, keyed by tool name.
+pub type ToolLimiter = Limiter<TOOL_SLOTS>;
+
 /// Key of an HTTP client: its IP address (the port changes per connection).
 pub fn client_key(addr: IpAddr) -> IpAddr {
     addr
+}
+
+/// A tool name as the `tool` label.
+struct ToolName(Box<str>);
+
+impl LabelSource for ToolName {
+    fn len(&self) -> usize {
+        1
+    }
+    fn name(&self, _i: usize) -> &str {
+        "tool"
+    }
+    fn value(&self, _i: usize) -> &str {
+        &self.0
+    }
+}
+
+/// `rate_limit_available_tokens{tool}`: the tokens the per-tool limiter could hand out to each
+/// tool now, read on the limiter's clock at scrape time (the core's registry has no clock).
+///
+/// A tool appears once [`track`](Self::track)ed (the first call that reaches the limiter), up to
+/// [`TOOL_SLOTS`] tools, the size of the per-tool table; later names are not exported. Per-client
+/// buckets are deliberately not exported (cardinality, client addresses in labels).
+pub struct ToolTokens {
+    limiter: &'static ToolLimiter,
+    clock: MonotonicClock,
+    seen: RwLock<HashSet<Box<str>>>,
+    names: Box<[OnceLock<ToolName>]>,
+    len: AtomicUsize,
+}
+
+impl ToolTokens {
+    /// The gauge over `limiter`, whose ticks come from `clock`.
+    pub fn new(limiter: &'static ToolLimiter, clock: MonotonicClock) -> Self {
+        ToolTokens {
+            limiter,
+            clock,
+            seen: RwLock::new(HashSet::new()),
+            names: (0..TOOL_SLOTS).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds `tool` to the exported series (once; a read lock and a hash when already known,
+    /// nothing once the table is full).
+    pub fn track(&self, tool: &str) {
+        if self.len.load(Ordering::Relaxed) >= TOOL_SLOTS
+            || self
+                .seen
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(tool)
+        {
+            return;
+        }
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        let i = seen.len();
+        if i >= TOOL_SLOTS || seen.contains(tool) {
+            return;
+        }
+        if self.names[i].set(ToolName(tool.into())).is_ok() {
+            seen.insert(tool.into());
+            self.len.store(i + 1, Ordering::Release);
+        }
+    }
+
+    /// Number of tools exported.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether no tool is exported yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Collect for ToolTokens {
+    fn series_len(&self) -> usize {
+        self.len()
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        let name = self.names.get(index)?.get()?;
+        let available = self.limiter.available(&*name.0, self.clock.now());
+        Some(Series {
+            labels: Labels::Dyn(name),
+            value: Value::Uint(u64::from(available)),
+        })
+    }
+}
+
+/// `rate_limit_burst_tokens{scope}`: the burst (`RateSpec::tokens`) of each configured limiter,
+/// by the same `scope` values as `rate_limit_rejected_total`.
+#[derive(Debug, Default)]
+pub struct BurstTokens {
+    scopes: Vec<(&'static str, u64)>,
+}
+
+const SCOPE_LABEL: &[&str] = &["scope"];
+
+impl BurstTokens {
+    /// The bursts of the limiters that are configured, by scope (`http_client`, `tool_client`,
+    /// `tool`).
+    pub fn new(scopes: impl IntoIterator<Item = (&'static str, Option<RateSpec>)>) -> Self {
+        BurstTokens {
+            scopes: scopes
+                .into_iter()
+                .filter_map(|(scope, spec)| spec.map(|s| (scope, s.tokens)))
+                .collect(),
+        }
+    }
+}
+
+impl Collect for BurstTokens {
+    fn series_len(&self) -> usize {
+        self.scopes.len()
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        let (scope, tokens) = self.scopes.get(index)?;
+        Some(Series {
+            labels: Labels::Static {
+                names: SCOPE_LABEL,
+                values: std::slice::from_ref(scope),
+            },
+            value: Value::Uint(*tokens),
+        })
+    }
+}
+
+/// The limiter gauges: `rate_limit_available_tokens{tool}` and `rate_limit_burst_tokens{scope}`.
+pub struct LimiterMetrics {
+    /// `rate_limit_available_tokens{tool}`, when a per-tool limit is configured.
+    pub available: Option<ToolTokens>,
+    /// `rate_limit_burst_tokens{scope}`.
+    pub burst: BurstTokens,
+}
+
+/// Stands in for `rate_limit_available_tokens` when there is no per-tool limiter: no series.
+struct NoSeries;
+
+impl Collect for NoSeries {
+    fn series_len(&self) -> usize {
+        0
+    }
+    fn series(&self, _index: usize) -> Option<Series<'_>> {
+        None
+    }
+}
+
+impl LimiterMetrics {
+    /// Registers the set (both families, empty when the limiters are not configured).
+    pub fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
+        static NONE: NoSeries = NoSeries;
+        let available: &'static dyn Collect = match &self.available {
+            Some(a) => a,
+            None => &NONE,
+        };
+        b.register_dyn(
+            "rate_limit_available_tokens",
+            "Tokens the per-tool rate limiter could hand out to each tool now.",
+            None,
+            Kind::Gauge,
+            available,
+        )?;
+        b.register_dyn(
+            "rate_limit_burst_tokens",
+            "Burst of each rate limiter (tokens available back-to-back from idle), by scope.",
+            None,
+            Kind::Gauge,
+            &self.burst,
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -245,5 +427,54 @@ mod tests {
         assert!(l.check("b", 0).is_ok());
         assert_eq!(l.rejected(), 1);
         assert!(l.check("a", 1_000_000).is_ok());
+    }
+
+    #[test]
+    fn exports_available_and_burst_tokens() {
+        let clock = MonotonicClock::new();
+        let limiter: &'static ToolLimiter = crate::leak(Limiter::new("5/1h".parse().unwrap()));
+        let m: &'static LimiterMetrics = crate::leak(LimiterMetrics {
+            available: Some(ToolTokens::new(limiter, clock)),
+            burst: BurstTokens::new([
+                ("http_client", Some("7/1m".parse().unwrap())),
+                ("tool_client", None),
+                ("tool", Some(limiter.spec())),
+            ]),
+        });
+        let mut b = RegistryBuilder::new();
+        m.register(&mut b).unwrap();
+        let r = b.build();
+        let tokens = m.available.as_ref().unwrap();
+        for _ in 0..2 {
+            tokens.track("search");
+            limiter.check("search", clock.now()).unwrap();
+        }
+        tokens.track("idle");
+        assert_eq!(tokens.len(), 2);
+        let text = r.render_to_string(vitals_core::Format::Prometheus);
+        for needle in [
+            "# TYPE rate_limit_available_tokens gauge\n",
+            "rate_limit_available_tokens{tool=\"search\"} 3\n",
+            "rate_limit_available_tokens{tool=\"idle\"} 5\n",
+            "rate_limit_burst_tokens{scope=\"http_client\"} 7\n",
+            "rate_limit_burst_tokens{scope=\"tool\"} 5\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("tool_client"), "{text}");
+    }
+
+    #[test]
+    fn tool_table_is_bounded() {
+        let limiter: &'static ToolLimiter = crate::leak(Limiter::new("5/1s".parse().unwrap()));
+        let t = ToolTokens::new(limiter, MonotonicClock::new());
+        for i in 0..TOOL_SLOTS + 10 {
+            t.track(&format!("tool{i}"));
+            t.track("tool0");
+        }
+        assert_eq!(t.len(), TOOL_SLOTS);
+        assert_eq!(t.series_len(), TOOL_SLOTS);
+        assert!(t.series(TOOL_SLOTS - 1).is_some());
+        assert!(t.series(TOOL_SLOTS).is_none());
     }
 }

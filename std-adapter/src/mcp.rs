@@ -1,6 +1,6 @@
 //! Instrumentation for any rmcp [`ServerHandler`]: wrap it with [`Vitals::instrument`] and every
-//! `tools/call` is counted, timed, tracked, rate limited and guarded by a circuit breaker, with one
-//! log line per call. Every other request is passed through unchanged.
+//! `tools/call` is counted, timed, tracked, rate limited, charged to the tool-call quota and
+//! guarded by a circuit breaker, with one log line per call. Every other request is passed through unchanged.
 //!
 //! ```no_run
 //! # use rmcp::{ServerHandler, model::ServerConfig};
@@ -154,6 +154,30 @@ impl<H: ServerHandler> Instrumented<H> {
             },
             None => None,
         };
+
+        // The tool-call quota: only calls that would run spend a unit. A refusal gives the
+        // breaker ticket back unreported and is a tool error with retry-after.
+        if let Err(retry) = v.check_tool_quota() {
+            if let (Some(u), Some(t)) = (&upstream, ticket) {
+                u.breaker().release(t);
+            }
+            let quota = v.tool_quota().map_or("", |q| q.name());
+            m.tool_calls.labels([label, "quota_exhausted"]).inc();
+            tracing::warn!(
+                method = "tools/call",
+                tool = label,
+                status = "quota_exhausted",
+                quota,
+                retry_after_s = retry.secs(),
+                client = ?client,
+                "tool call refused: quota exhausted"
+            );
+            return Ok(refused(
+                format!("quota `{quota}` exhausted: retry after {} s", retry.secs()),
+                retry,
+                "quota_exhausted",
+            ));
+        }
 
         m.active_requests.inc();
         let result = self.inner.call_tool(request, context).await;
@@ -437,5 +461,165 @@ impl<H: ServerHandler> ServerHandler for Instrumented<H> {
     ) -> impl Future<Output = Result<ReadResourceDirectoryResult, McpError>> + MaybeSendFuture + '_
     {
         self.inner.read_resource_directory(request, context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::handler::server::router::tool::ToolRouter;
+    use rmcp::{tool, tool_handler, tool_router, ServiceExt};
+    use serde_json::{json, Value};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    #[derive(Clone)]
+    struct Echo {
+        tool_router: ToolRouter<Self>,
+    }
+
+    #[tool_router]
+    impl Echo {
+        fn new() -> Self {
+            Echo {
+                tool_router: Self::tool_router(),
+            }
+        }
+
+        #[tool(description = "Answers pong.")]
+        async fn ping(&self) -> String {
+            "pong".into()
+        }
+    }
+
+    #[tool_handler(router = self.tool_router)]
+    impl ServerHandler for Echo {
+        fn get_info(&self) -> ServerConfig {
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        }
+    }
+
+    /// Serves `vitals.instrument(Echo)` over an in-memory pipe, speaking newline-delimited
+    /// JSON-RPC as a stdio client would; returns the response to each `tools/call ping`.
+    async fn call_ping(vitals: &Vitals, calls: u64) -> Vec<Value> {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let handler = vitals.instrument(Echo::new());
+        let serving = tokio::spawn(async move {
+            let running = handler.serve(tokio::io::split(server)).await?;
+            let _ = running.waiting().await;
+            Ok::<_, rmcp::service::ServerInitializeError>(())
+        });
+        let (read, mut write) = tokio::io::split(client);
+        let mut lines = BufReader::new(read).lines();
+        let mut exchange = async |msg: Value, id: Option<u64>| {
+            let mut line = msg.to_string();
+            line.push('\n');
+            write.write_all(line.as_bytes()).await.unwrap();
+            let id = id?;
+            loop {
+                let l = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+                    .await
+                    .expect("response within 10 s")
+                    .unwrap()
+                    .expect("server closed the pipe");
+                let v: Value = serde_json::from_str(&l).unwrap();
+                if v["id"] == json!(id) {
+                    return Some(v);
+                }
+            }
+        };
+        exchange(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"}}}),
+            Some(0),
+        )
+        .await
+        .unwrap();
+        exchange(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            None,
+        )
+        .await;
+        let mut out = Vec::new();
+        for id in 1..=calls {
+            let r = exchange(
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "ping", "arguments": {}}}),
+                Some(id),
+            )
+            .await
+            .unwrap();
+            out.push(r);
+        }
+        serving.abort();
+        out
+    }
+
+    #[tokio::test]
+    async fn exhausted_quota_is_a_tool_error_with_retry_after() {
+        let vitals = Vitals::builder()
+            .daily_tool_quota(2)
+            .tool_rate_limit("100/1s".parse().unwrap())
+            .build()
+            .unwrap();
+        let r = call_ping(&vitals, 3).await;
+        for ok in &r[..2] {
+            assert_eq!(ok["result"]["isError"], json!(false), "{ok}");
+        }
+        let refused = &r[2]["result"];
+        assert_eq!(refused["isError"], json!(true), "{refused}");
+        assert_eq!(refused["_meta"]["io.vitals/reason"], "quota_exhausted");
+        let retry = refused["_meta"]["io.vitals/retryAfterSeconds"]
+            .as_u64()
+            .expect("retry-after");
+        assert!((1..=86_400).contains(&retry), "{retry}");
+        assert!(refused["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("quota `daily_tool_calls` exhausted: retry after"));
+
+        let text = vitals.render(vitals_core::Format::Prometheus);
+        for needle in [
+            "quota_used{quota=\"daily_tool_calls\"} 2\n",
+            "quota_limit{quota=\"daily_tool_calls\"} 2\n",
+            "quota_rejected_total{quota=\"daily_tool_calls\"} 1\n",
+            "mcp_tool_calls_total{tool=\"ping\",status=\"ok\"} 2\n",
+            "mcp_tool_calls_total{tool=\"ping\",status=\"quota_exhausted\"} 1\n",
+            "mcp_tool_duration_seconds_count{tool=\"ping\"} 2\n",
+            "rate_limit_available_tokens{tool=\"ping\"} 97\n",
+            "rate_limit_burst_tokens{scope=\"tool\"} 100\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // The breaker saw only the calls that ran; the quota is a degraded, non-critical component.
+        let breaker = vitals.upstreams().for_tool("ping");
+        assert_eq!(breaker.breaker().window_counts(), (2, 0));
+        let h = vitals.health();
+        assert_eq!(h.status, "degraded");
+        let q = h
+            .components
+            .iter()
+            .find(|c| c.name == "quota:daily_tool_calls")
+            .expect("quota component");
+        assert_eq!((q.status.as_str(), q.critical), ("degraded", false));
+        assert!(vitals.is_ready());
+        let s = vitals.rate_limit_status().tool_quota.expect("quota status");
+        assert_eq!(
+            (s.used, s.limit, s.remaining, s.rejected_total),
+            (2, 2, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_quota_calls_are_not_counted() {
+        let vitals = Vitals::builder().daily_tool_quota(0).build().unwrap();
+        let r = call_ping(&vitals, 3).await;
+        assert!(r.iter().all(|v| v["result"]["isError"] == json!(false)));
+        assert!(vitals.tool_quota().is_none());
+        assert!(vitals.rate_limit_status().tool_quota.is_none());
+        let text = vitals.render(vitals_core::Format::Prometheus);
+        assert!(text.contains("# TYPE quota_used gauge\n"), "{text}");
+        assert!(!text.contains("quota_used{"), "{text}");
+        assert_eq!(vitals.health().status, "healthy");
     }
 }

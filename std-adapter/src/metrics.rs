@@ -23,8 +23,8 @@ pub const HTTP_DURATION_BOUNDS: Bounds<12> = Bounds::micros([
 
 /// Tool-call metrics.
 pub struct McpMetrics {
-    /// `mcp_tool_calls_total{tool,status}`; status is `ok`, `error`, `rate_limited` or
-    /// `circuit_open`.
+    /// `mcp_tool_calls_total{tool,status}`; status is `ok`, `error`, `rate_limited`,
+    /// `circuit_open` or `quota_exhausted`.
     pub tool_calls: StrFamily<Counter, 2, 256, 96>,
     /// `mcp_tool_errors_total{tool,error_type}`.
     pub tool_errors: StrFamily<Counter, 2, 256, 96>,

@@ -49,6 +49,8 @@ async def run(target):
         check(not r.is_error, f"rate_limit_status failed: {r}")
         s = r.structured_content
         check(s["tool"]["tokens"] > 0 and s["tool_client"]["period_seconds"] > 0, f"limits {s}")
+        q = s["tool_quota"]
+        check(q["name"] == "daily_tool_calls" and q["limit"] > 0 and q["used"] >= 1, f"quota {s}")
 
         r = await client.call_tool("circuit_breaker_status", {})
         check(not r.is_error, f"circuit_breaker_status failed: {r}")
