@@ -226,6 +226,12 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Responses (SSE events, JSON bodies) go out in several small writes: without
+        // TCP_NODELAY, Nagle's algorithm holds the last one until the client's delayed ACK
+        // (~40 ms per call on Linux).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics.connections_rejected.inc();
             tracing::warn!(remote = %remote, "connection limit reached: answering 503");
