@@ -151,7 +151,26 @@ struct Out<'b> {
     buf: &'b mut [u8],
     pos: usize,
     over: usize,
+    /// The label block (`{a="b"`, no closing brace) of the histogram series being rendered, as
+    /// already written earlier in this buffer: `((entry, series), start, len)`. Each of a
+    /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it.
+    labels_seen: Option<((usize, usize), usize, usize)>,
+    /// `le` values of the histogram family being rendered (entry + 1; 0 = none), as written
+    /// earlier in this buffer: `(start, len)` per bucket, `len == 0` when not yet written.
+    le_entry: usize,
+    le_seen: [(u32, u8); LE_CACHE],
 }
+
+/// Buckets whose `le` text is reused across the series of one family in a render call. Only on
+/// 64-bit hosts: MCUs render into small buffers where the copy source is rarely still there, and
+/// flash is worth more than these cycles.
+const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
+    16
+} else {
+    0
+};
+/// Whether the label block of a histogram series is reused between its lines (see above).
+const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
 impl Out<'_> {
     #[inline(always)]
@@ -164,6 +183,58 @@ impl Out<'_> {
             }
         }
         self.over += bytes.len();
+    }
+
+    /// Copies `len` bytes written earlier in this buffer at `start` to the end.
+    #[inline]
+    fn repeat(&mut self, start: usize, len: usize) {
+        if self.over == 0 && start + len <= self.pos && self.pos + len <= self.buf.len() {
+            self.buf.copy_within(start..start + len, self.pos);
+            self.pos += len;
+        } else {
+            self.over += len;
+        }
+    }
+
+    /// Writes the label block of a histogram series line, reusing the copy from its previous
+    /// line when it is in this buffer. Returns whether any label was written.
+    #[inline]
+    fn series_labels(&mut self, key: (usize, usize), labels: &Labels<'_>) -> bool {
+        if REUSE_LABELS {
+            if let Some((k, start, len)) = self.labels_seen {
+                if k == key {
+                    self.repeat(start, len);
+                    return len > 0;
+                }
+            }
+        }
+        let start = self.pos;
+        let any = open_labels(self, labels);
+        if REUSE_LABELS && self.over == 0 {
+            self.labels_seen = Some((key, start, self.pos - start));
+        }
+        any
+    }
+
+    /// Writes bucket `i`'s `le` value of histogram entry `entry`, reusing an earlier copy.
+    #[inline]
+    fn le(&mut self, entry: usize, i: usize, v: u64, decimals: u8) {
+        if LE_CACHE > 0 {
+            if self.le_entry != entry + 1 {
+                self.le_entry = entry + 1;
+                self.le_seen = [(0, 0); LE_CACHE];
+            } else if let Some(&(start, len)) = self.le_seen.get(i) {
+                if len > 0 {
+                    self.repeat(start as usize, len as usize);
+                    return;
+                }
+            }
+        }
+        let start = self.pos;
+        self.scaled(v, decimals);
+        if let (Some(slot), 0, Ok(s)) = (self.le_seen.get_mut(i), self.over, u32::try_from(start)) {
+            *slot = (s, (self.pos - start) as u8);
+        }
     }
 
     #[inline(always)]
@@ -273,6 +344,9 @@ pub fn render(
         buf,
         pos: 0,
         over: 0,
+        labels_seen: None,
+        le_entry: 0,
+        le_seen: [(0, 0); LE_CACHE],
     };
     loop {
         let mut next = *cursor;
@@ -454,30 +528,36 @@ fn series_line(
                 c.carry = 0;
             }
             out.put(fam.name.as_bytes());
-            if line < n {
-                let count = h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed));
+            let key = (c.entry, index);
+            if line <= n {
+                let count = if line < n {
+                    h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
+                } else {
+                    h.inf.load(Ordering::Relaxed)
+                };
                 c.carry = c.carry.wrapping_add(count);
-                let le = h.le.get(line).copied().unwrap_or(u64::MAX);
                 out.put(b"_bucket");
-                write_labels(out, &labels, Some(Le::Scaled(le, h.scale.get())));
-                out.byte(b' ');
+                let any = out.series_labels(key, &labels);
+                out.byte(if any { b',' } else { b'{' });
+                out.put(b"le=\"");
+                match h.le.get(line) {
+                    Some(&le) => out.le(c.entry, line, le, h.scale.get()),
+                    None => out.put(b"+Inf"),
+                }
+                out.put(b"\"} ");
                 out.u64(c.carry);
-            } else if line == n {
-                c.carry = c.carry.wrapping_add(h.inf.load(Ordering::Relaxed));
-                out.put(b"_bucket");
-                write_labels(out, &labels, Some(Le::Inf));
-                out.byte(b' ');
-                out.u64(c.carry);
-            } else if line == n + 1 {
-                out.put(b"_sum");
-                write_labels(out, &labels, None);
-                out.byte(b' ');
-                out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
             } else {
-                out.put(b"_count");
-                write_labels(out, &labels, None);
+                let sum = line == n + 1;
+                out.put(if sum { b"_sum" } else { b"_count" });
+                if out.series_labels(key, &labels) {
+                    out.byte(b'}');
+                }
                 out.byte(b' ');
-                out.u64(c.carry);
+                if sum {
+                    out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
+                } else {
+                    out.u64(c.carry);
+                }
             }
             out.byte(b'\n');
             c.phase = if line >= n + 2 {
@@ -497,7 +577,7 @@ fn series_line(
                 Kind::Info => out.put(b"_info"),
                 _ => {}
             }
-            write_labels(out, &labels, None);
+            write_labels(out, &labels);
             out.byte(b' ');
             match value {
                 Value::Counter(x) => out.u64(x.get()),
@@ -552,14 +632,15 @@ fn label(out: &mut Out<'_>, first: &mut bool, name: &str) {
     out.put(b"=\"");
 }
 
-/// The `le` label of a bucket line.
-#[derive(Clone, Copy)]
-enum Le {
-    Scaled(u64, u8),
-    Inf,
+/// Writes `{labels}` (nothing when there are none).
+fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>) {
+    if open_labels(out, labels) {
+        out.byte(b'}');
+    }
 }
 
-fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
+/// Writes `{a="b",c="d"` without the closing brace; returns whether any label was written.
+fn open_labels(out: &mut Out<'_>, labels: &Labels<'_>) -> bool {
     let mut first = true;
     match *labels {
         Labels::None => {}
@@ -603,17 +684,7 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>, le: Option<Le>) {
         #[cfg(feature = "dyn-labels")]
         Labels::Dyn(src) => dyn_labels(out, &mut first, src),
     }
-    if let Some(le) = le {
-        label(out, &mut first, "le");
-        match le {
-            Le::Scaled(v, d) => out.scaled(v, d),
-            Le::Inf => out.put(b"+Inf"),
-        }
-        out.byte(b'"');
-    }
-    if !first {
-        out.byte(b'}');
-    }
+    !first
 }
 
 #[cfg(feature = "dyn-labels")]

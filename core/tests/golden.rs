@@ -185,3 +185,57 @@ fn checker_catches_what_promtool_misses() {
     let bad_escape = "# TYPE c counter\nc{a=\"\\x\"} 1\n";
     assert!(common::parse(bad_escape.as_bytes(), false).is_err());
 }
+
+vitals_core::label_enum! {
+    /// Route.
+    pub enum Route: "route" { Home = "/", Api = "/api" }
+}
+
+#[test]
+fn histogram_families_repeat_labels_and_bounds_exactly() {
+    use vitals_core::{Bounds, Entry, Family, HistogramCells, Registry, StrFamily};
+    let typed: Family<Route, HistogramCells<2>, 2> = Family::histogram(Bounds::millis([5, 250]));
+    let named: StrFamily<HistogramCells<2>, 2, 4, 32> =
+        StrFamily::with_shared(["tool", "q"], Bounds::millis([5, 250]));
+    typed.labels(Route::Home).observe(3);
+    typed.labels(Route::Api).observe(300);
+    named.labels(["say \"hi\"", "a\\b"]).observe(100);
+    let entries = [
+        Entry::new("route_seconds", "By route.", &typed),
+        Entry::new("tool_seconds", "By tool.", &named),
+    ];
+    let registry = Registry::new(&entries);
+    let golden = r##"# HELP route_seconds By route.
+# TYPE route_seconds histogram
+route_seconds_bucket{route="/",le="0.005"} 1
+route_seconds_bucket{route="/",le="0.25"} 1
+route_seconds_bucket{route="/",le="+Inf"} 1
+route_seconds_sum{route="/"} 0.003
+route_seconds_count{route="/"} 1
+route_seconds_bucket{route="/api",le="0.005"} 0
+route_seconds_bucket{route="/api",le="0.25"} 0
+route_seconds_bucket{route="/api",le="+Inf"} 1
+route_seconds_sum{route="/api"} 0.3
+route_seconds_count{route="/api"} 1
+# HELP tool_seconds By tool.
+# TYPE tool_seconds histogram
+tool_seconds_bucket{tool="say \"hi\"",q="a\\b",le="0.005"} 0
+tool_seconds_bucket{tool="say \"hi\"",q="a\\b",le="0.25"} 1
+tool_seconds_bucket{tool="say \"hi\"",q="a\\b",le="+Inf"} 1
+tool_seconds_sum{tool="say \"hi\"",q="a\\b"} 0.1
+tool_seconds_count{tool="say \"hi\"",q="a\\b"} 1
+# HELP vitals_label_overflow_total Updates to full families.
+# TYPE vitals_label_overflow_total counter
+vitals_label_overflow_total{family="tool_seconds"} 0
+"##;
+    let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
+    for size in longest..=golden.len() + 1 {
+        let out = fixture::render_all(&registry, Format::Prometheus, size);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            golden,
+            "buffer size {size}"
+        );
+    }
+    common::parse(golden.as_bytes(), false).unwrap();
+}
