@@ -219,7 +219,7 @@ impl Out<'_> {
     /// Writes bucket `i`'s `le` value of histogram entry `entry`, reusing an earlier copy.
     #[inline]
     fn le(&mut self, entry: usize, i: usize, v: u64, decimals: u8) {
-        if LE_CACHE > 0 {
+        if LE_CACHE != 0 {
             if self.le_entry != entry + 1 {
                 self.le_entry = entry + 1;
                 self.le_seen = [(0, 0); LE_CACHE];
