@@ -188,11 +188,13 @@ impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> StrFamily<C,
 
     /// The series for `values` if it exists; never claims a slot.
     pub fn get(&self, values: [&str; K]) -> Option<C::Handle<'_>> {
-        let (len, tag) = key_shape(&values)?;
+        let (len, hash) = key_shape(&values)?;
+        let tag = (hash ^ (hash >> 16)) & TAG_MASK;
         if len > BYTES || CAP == 0 {
             return None;
         }
-        let start = tag as usize % CAP;
+        // The probe starts from the full hash: a 16-bit tag would cluster tables above 65,536.
+        let start = hash as usize % CAP;
         for probe in 0..CAP {
             let i = (start + probe) % CAP;
             let slot = self.slots.get(i)?;
@@ -231,7 +233,8 @@ impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> StrFamily<C,
     }
 
     fn find_or_claim(&self, values: &[&str; K]) -> Result<usize, LabelError> {
-        let (len, tag) = key_shape(values).ok_or(LabelError::TooLong { needed: usize::MAX })?;
+        let (len, hash) = key_shape(values).ok_or(LabelError::TooLong { needed: usize::MAX })?;
+        let tag = (hash ^ (hash >> 16)) & TAG_MASK;
         if len > BYTES {
             return Err(LabelError::TooLong { needed: len });
         }
@@ -239,7 +242,8 @@ impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> StrFamily<C,
             return Err(LabelError::Full);
         }
         let want = ((len as u32) << LEN_SHIFT) | tag;
-        let start = tag as usize % CAP;
+        // The probe starts from the full hash: a 16-bit tag would cluster tables above 65,536.
+        let start = hash as usize % CAP;
         let mut probe = 0;
         while probe < CAP {
             let i = (start + probe) % CAP;
@@ -286,7 +290,8 @@ fn shape(state: u32) -> (usize, u32) {
     (((state >> LEN_SHIFT) & LEN_MASK) as usize, state & TAG_MASK)
 }
 
-/// Joined length and a 16-bit FNV-1a tag of the values; `None` if the length overflows.
+/// Joined length and the 32-bit FNV-1a hash of the values (its low 16 bits, folded, are the tag
+/// kept in the slot's state word); `None` if the length overflows.
 fn key_shape(values: &[&str]) -> Option<(usize, u32)> {
     let mut len: usize = values.len().saturating_sub(1);
     let mut h: u32 = 0x811c_9dc5;
@@ -299,7 +304,7 @@ fn key_shape(values: &[&str]) -> Option<(usize, u32)> {
         }
         len = len.checked_add(v.len())?;
     }
-    Some((len, (h ^ (h >> 16)) & TAG_MASK))
+    Some((len, h))
 }
 
 fn joined<'a>(values: &'a [&'a str]) -> impl Iterator<Item = u8> + 'a {

@@ -422,6 +422,32 @@ pub fn strict_exposition_problems(text: &str) -> Vec<String> {
     problems
 }
 
+/// Pipes `text` to `promtool check metrics`: whether it passed, and what promtool said.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    let mut child = Command::new(require_program("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,36 +1,10 @@
 //! `/metrics` after tool calls: promtool accepts it, our strict checks pass, content negotiation,
 //! gzip and the bearer token work.
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::io::Read;
 
 use serde_json::json;
 use vitals_tests::*;
-
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new(require_program("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn promtool_accepts_live_metrics_after_tool_calls() {

@@ -2,36 +2,8 @@
 //! shows in /metrics (`quota_used`, `quota_limit`, `quota_rejected_total`), in the health report
 //! (degraded, non-critical) and in `rate_limit_status`; the limiter gauges are exported too.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::json;
 use vitals_tests::*;
-
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new(require_program("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn exhausted_daily_quota_is_a_tool_error_with_retry_after() {

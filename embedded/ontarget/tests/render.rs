@@ -41,72 +41,11 @@ static REGISTRY: Registry = Registry::new(&[
     Entry::new("build", "Build information.", &BUILD),
 ]);
 
-const PROMETHEUS: &str = r##"# HELP requests_total Requests served.
-# TYPE requests_total counter
-requests_total 3
-# HELP temperature_millicelsius Board temperature.
-# TYPE temperature_millicelsius gauge
-temperature_millicelsius -1500
-# HELP ratio A ratio with "quotes", a back\\slash and a\nnewline.
-# TYPE ratio gauge
-ratio{which="nan"} NaN
-ratio{which="pinf"} +Inf
-ratio{which="ninf"} -Inf
-# HELP latency_seconds Request latency.
-# TYPE latency_seconds histogram
-latency_seconds_bucket{le="0.0005"} 1
-latency_seconds_bucket{le="0.001"} 3
-latency_seconds_bucket{le="0.0025"} 3
-latency_seconds_bucket{le="+Inf"} 4
-latency_seconds_sum 0.0045
-latency_seconds_count 4
-# HELP tool_calls_total Tool calls.
-# TYPE tool_calls_total counter
-tool_calls_total{tool="say \"hi\"\n",status="error"} 2
-tool_calls_total{tool="a\\b",status="ok"} 1
-tool_calls_total{tool="__overflow__",status="__overflow__"} 5
-# HELP build_info Build information.
-# TYPE build_info gauge
-build_info{version="1.0\n\"x\""} 1
-# HELP vitals_label_overflow_total Updates to full families.
-# TYPE vitals_label_overflow_total counter
-vitals_label_overflow_total{family="tool_calls"} 1
-"##;
+// The host golden output, byte for byte (core/tests/golden/).
+const PROMETHEUS: &str = include_str!("../../../core/tests/golden/fixture.prom");
 
-const OPENMETRICS: &str = r##"# HELP requests Requests served.
-# TYPE requests counter
-requests_total 3
-# HELP temperature_millicelsius Board temperature.
-# TYPE temperature_millicelsius gauge
-# UNIT temperature_millicelsius millicelsius
-temperature_millicelsius -1500
-# HELP ratio A ratio with \"quotes\", a back\\slash and a\nnewline.
-# TYPE ratio gauge
-ratio{which="nan"} NaN
-ratio{which="pinf"} +Inf
-ratio{which="ninf"} -Inf
-# HELP latency_seconds Request latency.
-# TYPE latency_seconds histogram
-# UNIT latency_seconds seconds
-latency_seconds_bucket{le="0.0005"} 1
-latency_seconds_bucket{le="0.001"} 3
-latency_seconds_bucket{le="0.0025"} 3
-latency_seconds_bucket{le="+Inf"} 4
-latency_seconds_sum 0.0045
-latency_seconds_count 4
-# HELP tool_calls Tool calls.
-# TYPE tool_calls counter
-tool_calls_total{tool="say \"hi\"\n",status="error"} 2
-tool_calls_total{tool="a\\b",status="ok"} 1
-tool_calls_total{tool="__overflow__",status="__overflow__"} 5
-# HELP build Build information.
-# TYPE build info
-build_info{version="1.0\n\"x\""} 1
-# HELP vitals_label_overflow Updates to full families.
-# TYPE vitals_label_overflow counter
-vitals_label_overflow_total{family="tool_calls"} 1
-# EOF
-"##;
+// The host golden output, byte for byte (core/tests/golden/).
+const OPENMETRICS: &str = include_str!("../../../core/tests/golden/fixture.om");
 
 tests!(
     prometheus_in_64_byte_chunks,
