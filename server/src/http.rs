@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -35,6 +36,51 @@ pub struct App {
     vitals: Vitals,
     mcp: Mcp,
     max_body_bytes: usize,
+    /// POST/DELETE requests to /mcp from arrival until their response body (for a tool call, an
+    /// SSE stream that ends with the result) has been sent or dropped: what the drain waits for.
+    mcp_in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts one /mcp request in flight until dropped (it travels with the response body).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that holds an [`InFlight`] until the body is finished or dropped.
+struct Tracked {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Chunk;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Chunk>, Infallible>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Limits of the accept loop.
@@ -61,12 +107,17 @@ impl App {
             vitals,
             mcp,
             max_body_bytes,
+            mcp_in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// Forwards a request to rmcp. A POST body is read here first (bounded: 413 beyond the
     /// limit) so that a JSON body that does not parse gets the JSON-RPC parse error (-32700).
     async fn mcp(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+        // GET streams are long-lived notification channels: the drain closes them, it does not
+        // wait for them.
+        let in_flight =
+            (req.method() != http::Method::GET).then(|| InFlight::new(&self.mcp_in_flight));
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ClientAddr(remote));
         let too_large = || {
@@ -110,7 +161,17 @@ impl App {
         }
         let req = Request::from_parts(parts, Full::new(bytes));
         let Ok(r) = self.mcp.clone().call(req).await;
-        r.map(|b| b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed())
+        r.map(|b| {
+            let body = b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed();
+            match in_flight {
+                Some(guard) => Tracked {
+                    inner: body,
+                    _in_flight: guard,
+                }
+                .boxed(),
+                None => body,
+            }
+        })
     }
 
     /// Routes one request.
@@ -268,8 +329,12 @@ pub async fn serve(
     app.vitals.set_ready(false);
     tracing::info!("shutting down: draining in-flight requests");
     let deadline = Instant::now() + limits.drain_timeout;
+    // Wait for tool calls to finish and for every POST's response (the SSE stream carrying the
+    // result) to be sent; only then close the long-lived GET streams.
     let active = app.vitals.mcp_metrics();
-    while active.active_requests.get() > 0 && Instant::now() < deadline {
+    while (active.active_requests.get() > 0 || app.mcp_in_flight.load(Ordering::SeqCst) > 0)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     mcp_cancel.cancel();

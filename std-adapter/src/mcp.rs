@@ -559,7 +559,9 @@ mod tests {
     async fn exhausted_quota_is_a_tool_error_with_retry_after() {
         let vitals = Vitals::builder()
             .daily_tool_quota(2)
-            .tool_rate_limit("100/1s".parse().unwrap())
+            // A slow refill (one token per 36 s), so the token gauge read below cannot move
+            // while a loaded machine runs the test.
+            .tool_rate_limit("100/1h".parse().unwrap())
             .build()
             .unwrap();
         let r = call_ping(&vitals, 3).await;
