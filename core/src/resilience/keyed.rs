@@ -176,15 +176,13 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Takes `n` tokens from `key`'s bucket at `now`, or none. `n > burst` can never pass.
     pub fn try_acquire_n(&self, key: u64, now: u64, n: u32) -> Result<(), AcquireError> {
-        if n > self.gcra.burst {
-            self.rejected.inc();
-            return Err(AcquireError::ExceedsBurst {
-                requested: n,
-                burst: self.gcra.burst,
-            });
-        }
-        if n == 0 {
-            return Ok(());
+        match self.gcra.admissible(n) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                self.rejected.inc();
+                return Err(e);
+            }
         }
         let eff = self.clock.effective(now);
         let now_u = self.gcra.units(eff);

@@ -144,6 +144,19 @@ pub(crate) enum Decision {
 }
 
 impl Gcra {
+    /// Whether a request for `n` tokens needs a decision: `Ok(false)` for `n = 0` (always
+    /// passes, takes nothing), `Ok(true)` otherwise, [`AcquireError::ExceedsBurst`] when `n` can
+    /// never pass.
+    pub(crate) const fn admissible(&self, n: u32) -> Result<bool, AcquireError> {
+        if n > self.burst {
+            return Err(AcquireError::ExceedsBurst {
+                requested: n,
+                burst: self.burst,
+            });
+        }
+        Ok(n != 0)
+    }
+
     pub(crate) const fn new(config: &TokenBucketConfig) -> Self {
         let period = (max1(config.rate.seconds) as u128) * (max1(config.ticks_per_second) as u128);
         let tokens = max1(config.rate.tokens) as u128;
@@ -280,15 +293,13 @@ impl TokenBucket {
     /// Takes `n` tokens at once at `now`, or none. `n = 0` always passes; `n > burst` is
     /// [`AcquireError::ExceedsBurst`] (it can never pass, waiting does not help).
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<(), AcquireError> {
-        if n > self.gcra.burst {
-            self.rejected.inc();
-            return Err(AcquireError::ExceedsBurst {
-                requested: n,
-                burst: self.gcra.burst,
-            });
-        }
-        if n == 0 {
-            return Ok(());
+        match self.gcra.admissible(n) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                self.rejected.inc();
+                return Err(e);
+            }
         }
         let now_u = self.gcra.units(self.clock.effective(now));
         let mut tat = self.tat.load(Ordering::Relaxed);
@@ -322,13 +333,7 @@ impl TokenBucket {
     /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing (and counting no
     /// rejection).
     pub fn peek(&self, now: u64, n: u32) -> Result<(), AcquireError> {
-        if n > self.gcra.burst {
-            return Err(AcquireError::ExceedsBurst {
-                requested: n,
-                burst: self.gcra.burst,
-            });
-        }
-        if n == 0 {
+        if !self.gcra.admissible(n)? {
             return Ok(());
         }
         let now_u = self.gcra.units(self.clock.effective(now));
