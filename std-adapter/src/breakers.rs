@@ -83,7 +83,7 @@ pub struct BreakerStatus {
 /// The breakers of a process.
 pub struct Upstreams {
     config: BreakerConfig,
-    tool_map: HashMap<String, String>,
+    tool_map: RwLock<HashMap<String, String>>,
     map: RwLock<HashMap<String, Arc<Upstream>>>,
 }
 
@@ -97,7 +97,7 @@ impl Upstreams {
     ) -> Self {
         let u = Upstreams {
             config,
-            tool_map,
+            tool_map: RwLock::new(tool_map),
             map: RwLock::new(HashMap::new()),
         };
         for name in upstreams {
@@ -114,12 +114,28 @@ impl Upstreams {
 
     /// The upstream a call to `tool` depends on.
     pub fn for_tool(&self, tool: &str) -> Arc<Upstream> {
-        let name = self.tool_map.get(tool).map(String::as_str).unwrap_or(tool);
+        let map = self.tool_map.read().unwrap_or_else(|e| e.into_inner());
+        let name = map.get(tool).map(String::as_str).unwrap_or(tool);
         self.get_or_create(name)
     }
 
-    /// The breaker named `name`, created on first use.
+    /// Declares (or moves) `tool` onto `upstream`'s breaker at run time, as a gateway does each
+    /// time it lists an upstream's tools.
+    pub fn route_tool(&self, tool: &str, upstream: &str) {
+        let mut map = self.tool_map.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(tool).map(String::as_str) != Some(upstream) {
+            map.insert(tool.to_owned(), upstream.to_owned());
+        }
+    }
+
+    /// The breaker named `name`, created on first use with the default configuration.
     pub fn get_or_create(&self, name: &str) -> Arc<Upstream> {
+        self.get_or_create_with(name, self.config)
+    }
+
+    /// The breaker named `name`, created on first use with `config` (an existing breaker keeps
+    /// its configuration).
+    pub fn get_or_create_with(&self, name: &str, config: BreakerConfig) -> Arc<Upstream> {
         if let Some(u) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             return u.clone();
         }
@@ -133,7 +149,7 @@ impl Upstreams {
             .or_insert_with(|| {
                 Arc::new(Upstream {
                     name: key.to_owned(),
-                    breaker: CircuitBreaker::new(self.config),
+                    breaker: CircuitBreaker::new(config),
                 })
             })
             .clone()

@@ -32,6 +32,8 @@
 pub mod breakers;
 pub mod clock;
 pub mod exposition;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 pub mod http;
 pub mod limits;
 pub mod logging;
@@ -43,7 +45,7 @@ pub mod registry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -54,7 +56,7 @@ pub use breakers::{BreakerStatus, Upstream, Upstreams};
 pub use clock::MonotonicClock;
 pub use exposition::{Exposition, MetricsBody};
 pub use limits::{ClientLimiter, LimiterMetrics, LimiterStatus, RateSpec, RetryAfter, ToolLimiter};
-pub use mcp::{ClientKey, Instrumented};
+pub use mcp::{CallOutcome, CallReport, ClientKey, Instrumented};
 pub use metrics::{HttpMetrics, McpMetrics, ResilienceMetrics};
 pub use process::ProcessMetrics;
 pub use quota::{NamedQuota, QuotaMetrics, QuotaStatus};
@@ -76,7 +78,34 @@ pub struct VitalsBuilder {
     tool_upstreams: HashMap<String, String>,
     metrics_token: Option<String>,
     tool_quota: Option<NamedQuota>,
+    gateway: bool,
     extra: Vec<RegisterFn>,
+}
+
+/// A named part of the application whose health changes at run time (an upstream server, a
+/// database): its status and a detail are read each time the health report is built.
+pub trait HealthSource: Send + Sync {
+    /// The component's name in the report.
+    fn name(&self) -> &str;
+    /// Its current status and an explanation.
+    fn snapshot(&self) -> (Status, Option<String>);
+}
+
+/// A status captured from a [`HealthSource`], as the core's [`Check`](vitals_core::health::Check).
+struct Captured {
+    name: String,
+    status: Status,
+    detail: Option<String>,
+    critical: bool,
+}
+
+impl vitals_core::health::Check for Captured {
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
 }
 
 impl VitalsBuilder {
@@ -146,6 +175,14 @@ impl VitalsBuilder {
         self
     }
 
+    /// Registers the gateway's metrics ([`gateway::GatewayMetrics`]): upstream lifecycle,
+    /// catalogue and forwarded requests.
+    #[cfg(feature = "gateway")]
+    pub fn gateway(mut self) -> Self {
+        self.gateway = true;
+        self
+    }
+
     /// Registers application metrics next to the standard ones.
     pub fn metrics(
         mut self,
@@ -184,6 +221,14 @@ impl VitalsBuilder {
         if ProcessMetrics::supported() {
             process.register(&mut b)?;
         }
+        #[cfg(feature = "gateway")]
+        let gateway = if self.gateway {
+            let g = leak(gateway::GatewayMetrics::new());
+            g.register(&mut b)?;
+            Some(g)
+        } else {
+            None
+        };
         for f in self.extra {
             f(&mut b)?;
         }
@@ -221,6 +266,9 @@ impl VitalsBuilder {
             upstreams,
             ready: AtomicBool::new(true),
             server: StatusCell::new(Status::Healthy),
+            sources: RwLock::new(Vec::new()),
+            #[cfg(feature = "gateway")]
+            gateway,
         })))
     }
 }
@@ -240,6 +288,9 @@ struct Inner {
     upstreams: Arc<Upstreams>,
     ready: AtomicBool,
     server: StatusCell,
+    sources: RwLock<Vec<(Arc<dyn HealthSource>, bool)>>,
+    #[cfg(feature = "gateway")]
+    gateway: Option<&'static gateway::GatewayMetrics>,
 }
 
 /// The instruments of one server: metrics, limits, breakers, health. Cheap to clone (shared).
@@ -415,10 +466,49 @@ impl Vitals {
         self.0.server.set(status);
     }
 
+    /// Adds a component to the health report; a `critical` one that is unhealthy makes the
+    /// whole report unhealthy (and `/readyz` 503).
+    pub fn add_health_source(&self, source: Arc<dyn HealthSource>, critical: bool) {
+        self.0
+            .sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((source, critical));
+    }
+
+    /// The gateway's metrics, when built with [`VitalsBuilder::gateway`].
+    #[cfg(feature = "gateway")]
+    pub fn gateway_metrics(&self) -> Option<&'static gateway::GatewayMetrics> {
+        self.0.gateway
+    }
+
     fn with_health<R>(&self, f: impl FnOnce(&Health<'_>) -> R) -> R {
         let upstreams = self.0.upstreams.all();
-        let mut components = Vec::with_capacity(upstreams.len() + 2);
+        let captured: Vec<Captured> = self
+            .0
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(s, critical)| {
+                let (status, detail) = s.snapshot();
+                Captured {
+                    name: s.name().to_owned(),
+                    status,
+                    detail,
+                    critical: *critical,
+                }
+            })
+            .collect();
+        let mut components = Vec::with_capacity(upstreams.len() + captured.len() + 2);
         components.push(Component::new("server", &self.0.server));
+        for c in &captured {
+            components.push(if c.critical {
+                Component::new(&c.name, c)
+            } else {
+                Component::non_critical(&c.name, c)
+            });
+        }
         if let Some(q) = self.0.tool_quota {
             components.push(Component::non_critical(q.component_name(), q));
         }

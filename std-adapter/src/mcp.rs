@@ -13,12 +13,13 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rmcp::model::*;
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
-use vitals_core::resilience::Outcome;
+use vitals_core::resilience::{Outcome, Ticket};
 
 use crate::clock::TICKS_PER_SECOND;
 use crate::http::ClientAddr;
@@ -80,6 +81,94 @@ pub fn error_type(code: ErrorCode) -> &'static str {
     }
 }
 
+/// How one `tools/call` ended: the `status` label of `mcp_tool_calls_total`. Every call gets
+/// exactly one, whichever way it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    /// The tool ran and returned a result.
+    Ok,
+    /// The tool ran and returned a result with `isError: true`.
+    ToolError,
+    /// The call was answered with a JSON-RPC error (unknown tool, bad arguments, internal error).
+    JsonRpcError,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The connection to the upstream was lost (a crash, a closed pipe, a network error).
+    Transport,
+    /// The client cancelled the call, or went away before its answer.
+    Cancelled,
+    /// A per-client or per-tool rate limit refused the call.
+    RateLimited,
+    /// The upstream's circuit breaker refused the call.
+    CircuitOpen,
+    /// The tool-call quota was spent.
+    QuotaExhausted,
+    /// The upstream is down, restarting, failed, or has no free slot.
+    Unavailable,
+}
+
+impl CallOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::ToolError => "tool_error",
+            CallOutcome::JsonRpcError => "jsonrpc_error",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::Transport => "transport",
+            CallOutcome::Cancelled => "cancelled",
+            CallOutcome::RateLimited => "rate_limited",
+            CallOutcome::CircuitOpen => "circuit_open",
+            CallOutcome::QuotaExhausted => "quota_exhausted",
+            CallOutcome::Unavailable => "unavailable",
+        }
+    }
+
+    /// Whether the call ran and failed (what error-ratio alerts count).
+    pub const fn is_failure(self) -> bool {
+        matches!(
+            self,
+            CallOutcome::ToolError
+                | CallOutcome::JsonRpcError
+                | CallOutcome::Timeout
+                | CallOutcome::Transport
+        )
+    }
+}
+
+/// What a handler can tell the instrumentation about a call that [`Instrumented`] cannot see in
+/// the result: the precise outcome (a timeout and a lost connection are both plain errors to the
+/// caller) and whether it should count against the circuit breaker. [`Instrumented`] puts one in
+/// the request context's extensions before calling the inner handler; a handler that does not
+/// know about it changes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport(Arc<Mutex<Report>>);
+
+#[derive(Debug, Default)]
+struct Report {
+    outcome: Option<CallOutcome>,
+    breaker_failure: Option<bool>,
+}
+
+impl CallReport {
+    /// The report travelling with `context`, if the call is instrumented.
+    pub fn of(context: &RequestContext<RoleServer>) -> Option<CallReport> {
+        context.extensions.get::<CallReport>().cloned()
+    }
+
+    /// Sets the outcome label and whether the breaker counts the call as a failure.
+    pub fn set(&self, outcome: CallOutcome, breaker_failure: bool) {
+        let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        r.outcome = Some(outcome);
+        r.breaker_failure = Some(breaker_failure);
+    }
+
+    fn take(&self) -> (Option<CallOutcome>, Option<bool>) {
+        let r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (r.outcome, r.breaker_failure)
+    }
+}
+
 fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse {
     let mut meta = JsonObject::new();
     meta.insert(
@@ -96,11 +185,101 @@ fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse
     CallToolResponse::Complete(result)
 }
 
+/// The bookkeeping of one admitted call. Whatever way the call ends (a result, an error, a
+/// cancellation that drops the future, a lost connection, shutdown), [`Drop`] records it exactly
+/// once: the in-flight gauge goes back down, the call is counted and timed, and its breaker
+/// ticket is returned.
+struct CallGuard {
+    vitals: Vitals,
+    upstream: Option<Arc<crate::breakers::Upstream>>,
+    ticket: Option<Ticket>,
+    tool: String,
+    client: ClientKey,
+    started: Instant,
+    outcome: CallOutcome,
+    error_type: Option<&'static str>,
+    breaker_failure: bool,
+}
+
+impl CallGuard {
+    fn finish(&mut self, outcome: CallOutcome, error_type: Option<&'static str>, failure: bool) {
+        self.outcome = outcome;
+        self.error_type = error_type;
+        self.breaker_failure = failure;
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let v = &self.vitals;
+        let m = v.mcp_metrics();
+        m.active_requests.dec();
+        let elapsed = self.started.elapsed();
+        let upstream = self.upstream.as_ref().map_or("", |u| u.name());
+        let label = self.tool.as_str();
+        let status = self.outcome.as_str();
+        m.tool_calls.labels([upstream, label, status]).inc();
+        m.tool_duration
+            .labels([upstream, label])
+            .observe_duration(elapsed);
+        let error_type = self.error_type.or(match self.outcome {
+            CallOutcome::Timeout => Some("timeout"),
+            CallOutcome::Transport => Some("transport"),
+            CallOutcome::Cancelled => Some("cancelled"),
+            CallOutcome::Unavailable => Some("unavailable"),
+            _ => None,
+        });
+        if let Some(t) = error_type {
+            m.tool_errors.labels([upstream, label, t]).inc();
+        }
+        if let (Some(u), Some(ticket)) = (&self.upstream, self.ticket.take()) {
+            match self.outcome {
+                // Neither the upstream's fault nor its merit: the ticket goes back unreported.
+                CallOutcome::Cancelled | CallOutcome::Unavailable => u.breaker().release(ticket),
+                _ => {
+                    let outcome = if self.breaker_failure {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    u.breaker().record(ticket, v.clock().now(), outcome);
+                }
+            }
+        }
+        let duration_ms = elapsed.as_secs_f64() * 1e3;
+        let client = self.client;
+        if self.outcome == CallOutcome::Ok {
+            tracing::info!(method = "tools/call", tool = label, upstream, status, duration_ms,
+                client = ?client, "tool call");
+        } else {
+            tracing::warn!(method = "tools/call", tool = label, upstream, status,
+                error_type = error_type.unwrap_or(""), duration_ms, client = ?client, "tool call");
+        }
+    }
+}
+
 impl<H: ServerHandler> Instrumented<H> {
+    fn refuse(
+        &self,
+        upstream: &str,
+        label: &str,
+        outcome: CallOutcome,
+        client: ClientKey,
+        retry: RetryAfter,
+        message: String,
+    ) -> CallToolResponse {
+        let m = self.vitals.mcp_metrics();
+        let status = outcome.as_str();
+        m.tool_calls.labels([upstream, label, status]).inc();
+        tracing::warn!(method = "tools/call", tool = label, upstream, status,
+            retry_after_s = retry.secs(), client = ?client, "tool call refused");
+        refused(message, retry, status)
+    }
+
     async fn instrumented_call(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let v = &self.vitals;
         let m = v.mcp_metrics();
@@ -108,114 +287,114 @@ impl<H: ServerHandler> Instrumented<H> {
         let known = self.inner.get_tool(&name).is_some();
         let client = ClientKey::of(&context);
         let now = v.clock().now();
-        let started = Instant::now();
         let label = if known { name.as_str() } else { UNKNOWN_TOOL };
 
-        // Rate limits: per client, then per tool. A refusal is a tool error with retry-after.
-        if let Err(retry) = v.check_tool_limits(client, label, now) {
-            m.tool_calls.labels([label, "rate_limited"]).inc();
-            tracing::warn!(method = "tools/call", tool = label, status = "rate_limited",
-                retry_after_s = retry.secs(), client = ?client, "tool call rate limited");
-            return Ok(refused(
-                format!("rate limited: retry after {} s", retry.secs()),
-                retry,
-                "rate_limited",
-            ));
-        }
-
-        // Circuit breaker of the upstream this tool depends on (unknown tools are not guarded).
+        // A call to a tool nobody lists spends no budget: it is answered by the handler (an
+        // invalid-params error) and counted under `__unknown__`.
         let upstream = known.then(|| v.upstreams().for_tool(&name));
-        let ticket = match &upstream {
-            Some(u) => match u.breaker().try_acquire_ticket(now) {
+        let upstream_name = upstream.as_ref().map_or("", |u| u.name()).to_owned();
+
+        let mut ticket = None;
+        if let Some(u) = &upstream {
+            // The circuit breaker of the upstream this tool depends on: first, so that a call it
+            // refuses spends no rate or quota budget.
+            ticket = match u.breaker().try_acquire_ticket(now) {
                 Ok(t) => Some(t),
                 Err(rejected) => {
                     let wait = rejected.retry_after.unwrap_or(60 * TICKS_PER_SECOND);
                     let retry = RetryAfter(crate::clock::MonotonicClock::to_duration(wait));
-                    m.tool_calls.labels([label, "circuit_open"]).inc();
-                    tracing::warn!(
-                        method = "tools/call",
-                        tool = label,
-                        status = "circuit_open",
-                        upstream = u.name(),
-                        retry_after_s = retry.secs(),
-                        "tool call refused by circuit breaker"
-                    );
-                    return Ok(refused(
+                    return Ok(self.refuse(
+                        &upstream_name,
+                        label,
+                        CallOutcome::CircuitOpen,
+                        client,
+                        retry,
                         format!(
                             "upstream `{}` unavailable (circuit {}): retry after {} s",
                             u.name(),
                             rejected.state,
                             retry.secs()
                         ),
-                        retry,
-                        "circuit_open",
                     ));
                 }
-            },
-            None => None,
-        };
-
-        // The tool-call quota: only calls that would run spend a unit. A refusal gives the
-        // breaker ticket back unreported and is a tool error with retry-after.
-        if let Err(retry) = v.check_tool_quota() {
-            if let (Some(u), Some(t)) = (&upstream, ticket) {
-                u.breaker().release(t);
+            };
+            // Rate limits: per client, then per tool. A refusal is a tool error with retry-after
+            // and gives the breaker ticket back unreported.
+            if let Err(retry) = v.check_tool_limits(client, label, now) {
+                if let Some(t) = ticket.take() {
+                    u.breaker().release(t);
+                }
+                return Ok(self.refuse(
+                    &upstream_name,
+                    label,
+                    CallOutcome::RateLimited,
+                    client,
+                    retry,
+                    format!("rate limited: retry after {} s", retry.secs()),
+                ));
             }
-            let quota = v.tool_quota().map_or("", |q| q.name());
-            m.tool_calls.labels([label, "quota_exhausted"]).inc();
-            tracing::warn!(
-                method = "tools/call",
-                tool = label,
-                status = "quota_exhausted",
-                quota,
-                retry_after_s = retry.secs(),
-                client = ?client,
-                "tool call refused: quota exhausted"
-            );
-            return Ok(refused(
-                format!("quota `{quota}` exhausted: retry after {} s", retry.secs()),
-                retry,
-                "quota_exhausted",
-            ));
+            // The tool-call quota: only calls that would run spend a unit. A refusal gives the
+            // breaker ticket back unreported.
+            if let Err(retry) = v.check_tool_quota() {
+                if let Some(t) = ticket.take() {
+                    u.breaker().release(t);
+                }
+                let quota = v.tool_quota().map_or("", |q| q.name());
+                return Ok(self.refuse(
+                    &upstream_name,
+                    label,
+                    CallOutcome::QuotaExhausted,
+                    client,
+                    retry,
+                    format!("quota `{quota}` exhausted: retry after {} s", retry.secs()),
+                ));
+            }
         }
 
         m.active_requests.inc();
+        let mut guard = CallGuard {
+            vitals: v.clone(),
+            upstream,
+            ticket,
+            tool: label.to_owned(),
+            client,
+            started: Instant::now(),
+            // What the call counts as if its future is dropped before it returns.
+            outcome: CallOutcome::Cancelled,
+            error_type: None,
+            breaker_failure: false,
+        };
+        let report = CallReport::default();
+        context.extensions.insert(report.clone());
+        let cancelled = context.ct.clone();
         let result = self.inner.call_tool(request, context).await;
-        m.active_requests.dec();
-        let elapsed = started.elapsed();
-        let (status, error_type, failure) = match &result {
-            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                ("error", Some("tool_error"), true)
-            }
-            Ok(_) => ("ok", None, false),
-            Err(e) => (
-                "error",
-                Some(error_type(e.code)),
-                e.code == ErrorCode::INTERNAL_ERROR,
+        let (reported, breaker_failure) = report.take();
+        let (outcome, error_type, failure) = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => (
+                reported.unwrap_or(CallOutcome::ToolError),
+                Some("tool_error"),
+                false,
             ),
+            Ok(_) => (reported.unwrap_or(CallOutcome::Ok), None, false),
+            Err(e) => {
+                let outcome = reported.unwrap_or(if cancelled.is_cancelled() {
+                    CallOutcome::Cancelled
+                } else {
+                    CallOutcome::JsonRpcError
+                });
+                let kind = match outcome {
+                    CallOutcome::JsonRpcError => Some(error_type(e.code)),
+                    _ => None,
+                };
+                (outcome, kind, e.code == ErrorCode::INTERNAL_ERROR)
+            }
         };
         // An unknown tool that nevertheless succeeded is a tool the handler did not list.
-        let label = if !known && status == "ok" {
-            name.as_str()
-        } else {
-            label
-        };
-        m.tool_calls.labels([label, status]).inc();
-        m.tool_duration.labels([label]).observe_duration(elapsed);
-        if let Some(t) = error_type {
-            m.tool_errors.labels([label, t]).inc();
+        if !known && matches!(outcome, CallOutcome::Ok) {
+            guard.tool = name;
         }
-        if let (Some(u), Some(ticket)) = (&upstream, ticket) {
-            let outcome = if failure {
-                Outcome::Failure
-            } else {
-                Outcome::Success
-            };
-            u.breaker().record(ticket, v.clock().now(), outcome);
-        }
-        tracing::info!(method = "tools/call", tool = label, status,
-            error_type = error_type.unwrap_or(""), duration_ms = elapsed.as_secs_f64() * 1e3,
-            client = ?client, "tool call");
+        guard.finish(outcome, error_type, breaker_failure.unwrap_or(failure));
+        drop(guard);
         result
     }
 }
@@ -585,9 +764,9 @@ mod tests {
             "quota_used{quota=\"daily_tool_calls\"} 2\n",
             "quota_limit{quota=\"daily_tool_calls\"} 2\n",
             "quota_rejected_total{quota=\"daily_tool_calls\"} 1\n",
-            "mcp_tool_calls_total{tool=\"ping\",status=\"ok\"} 2\n",
-            "mcp_tool_calls_total{tool=\"ping\",status=\"quota_exhausted\"} 1\n",
-            "mcp_tool_duration_seconds_count{tool=\"ping\"} 2\n",
+            "mcp_tool_calls_total{upstream=\"ping\",tool=\"ping\",status=\"ok\"} 2\n",
+            "mcp_tool_calls_total{upstream=\"ping\",tool=\"ping\",status=\"quota_exhausted\"} 1\n",
+            "mcp_tool_duration_seconds_count{upstream=\"ping\",tool=\"ping\"} 2\n",
             "rate_limit_available_tokens{tool=\"ping\"} 97\n",
             "rate_limit_burst_tokens{scope=\"tool\"} 100\n",
         ] {

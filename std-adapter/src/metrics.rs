@@ -23,13 +23,15 @@ pub const HTTP_DURATION_BOUNDS: Bounds<12> = Bounds::micros([
 
 /// Tool-call metrics.
 pub struct McpMetrics {
-    /// `mcp_tool_calls_total{tool,status}`; status is `ok`, `error`, `rate_limited`,
-    /// `circuit_open` or `quota_exhausted`.
-    pub tool_calls: StrFamily<Counter, 2, 256, 96>,
-    /// `mcp_tool_errors_total{tool,error_type}`.
-    pub tool_errors: StrFamily<Counter, 2, 256, 96>,
-    /// `mcp_tool_duration_seconds{tool}`.
-    pub tool_duration: StrFamily<HistogramCells<12>, 1, 128, 64>,
+    /// `mcp_tool_calls_total{upstream,tool,status}`; status is one of
+    /// [`CallOutcome`](crate::mcp::CallOutcome)'s values (`ok`, `tool_error`, `jsonrpc_error`,
+    /// `timeout`, `transport`, `cancelled`, `rate_limited`, `circuit_open`, `quota_exhausted`,
+    /// `unavailable`).
+    pub tool_calls: StrFamily<Counter, 3, 512, 128>,
+    /// `mcp_tool_errors_total{upstream,tool,error_type}`.
+    pub tool_errors: StrFamily<Counter, 3, 256, 128>,
+    /// `mcp_tool_duration_seconds{upstream,tool}`.
+    pub tool_duration: StrFamily<HistogramCells<12>, 2, 128, 96>,
     /// `mcp_active_requests`: tool calls in progress.
     pub active_requests: Gauge,
 }
@@ -44,9 +46,9 @@ impl McpMetrics {
     /// Empty metrics.
     pub fn new() -> Self {
         McpMetrics {
-            tool_calls: StrFamily::new(["tool", "status"]),
-            tool_errors: StrFamily::new(["tool", "error_type"]),
-            tool_duration: StrFamily::with_shared(["tool"], TOOL_DURATION_BOUNDS),
+            tool_calls: StrFamily::new(["upstream", "tool", "status"]),
+            tool_errors: StrFamily::new(["upstream", "tool", "error_type"]),
+            tool_duration: StrFamily::with_shared(["upstream", "tool"], TOOL_DURATION_BOUNDS),
             active_requests: Gauge::new(),
         }
     }
@@ -55,13 +57,13 @@ impl McpMetrics {
     pub fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
         b.register(
             "mcp_tool_calls_total",
-            "MCP tools/call requests by tool and outcome.",
+            "MCP tools/call requests by upstream, tool and outcome.",
             None,
             &self.tool_calls,
         )?;
         b.register(
             "mcp_tool_errors_total",
-            "MCP tool calls that failed, by tool and error type.",
+            "MCP tool calls that failed, by upstream, tool and error type.",
             None,
             &self.tool_errors,
         )?;

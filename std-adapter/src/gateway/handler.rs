@@ -1,0 +1,755 @@
+//! The client-facing side of the gateway: one MCP server made of the gateway's own tools and the
+//! tools, prompts and resources of every upstream that is up.
+//!
+//! Invariants:
+//! - Names are resolved from one routing table, rebuilt whenever an upstream comes up, goes
+//!   down or changes a list; clients are told (`list_changed`) when what they see changes.
+//! - A name listed by more than one source is served by the first in a fixed order (the
+//!   gateway's own tools, then upstreams in configuration order); the others are hidden,
+//!   counted in `mcp_gateway_name_conflicts` and logged.
+//! - Nothing is cached but the lists: every call, read and prompt goes to the upstream.
+
+#![allow(deprecated)] // logging and subscriptions are deprecated by 2026-07-28; forwarded for 2025-11-25.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+
+use rmcp::model::*;
+use rmcp::service::{MaybeSendFuture, NotificationContext, Peer, RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+
+use super::config::{PrefixMode, CLIENT_NAME_LIMIT};
+use super::upstream::{ForwardError, Upstream};
+use crate::mcp::{CallOutcome, CallReport};
+use crate::Vitals;
+
+/// Where a client-visible name leads.
+#[derive(Debug, Clone)]
+struct Route {
+    upstream: usize,
+    name: String,
+}
+
+/// The merged lists and the routing table.
+#[derive(Default)]
+struct Routes {
+    tools: Vec<Tool>,
+    tool_route: HashMap<String, Route>,
+    prompts: Vec<Prompt>,
+    prompt_route: HashMap<String, Route>,
+    resources: Vec<Resource>,
+    resource_route: HashMap<String, usize>,
+    templates: Vec<ResourceTemplate>,
+    template_route: Vec<(String, usize)>,
+    conflicts: Vec<String>,
+}
+
+/// One client session.
+#[derive(Default)]
+struct Session {
+    peer: OnceLock<Peer<RoleServer>>,
+    subscriptions: Mutex<HashSet<String>>,
+}
+
+struct Shared {
+    vitals: Vitals,
+    upstreams: Vec<Arc<Upstream>>,
+    delimiter: String,
+    routes: RwLock<Arc<Routes>>,
+    sessions: Mutex<Vec<Weak<Session>>>,
+    local_has_tool: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    warned_long: Mutex<HashSet<String>>,
+}
+
+/// The gateway's MCP handler: `local` (the gateway's own tools, e.g. the operator tools) plus
+/// every upstream. Wrap it with [`Vitals::instrument`] for limits, breakers and metrics. Each
+/// client session needs its own value: [`Gateway::for_session`].
+pub struct Gateway<L> {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    local: L,
+}
+
+impl<L: Clone> Clone for Gateway<L> {
+    /// A clone shares the session: use [`Gateway::for_session`] for a new client.
+    fn clone(&self) -> Self {
+        Gateway {
+            shared: self.shared.clone(),
+            session: self.session.clone(),
+            local: self.local.clone(),
+        }
+    }
+}
+
+impl<L: ServerHandler + Clone> Gateway<L> {
+    /// A gateway over `upstreams` (already created, started or not) and `local`.
+    /// `delimiter` separates an upstream's name from a prefixed tool or prompt name.
+    pub fn new(vitals: Vitals, local: L, upstreams: Vec<Arc<Upstream>>, delimiter: &str) -> Self {
+        let probe = local.clone();
+        let shared = Arc::new(Shared {
+            vitals,
+            upstreams,
+            delimiter: delimiter.to_owned(),
+            routes: RwLock::new(Arc::default()),
+            sessions: Mutex::new(Vec::new()),
+            local_has_tool: Box::new(move |name| probe.get_tool(name).is_some()),
+            warned_long: Mutex::new(HashSet::new()),
+        });
+        for u in &shared.upstreams {
+            let weak = Arc::downgrade(&shared);
+            u.set_on_change(move || {
+                if let Some(s) = weak.upgrade() {
+                    s.rebuild();
+                }
+            });
+            let weak = Arc::downgrade(&shared);
+            u.set_on_notification(move |name, n| {
+                if let Some(s) = weak.upgrade() {
+                    s.relay(name, n);
+                }
+            });
+        }
+        shared.rebuild();
+        Gateway {
+            shared,
+            session: Arc::default(),
+            local,
+        }
+    }
+
+    /// The handler for a new client session (its own subscriptions and notification channel).
+    pub fn for_session(&self, local: L) -> Self {
+        Gateway {
+            shared: self.shared.clone(),
+            session: Arc::default(),
+            local,
+        }
+    }
+
+    /// The upstreams.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.shared.upstreams
+    }
+
+    /// Names hidden because an earlier source lists them too.
+    pub fn conflicts(&self) -> Vec<String> {
+        self.shared.routes().conflicts.clone()
+    }
+
+    fn upstream_for_uri(&self, uri: &str) -> Option<usize> {
+        let routes = self.shared.routes();
+        if let Some(i) = routes.resource_route.get(uri) {
+            return Some(*i);
+        }
+        if let Some((_, i)) = routes
+            .template_route
+            .iter()
+            .find(|(t, _)| template_matches(t, uri))
+        {
+            return Some(*i);
+        }
+        // A single upstream serving resources gets every URI nobody else claims.
+        let mut serving = self
+            .shared
+            .upstreams
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| {
+                u.connection()
+                    .is_some_and(|c| c.catalog.capabilities.resources.is_some())
+            })
+            .map(|(i, _)| i);
+        match (serving.next(), serving.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    async fn forward(
+        &self,
+        upstream: usize,
+        request: ClientRequest,
+        method: &'static str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        self.shared.upstreams[upstream]
+            .forward(request, method, context)
+            .await
+            .map_err(ForwardError::into_mcp)
+    }
+}
+
+impl Shared {
+    fn routes(&self) -> Arc<Routes> {
+        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn prefixed(&self, upstream: &Upstream) -> bool {
+        match upstream.config().settings.prefix {
+            PrefixMode::Always => true,
+            PrefixMode::Never => false,
+            PrefixMode::Auto => self.upstreams.len() > 1,
+        }
+    }
+
+    /// Rebuilds the routing table from the upstreams that are up, and tells clients what changed.
+    fn rebuild(&self) {
+        let mut r = Routes::default();
+        let mut seen_tools: HashSet<String> = HashSet::new();
+        let mut seen_prompts: HashSet<String> = HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let Some(conn) = u.connection() else { continue };
+            let prefix = self
+                .prefixed(u)
+                .then(|| format!("{}{}", u.name(), self.delimiter));
+            let exposed = |name: &str| match &prefix {
+                Some(p) => format!("{p}{name}"),
+                None => name.to_owned(),
+            };
+            for t in &conn.catalog.tools {
+                let name = exposed(&t.name);
+                if (self.local_has_tool)(&name) || !seen_tools.insert(name.clone()) {
+                    tracing::warn!(upstream = u.name(), tool = %name,
+                        "tool name listed by an earlier source: hidden");
+                    r.conflicts.push(format!("tool {name} ({})", u.name()));
+                    continue;
+                }
+                if name.len() > CLIENT_NAME_LIMIT
+                    && self
+                        .warned_long
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone())
+                {
+                    tracing::warn!(upstream = u.name(), tool = %name, len = name.len(),
+                        "tool name longer than {CLIENT_NAME_LIMIT} characters: some clients cut or refuse it");
+                }
+                let mut tool = t.clone();
+                tool.name = name.clone().into();
+                r.tool_route.insert(
+                    name.clone(),
+                    Route {
+                        upstream: i,
+                        name: t.name.to_string(),
+                    },
+                );
+                self.vitals.upstreams().route_tool(&name, u.name());
+                r.tools.push(tool);
+            }
+            for p in &conn.catalog.prompts {
+                let name = exposed(&p.name);
+                if !seen_prompts.insert(name.clone()) {
+                    tracing::warn!(upstream = u.name(), prompt = %name,
+                        "prompt name listed by an earlier source: hidden");
+                    r.conflicts.push(format!("prompt {name} ({})", u.name()));
+                    continue;
+                }
+                let mut prompt = p.clone();
+                prompt.name = name.clone();
+                r.prompt_route.insert(
+                    name,
+                    Route {
+                        upstream: i,
+                        name: p.name.clone(),
+                    },
+                );
+                r.prompts.push(prompt);
+            }
+            for res in &conn.catalog.resources {
+                if r.resource_route.contains_key(&res.uri) {
+                    r.conflicts.push(format!("resource {} ({})", res.uri, u.name()));
+                    continue;
+                }
+                r.resource_route.insert(res.uri.clone(), i);
+                r.resources.push(res.clone());
+            }
+            for t in &conn.catalog.templates {
+                r.template_route.push((t.uri_template.clone(), i));
+                r.templates.push(t.clone());
+            }
+        }
+        if let Some(m) = self.vitals.gateway_metrics() {
+            m.conflicts.set(r.conflicts.len() as i64);
+        }
+        let new = Arc::new(r);
+        let old = std::mem::replace(
+            &mut *self.routes.write().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        let names = |t: &[Tool]| t.iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
+        let tools_changed = names(&old.tools) != names(&new.tools)
+            || old
+                .tools
+                .iter()
+                .zip(&new.tools)
+                .any(|(a, b)| a.description != b.description || a.input_schema != b.input_schema);
+        let prompts_changed = old.prompts.iter().map(|p| &p.name).ne(new.prompts.iter().map(|p| &p.name));
+        let resources_changed = old.resources.iter().map(|p| &p.uri).ne(new.resources.iter().map(|p| &p.uri))
+            || old.templates.len() != new.templates.len();
+        if tools_changed || prompts_changed || resources_changed {
+            for peer in self.peers() {
+                tokio::spawn(async move {
+                    if tools_changed {
+                        let _ = peer.notify_tool_list_changed().await;
+                    }
+                    if prompts_changed {
+                        let _ = peer.notify_prompt_list_changed().await;
+                    }
+                    if resources_changed {
+                        let _ = peer.notify_resource_list_changed().await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Live client sessions (closed ones are dropped from the list).
+    fn peers(&self) -> Vec<Peer<RoleServer>> {
+        self.sessions_where(|_| true)
+    }
+
+    fn sessions_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Peer<RoleServer>> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|w| {
+            w.upgrade()
+                .is_some_and(|s| s.peer.get().is_none_or(|p| !p.is_transport_closed()))
+        });
+        sessions
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| keep(s))
+            .filter_map(|s| s.peer.get().cloned())
+            .collect()
+    }
+
+    /// Relays a notification from an upstream that belongs to no request: log messages to every
+    /// client, resource updates to the clients subscribed to that resource.
+    fn relay(&self, upstream: &str, notification: ServerNotification) {
+        let peers = match &notification {
+            ServerNotification::ResourceUpdatedNotification(n) => {
+                let uri = n.params.uri.clone();
+                self.sessions_where(move |s| {
+                    s.subscriptions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&uri)
+                })
+            }
+            _ => self.peers(),
+        };
+        let mut notification = notification;
+        if let ServerNotification::LoggingMessageNotification(n) = &mut notification {
+            if n.params.logger.is_none() {
+                n.params.logger = Some(upstream.to_owned());
+            }
+        }
+        for peer in peers {
+            let n = notification.clone();
+            tokio::spawn(async move {
+                let _ = peer.send_notification(n).await;
+            });
+        }
+    }
+}
+
+/// Whether `uri` fits an RFC 6570 level-1 template: `{name}` matches one or more characters
+/// other than `/`, `{+name}` and `{/name}`-style expansions match anything.
+fn template_matches(template: &str, uri: &str) -> bool {
+    fn go(t: &[u8], u: &[u8]) -> bool {
+        match t.iter().position(|&b| b == b'{') {
+            None => t == u,
+            Some(open) => {
+                if u.len() < open || t[..open] != u[..open] {
+                    return false;
+                }
+                let Some(close) = t[open..].iter().position(|&b| b == b'}') else {
+                    return t == u;
+                };
+                let expr = &t[open + 1..open + close];
+                let rest_t = &t[open + close + 1..];
+                let rest_u = &u[open..];
+                let any = matches!(expr.first(), Some(b'+' | b'#' | b'/' | b'?' | b'&' | b'.' | b';'));
+                (1..=rest_u.len()).any(|n| {
+                    let (var, tail) = rest_u.split_at(n);
+                    (any || !var.contains(&b'/')) && go(rest_t, tail)
+                }) || (any && go(rest_t, rest_u))
+            }
+        }
+    }
+    go(template.as_bytes(), uri.as_bytes())
+}
+
+fn report(context: &RequestContext<RoleServer>, outcome: CallOutcome, failure: bool) {
+    if let Some(r) = CallReport::of(context) {
+        r.set(outcome, failure);
+    }
+}
+
+fn unexpected(method: &str) -> McpError {
+    McpError::internal_error(
+        format!("the upstream answered `{method}` with a result of the wrong kind"),
+        None,
+    )
+}
+
+impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = self.local.get_info();
+        let caps = &mut info.capabilities;
+        let mut tools = caps.tools.take().unwrap_or_default();
+        tools.list_changed = Some(true);
+        caps.tools = Some(tools);
+        let mut prompts = caps.prompts.take().unwrap_or_default();
+        prompts.list_changed = Some(true);
+        caps.prompts = Some(prompts);
+        let mut resources = caps.resources.take().unwrap_or_default();
+        resources.subscribe = Some(true);
+        resources.list_changed = Some(true);
+        caps.resources = Some(resources);
+        if caps.completions.is_none() {
+            caps.completions = Some(Default::default());
+        }
+        if caps.logging.is_none() {
+            caps.logging = Some(Default::default());
+        }
+        let extra: Vec<String> = self
+            .shared
+            .upstreams
+            .iter()
+            .filter_map(|u| {
+                let c = u.connection()?;
+                let text = c.catalog.instructions.clone()?;
+                Some(format!("[{}] {text}", u.name()))
+            })
+            .collect();
+        if !extra.is_empty() {
+            let mut text = info.instructions.take().unwrap_or_default();
+            for e in extra {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&e);
+            }
+            info.instructions = Some(text);
+        }
+        info
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        if let Some(t) = self.local.get_tool(name) {
+            return Some(t);
+        }
+        let routes = self.shared.routes();
+        routes.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let route = self.shared.routes().tool_route.get(request.name.as_ref()).cloned();
+        let Some(route) = route else {
+            return self.local.call_tool(request, context).await;
+        };
+        let upstream = &self.shared.upstreams[route.upstream];
+        let mut params = request;
+        params.name = route.name.into();
+        params.meta = None;
+        let result = upstream
+            .forward(
+                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+                "tools/call",
+                &context,
+            )
+            .await;
+        match result {
+            Ok(ServerResult::CallToolResult(r)) => {
+                let failed = r.is_error == Some(true);
+                let trips = failed && upstream.config().settings.tool_errors_trip_breaker;
+                report(
+                    &context,
+                    if failed {
+                        CallOutcome::ToolError
+                    } else {
+                        CallOutcome::Ok
+                    },
+                    trips,
+                );
+                Ok(CallToolResponse::Complete(r))
+            }
+            Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
+            Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
+            Ok(_) => {
+                report(&context, CallOutcome::JsonRpcError, true);
+                Err(unexpected("tools/call"))
+            }
+            Err(e) => {
+                report(&context, e.outcome(), e.is_upstream_failure());
+                Err(e.into_mcp())
+            }
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut r = self.local.list_tools(request, context).await?;
+        r.tools.extend(self.shared.routes().tools.iter().cloned());
+        r.next_cursor = None;
+        Ok(r)
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let mut r = self.local.list_prompts(request, context).await?;
+        r.prompts.extend(self.shared.routes().prompts.iter().cloned());
+        r.next_cursor = None;
+        Ok(r)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let route = self.shared.routes().prompt_route.get(&request.name).cloned();
+        let Some(route) = route else {
+            return self.local.get_prompt(request, context).await;
+        };
+        let mut params = request;
+        params.name = route.name;
+        params.meta = None;
+        match self
+            .forward(
+                route.upstream,
+                ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
+                "prompts/get",
+                &context,
+            )
+            .await?
+        {
+            ServerResult::GetPromptResult(r) => Ok(r.into()),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(unexpected("prompts/get")),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let mut r = self.local.list_resources(request, context).await?;
+        r.resources.extend(self.shared.routes().resources.iter().cloned());
+        r.next_cursor = None;
+        Ok(r)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let mut r = self.local.list_resource_templates(request, context).await?;
+        r.resource_templates
+            .extend(self.shared.routes().templates.iter().cloned());
+        r.next_cursor = None;
+        Ok(r)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let Some(i) = self.upstream_for_uri(&request.uri) else {
+            return self.local.read_resource(request, context).await;
+        };
+        let mut params = request;
+        params.meta = None;
+        match self
+            .forward(
+                i,
+                ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params)),
+                "resources/read",
+                &context,
+            )
+            .await?
+        {
+            ServerResult::ReadResourceResult(r) => Ok(r.into()),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(unexpected("resources/read")),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let Some(i) = self.upstream_for_uri(&request.uri) else {
+            return self.local.subscribe(request, context).await;
+        };
+        let uri = request.uri.clone();
+        let mut params = request;
+        params.meta = None;
+        self.forward(
+            i,
+            ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
+            "resources/subscribe",
+            &context,
+        )
+        .await?;
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let Some(i) = self.upstream_for_uri(&request.uri) else {
+            return self.local.unsubscribe(request, context).await;
+        };
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request.uri);
+        let mut params = request;
+        params.meta = None;
+        self.forward(
+            i,
+            ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
+            "resources/unsubscribe",
+            &context,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let (upstream, reference) = match &request.r#ref {
+            Reference::Prompt(p) => {
+                let route = self.shared.routes().prompt_route.get(&p.name).cloned();
+                match route {
+                    Some(r) => {
+                        let mut p = p.clone();
+                        p.name = r.name;
+                        (Some(r.upstream), Reference::Prompt(p))
+                    }
+                    None => (None, request.r#ref.clone()),
+                }
+            }
+            Reference::Resource(t) => (self.upstream_for_uri(&t.uri), request.r#ref.clone()),
+            _ => (None, request.r#ref.clone()),
+        };
+        let Some(i) = upstream else {
+            return self.local.complete(request, context).await;
+        };
+        let mut params = request;
+        params.r#ref = reference;
+        params.meta = None;
+        match self
+            .forward(
+                i,
+                ClientRequest::CompleteRequest(CompleteRequest::new(params)),
+                "completion/complete",
+                &context,
+            )
+            .await?
+        {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(unexpected("completion/complete")),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        for (i, u) in self.shared.upstreams.iter().enumerate() {
+            if u
+                .connection()
+                .is_some_and(|c| c.catalog.capabilities.logging.is_some())
+            {
+                let mut params = request.clone();
+                params.meta = None;
+                if let Err(e) = self
+                    .forward(
+                        i,
+                        ClientRequest::SetLevelRequest(SetLevelRequest::new(params)),
+                        "logging/setLevel",
+                        &context,
+                    )
+                    .await
+                {
+                    tracing::warn!(upstream = u.name(), error = %e.message, "logging/setLevel failed upstream");
+                }
+            }
+        }
+        self.local.set_level(request, context).await
+    }
+
+    fn ping(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
+        self.local.ping(context)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if self.session.peer.set(context.peer.clone()).is_ok() {
+            self.shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::downgrade(&self.session));
+        }
+        self.local.on_initialized(context).await;
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        for u in &self.shared.upstreams {
+            u.notify(ClientNotification::RootsListChangedNotification(
+                RootsListChangedNotification::default(),
+            ))
+            .await;
+        }
+        self.local.on_roots_list_changed(context).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_matches;
+
+    #[test]
+    fn templates_match_uris() {
+        assert!(template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/7"));
+        assert!(!template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/"));
+        assert!(!template_matches("demo://resource/dynamic/text/{id}", "demo://resource/dynamic/text/a/b"));
+        assert!(template_matches("file:///{+path}", "file:///a/b/c.txt"));
+        assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
+        assert!(!template_matches("test://template/{id}/data", "test://template/42/other"));
+        assert!(template_matches("plain://x", "plain://x"));
+        assert!(!template_matches("plain://x", "plain://y"));
+    }
+}
