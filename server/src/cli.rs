@@ -7,26 +7,64 @@ use vitals_std::logging::LogFormat;
 use vitals_std::RateSpec;
 
 /// vitals-server: a Model Context Protocol server with Prometheus metrics, rate limits, circuit
-/// breakers and health checks.
+/// breakers and health checks, on its own or in front of existing MCP servers (gateway mode).
 ///
 /// With no arguments it serves on 127.0.0.1:8000: MCP Streamable HTTP at /mcp, the Prometheus
 /// exposition at /metrics, and /healthz, /livez, /readyz.
+///
+/// Gateway mode: `vitals-server [FLAGS] -- COMMAND [ARGS...]` fronts the MCP server COMMAND
+/// speaks on stdio; `--config FILE` fronts every server of a desktop client's `mcpServers`
+/// object; `--upstream NAME=URL` adds a Streamable HTTP server. Every environment variable has
+/// the prefix VITALS_.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "vitals-server", version, about, long_about)]
 pub struct Cli {
-    /// Address to listen on (HTTP mode).
-    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8000")]
-    pub listen: SocketAddr,
+    /// Address to listen on: MCP at /mcp, /metrics and health. With --stdio, only /metrics and
+    /// health are served here, and only when this flag is given.
+    #[arg(long, env = "VITALS_LISTEN")]
+    pub listen: Option<SocketAddr>,
 
     /// Speak MCP on stdin/stdout instead of HTTP (logs go to stderr).
-    #[arg(long, env = "MCP_STDIO")]
+    #[arg(long, env = "VITALS_MCP_STDIO")]
     pub stdio: bool,
+
+    /// The upstream MCP server to front, spawned and supervised over stdio (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// Name of the `-- COMMAND` upstream (the `upstream` label and name prefix). Default: the
+    /// command's file name.
+    #[arg(long, env = "VITALS_UPSTREAM_NAME", value_name = "NAME")]
+    pub upstream_name: Option<String>,
+
+    /// A JSON file with an `mcpServers` object (as desktop MCP clients use): every server in it
+    /// is fronted, with optional per-server `vitals` settings.
+    #[arg(long, env = "VITALS_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// A Streamable HTTP upstream, NAME=URL (repeatable).
+    #[arg(long = "upstream", env = "VITALS_UPSTREAMS", value_name = "NAME=URL", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+
+    /// Separator between an upstream's name and a tool or prompt name, when names are prefixed
+    /// (several upstreams, or `"prefix": "always"`). May not appear in upstream names.
+    #[arg(long, env = "VITALS_PREFIX_DELIMITER", default_value = "__")]
+    pub prefix_delimiter: String,
+
+    /// Seconds an upstream request may take (progress notifications restart the clock), for
+    /// upstreams without their own `call_timeout_seconds`.
+    #[arg(long, env = "VITALS_UPSTREAM_TIMEOUT", value_name = "SECONDS")]
+    pub upstream_timeout: Option<f64>,
+
+    /// Seconds to wait at start for the required upstreams before serving anyway (not ready).
+    #[arg(long, env = "VITALS_UPSTREAM_START_WAIT", value_name = "SECONDS", default_value_t = 30.0)]
+    pub upstream_start_wait: f64,
 
     /// Require `Authorization: Bearer TOKEN` on /metrics (compared in constant time; 401
     /// otherwise).
     #[arg(
         long,
-        env = "METRICS_TOKEN",
+        env = "VITALS_METRICS_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true
     )]
@@ -36,7 +74,7 @@ pub struct Cli {
     /// with Retry-After. /livez and /readyz are never limited.
     #[arg(
         long,
-        env = "RATE_LIMIT",
+        env = "VITALS_RATE_LIMIT",
         value_name = "N/PERIOD",
         default_value = "1200/1m"
     )]
@@ -46,7 +84,7 @@ pub struct Cli {
     /// tool error carrying retry-after.
     #[arg(
         long,
-        env = "RATE_LIMIT_PER_TOOL",
+        env = "VITALS_RATE_LIMIT_PER_TOOL",
         value_name = "N/PERIOD",
         default_value = "6000/1m"
     )]
@@ -55,7 +93,7 @@ pub struct Cli {
     /// tools/call budget per client (all tools together), N/PERIOD.
     #[arg(
         long,
-        env = "RATE_LIMIT_PER_CLIENT_TOOLS",
+        env = "VITALS_RATE_LIMIT_PER_CLIENT_TOOLS",
         value_name = "N/PERIOD",
         default_value = "600/1m"
     )]
@@ -66,7 +104,7 @@ pub struct Cli {
     /// above 90 % the health report shows the quota as degraded.
     #[arg(
         long,
-        env = "DAILY_QUOTA",
+        env = "VITALS_DAILY_QUOTA",
         value_name = "N",
         default_value_t = 1_000_000,
         value_parser = clap::value_parser!(u32).range(0..=i64::from(vitals_std::quota::MAX_LIMIT))
@@ -74,29 +112,29 @@ pub struct Cli {
     pub daily_quota: u32,
 
     /// Log line format: text or json.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "VITALS_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
     /// Log level or filter directive (e.g. info, debug, info,rmcp=warn).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "VITALS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
     /// Also expose the MCP conformance suite's fixture tools, resources and prompts.
-    #[arg(long, env = "CONFORMANCE_FIXTURES")]
+    #[arg(long, env = "VITALS_CONFORMANCE_FIXTURES")]
     pub conformance_fixtures: bool,
 
     /// Largest accepted request body in bytes (413 beyond).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "VITALS_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Most simultaneous connections; more are answered 503 and closed.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "VITALS_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
     /// Seconds a client has to send its request headers before the connection is closed.
     #[arg(
         long,
-        env = "HEADER_TIMEOUT",
+        env = "VITALS_HEADER_TIMEOUT",
         value_name = "SECONDS",
         default_value_t = 10.0
     )]
@@ -105,7 +143,7 @@ pub struct Cli {
     /// Seconds to wait for in-flight requests on SIGTERM/SIGINT before exiting.
     #[arg(
         long,
-        env = "DRAIN_TIMEOUT",
+        env = "VITALS_DRAIN_TIMEOUT",
         value_name = "SECONDS",
         default_value_t = 10.0
     )]
@@ -113,23 +151,43 @@ pub struct Cli {
 
     /// Host header values accepted on /mcp (DNS-rebinding protection), comma separated.
     /// Default: localhost, 127.0.0.1, ::1 and the listen address.
-    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(long, env = "VITALS_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
     /// Browser origins accepted on /mcp, comma separated (a request without Origin is always
     /// served). Default: loopback origins on any port.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "VITALS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 }
 
+/// The address served when `--listen` is not given (HTTP mode).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
 impl Cli {
+    /// Where to listen: the flag, else the default in HTTP mode, else nowhere (stdio).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        match (self.listen, self.stdio) {
+            (Some(a), _) => Some(a),
+            (None, false) => DEFAULT_LISTEN.parse().ok(),
+            (None, true) => None,
+        }
+    }
+
+    /// Whether any upstream is configured (gateway mode).
+    pub fn is_gateway(&self) -> bool {
+        !self.command.is_empty() || self.config.is_some() || !self.upstreams.is_empty()
+    }
+
     /// The Host allow-list: the flag, or loopback names plus the listen IP.
     pub fn hosts(&self) -> Vec<String> {
         if !self.allowed_hosts.is_empty() {
             return self.allowed_hosts.clone();
         }
         let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
-        let ip = self.listen.ip();
+        let Some(listen) = self.listen_addr() else {
+            return hosts;
+        };
+        let ip = listen.ip();
         if !ip.is_unspecified() && !ip.is_loopback() {
             hosts.push(ip.to_string());
         }

@@ -22,19 +22,20 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 use vitals_std::exposition::Chunk;
 use vitals_std::http::{ClientAddr, RequestTimer};
-use vitals_std::{Instrumented, Vitals};
-
-use crate::tools::VitalsServer;
+use vitals_std::Vitals;
 
 /// Every response body: rmcp's, the exposition's, or fixed bytes.
 pub type Body = BoxBody<Chunk, Infallible>;
 
-type Mcp = StreamableHttpService<Instrumented<VitalsServer>, LocalSessionManager>;
+/// What an MCP handler served over HTTP must be: one value per session, made by a factory.
+pub trait Handler: rmcp::ServerHandler + Send + Sync + 'static {}
+impl<H: rmcp::ServerHandler + Send + Sync + 'static> Handler for H {}
 
-/// What the router needs.
-pub struct App {
+/// What the router needs. `H` is the MCP handler of each session.
+pub struct App<H: Handler> {
     vitals: Vitals,
-    mcp: Mcp,
+    /// None when MCP is served elsewhere (stdio): /mcp is then 404.
+    mcp: Option<StreamableHttpService<H, LocalSessionManager>>,
     max_body_bytes: usize,
     /// POST/DELETE requests to /mcp from arrival until their response body (for a tool call, an
     /// SSE stream that ends with the result) has been sent or dropped: what the drain waits for.
@@ -93,20 +94,34 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
-impl App {
-    /// The router over `vitals`; `mcp_config` configures rmcp's Streamable HTTP transport.
-    pub fn new(vitals: Vitals, fixtures: bool, mcp_config: StreamableHttpServerConfig) -> Self {
+impl<H: Handler> App<H> {
+    /// The router over `vitals`; each MCP session gets a handler from `factory`; `mcp_config`
+    /// configures rmcp's Streamable HTTP transport.
+    pub fn new(
+        vitals: Vitals,
+        factory: impl Fn() -> H + Send + Sync + 'static,
+        mcp_config: StreamableHttpServerConfig,
+    ) -> Self {
         let max_body_bytes = mcp_config.max_request_body_bytes;
-        let v = vitals.clone();
         let mcp = StreamableHttpService::new(
-            move || Ok(v.instrument(VitalsServer::new(v.clone(), fixtures))),
+            move || Ok(factory()),
             Arc::new(LocalSessionManager::default()),
             mcp_config,
         );
         App {
             vitals,
-            mcp,
+            mcp: Some(mcp),
             max_body_bytes,
+            mcp_in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The router without /mcp (MCP is on stdio): /metrics and health only.
+    pub fn without_mcp(vitals: Vitals) -> Self {
+        App {
+            vitals,
+            mcp: None,
+            max_body_bytes: 0,
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -114,6 +129,12 @@ impl App {
     /// Forwards a request to rmcp. A POST body is read here first (bounded: 413 beyond the
     /// limit) so that a JSON body that does not parse gets the JSON-RPC parse error (-32700).
     async fn mcp(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+        let Some(mcp) = &self.mcp else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found: MCP is served on stdio; this address serves /metrics, /healthz, /livez, /readyz\n",
+            );
+        };
         // GET streams are long-lived notification channels: the drain closes them, it does not
         // wait for them.
         let in_flight =
@@ -160,7 +181,7 @@ impl App {
             return json(StatusCode::BAD_REQUEST, Bytes::from(err.to_string()));
         }
         let req = Request::from_parts(parts, Full::new(bytes));
-        let Ok(r) = self.mcp.clone().call(req).await;
+        let Ok(r) = mcp.clone().call(req).await;
         r.map(|b| {
             let body = b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed();
             match in_flight {
@@ -263,9 +284,9 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
 /// Accepts connections until `shutdown` resolves, then drains: stops accepting, marks the server
 /// not ready, waits (bounded) for in-flight tool calls, closes MCP streams, and waits (bounded)
 /// for open connections to finish.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<App<H>>,
     limits: Limits,
     mcp_cancel: CancellationToken,
     shutdown: impl std::future::Future<Output = ()>,

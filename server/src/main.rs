@@ -1,22 +1,9 @@
 //! vitals-server: an MCP server (Streamable HTTP or stdio) with Prometheus metrics, rate limits,
-//! circuit breakers and health checks, wired from `vitals-std`.
-
-mod cli;
-mod fixtures;
-mod http;
-mod tools;
-
-use std::sync::Arc;
-use std::time::Duration;
+//! circuit breakers and health checks, on its own or in front of existing MCP servers. The wiring
+//! lives in the library ([`vitals_server::run`]).
 
 use clap::Parser;
-use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
-use rmcp::ServiceExt;
-use tokio_util::sync::CancellationToken;
-use vitals_std::Vitals;
-
-use crate::cli::Cli;
-use crate::tools::VitalsServer;
+use vitals_server::cli::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -25,79 +12,12 @@ async fn main() -> std::process::ExitCode {
         eprintln!("vitals-server: {e}");
         return std::process::ExitCode::from(2);
     }
-    match run(cli).await {
+    match vitals_server::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "vitals-server failed");
+            eprintln!("vitals-server: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let vitals = Vitals::builder()
-        .http_rate_limit(cli.rate_limit)
-        .tool_rate_limit(cli.tool_rate_limit)
-        .tool_client_rate_limit(cli.client_tool_rate_limit)
-        .daily_tool_quota(cli.daily_quota)
-        .metrics_token(cli.metrics_token.clone())
-        .build()?;
-
-    if cli.stdio {
-        tracing::info!(fixtures = cli.conformance_fixtures, "serving MCP on stdio");
-        let server = vitals
-            .instrument(VitalsServer::new(vitals.clone(), cli.conformance_fixtures))
-            .serve(rmcp::transport::stdio())
-            .await?;
-        let cancel = server.cancellation_token();
-        tokio::select! {
-            r = server.waiting() => { r?; }
-            _ = shutdown_signal() => { cancel.cancel(); }
-        }
-        return Ok(());
-    }
-
-    let mcp_cancel = CancellationToken::new();
-    let mcp_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(cli.hosts())
-        .with_allowed_origins(cli.origins())
-        .enforce_origin_validation()
-        .with_max_request_body_bytes(cli.max_body_bytes)
-        .with_cancellation_token(mcp_cancel.clone());
-    let app = Arc::new(http::App::new(vitals, cli.conformance_fixtures, mcp_config));
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, fixtures = cli.conformance_fixtures, "listening: MCP at /mcp, metrics at /metrics");
-    // A machine-readable line for supervisors and tests that bind port 0.
-    eprintln!("vitals-server listening on http://{addr}");
-    let limits = http::Limits {
-        max_connections: cli.max_connections.max(1),
-        header_timeout: Duration::from_secs_f64(cli.header_timeout.max(0.001)),
-        drain_timeout: Duration::from_secs_f64(cli.drain_timeout.max(0.0)),
-    };
-    http::serve(listener, app, limits, mcp_cancel, shutdown_signal()).await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
     }
 }

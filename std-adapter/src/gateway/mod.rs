@@ -47,8 +47,9 @@ pub use metrics::GatewayMetrics;
 pub use upstream::{Catalog, Connection, ForwardError, Phase, Upstream};
 
 impl crate::HealthSource for Upstream {
+    /// `upstream:NAME` (the breaker of the same upstream is the component `NAME`).
     fn name(&self) -> &str {
-        Upstream::name(self)
+        self.health_name()
     }
 
     fn snapshot(&self) -> (vitals_core::health::Status, Option<String>) {

@@ -11,6 +11,8 @@
 //!   error, timeout, cancellation, the downstream future dropped), the in-flight gauge comes back
 //!   down, the outcome is counted once, and an unanswered upstream request is cancelled upstream.
 
+#![allow(deprecated)] // logging, sampling and roots are deprecated by 2026-07-28; relayed for 2025-11-25.
+
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,6 +182,7 @@ impl ForwardError {
 /// Something an upstream sent that belongs to one forwarded request.
 enum CallEvent {
     Progress(ProgressNotificationParam),
+    Log(LoggingMessageNotificationParam),
     Request(
         ServerRequest,
         oneshot::Sender<Result<ClientResult, McpError>>,
@@ -203,6 +206,7 @@ struct Life {
 /// An upstream: supervisor and forwarding. Shared (`Arc`) by the gateway and the supervisor task.
 pub struct Upstream {
     config: UpstreamConfig,
+    health_name: String,
     metrics: &'static GatewayMetrics,
     life: Mutex<Life>,
     connection: watch::Sender<Option<Connection>>,
@@ -241,6 +245,7 @@ impl Upstream {
         metrics.queued.labels([&name]).set(0);
         metrics.restarts.labels([&name]).inc_by(0);
         Arc::new(Upstream {
+            health_name: format!("upstream:{}", config.name),
             slots: Arc::new(Semaphore::new(config.settings.max_concurrency)),
             config,
             metrics,
@@ -266,6 +271,11 @@ impl Upstream {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Its component name in health reports: `upstream:NAME`.
+    pub fn health_name(&self) -> &str {
+        &self.health_name
     }
 
     /// Its configuration.
@@ -896,7 +906,7 @@ impl Upstream {
         let result = loop {
             tokio::select! {
                 biased;
-                Some(event) = events.recv() => relay(event, downstream, downstream_token.as_ref()).await,
+                Some(event) = events.recv() => relay(name, event, downstream, downstream_token.as_ref()).await,
                 r = &mut response => break r,
                 _ = downstream.ct.cancelled() => return Err(ForwardError::Cancelled),
             }
@@ -904,7 +914,7 @@ impl Upstream {
         pending.answered = true;
         // Progress that arrived just before the answer goes out first.
         while let Ok(event) = events.try_recv() {
-            relay(event, downstream, downstream_token.as_ref()).await;
+            relay(name, event, downstream, downstream_token.as_ref()).await;
         }
         match result {
             Ok(r) => Ok(r),
@@ -1003,6 +1013,7 @@ impl Drop for Pending<'_> {
 }
 
 async fn relay(
+    upstream: &str,
     event: CallEvent,
     downstream: &RequestContext<RoleServer>,
     token: Option<&ProgressToken>,
@@ -1014,6 +1025,13 @@ async fn relay(
                 p.progress_token = token.clone();
                 let _ = downstream.peer.notify_progress(p).await;
             }
+        }
+        CallEvent::Log(mut p) => {
+            if p.logger.is_none() {
+                p.logger = Some(upstream.to_owned());
+            }
+            #[allow(deprecated)] // logging: deprecated by 2026-07-28, relayed for 2025-11-25.
+            let _ = downstream.peer.notify_logging_message(p).await;
         }
         CallEvent::Request(request, reply) => {
             let result = downstream
@@ -1353,6 +1371,15 @@ impl rmcp::Service<RoleClient> for UpstreamClient {
             ServerNotification::ToolListChangedNotification(_)
             | ServerNotification::PromptListChangedNotification(_)
             | ServerNotification::ResourceListChangedNotification(_) => upstream.request_relist(),
+            // A log line while a call is in flight belongs to that call's client; otherwise to
+            // every client.
+            ServerNotification::LoggingMessageNotification(n)
+                if upstream.call_for(None).is_some() =>
+            {
+                if let Some(call) = upstream.call_for(None) {
+                    let _ = call.try_send(CallEvent::Log(n.params));
+                }
+            }
             other @ (ServerNotification::LoggingMessageNotification(_)
             | ServerNotification::ResourceUpdatedNotification(_)) => {
                 if let Some(f) = upstream.on_notification.get() {

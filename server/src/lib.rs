@@ -1,0 +1,243 @@
+//! vitals-server as a library: [`run`] does what the binary does, so tests can run it in-process.
+//!
+//! Two modes, one set of instruments:
+//! - **Reference server** (no upstream): the operator tools (`server_health`, `server_metrics`,
+//!   `rate_limit_status`, `circuit_breaker_status`) and, with `--conformance-fixtures`, the MCP
+//!   conformance suite's fixtures.
+//! - **Gateway** (`-- COMMAND`, `--config FILE`, `--upstream NAME=URL`): the operator tools plus
+//!   every upstream's tools, prompts and resources, each call rate limited, charged to the quota,
+//!   guarded by its upstream's circuit breaker and measured
+//!   ([`vitals_std::gateway`]).
+//!
+//! Either is served over Streamable HTTP (`/mcp`, with `/metrics` and health beside it) or over
+//! stdio (`--stdio`, with `/metrics` and health on `--listen` when given).
+
+pub mod cli;
+mod fixtures;
+pub mod http;
+pub mod tools;
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use vitals_std::gateway::{self, Gateway, Upstream, UpstreamConfig};
+use vitals_std::Vitals;
+
+use crate::cli::Cli;
+use crate::tools::VitalsServer;
+
+/// Runs the server until SIGTERM/SIGINT (or, on stdio, until the client closes stdin).
+pub async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    run_until(cli, shutdown_signal()).await
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run_until(
+    cli: Cli,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn Error>> {
+    let mut builder = Vitals::builder()
+        .http_rate_limit(cli.rate_limit)
+        .tool_rate_limit(cli.tool_rate_limit)
+        .tool_client_rate_limit(cli.client_tool_rate_limit)
+        .daily_tool_quota(cli.daily_quota)
+        .metrics_token(cli.metrics_token.clone());
+    if cli.is_gateway() {
+        builder = builder.gateway();
+    }
+    let vitals = builder.build()?;
+    let fixtures = cli.conformance_fixtures;
+
+    if !cli.is_gateway() {
+        let v = vitals.clone();
+        return serve(&cli, vitals, move || {
+            v.instrument(VitalsServer::new(v.clone(), fixtures))
+        }, shutdown)
+        .await;
+    }
+
+    let upstreams = upstreams(&cli, &vitals)?;
+    let gateway = Gateway::new(
+        vitals.clone(),
+        VitalsServer::new(vitals.clone(), fixtures),
+        upstreams.clone(),
+        &cli.prefix_delimiter,
+    );
+    if cli.stdio {
+        // A desktop client sends initialize and tools/list at once: give the required
+        // upstreams (bounded) time to come up so the first list is complete.
+        let wait = Duration::from_secs_f64(cli.upstream_start_wait.clamp(0.0, 3600.0));
+        let required = upstreams
+            .iter()
+            .filter(|u| u.config().settings.required)
+            .map(|u| u.wait_ready(wait));
+        for ready in required {
+            ready.await;
+        }
+    }
+    let v = vitals.clone();
+    let result = serve(&cli, vitals, move || {
+        v.instrument(gateway.for_session(VitalsServer::new(v.clone(), fixtures)))
+    }, shutdown)
+    .await;
+    let stops = upstreams.iter().map(|u| u.stop());
+    futures_join(stops).await;
+    result
+}
+
+async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futures.collect();
+    for f in handles {
+        f.await;
+    }
+}
+
+/// The upstreams named by the flags, created, registered for health and started.
+fn upstreams(cli: &Cli, vitals: &Vitals) -> Result<Vec<Arc<Upstream>>, Box<dyn Error>> {
+    let mut configs = Vec::new();
+    if let Some((command, args)) = cli.command.split_first() {
+        let name = cli.upstream_name.clone().unwrap_or_else(|| name_of(command));
+        configs.push(UpstreamConfig::stdio(&name, command, args));
+    }
+    if let Some(path) = &cli.config {
+        configs.extend(gateway::config::load(path)?);
+    }
+    for spec in &cli.upstreams {
+        configs.push(UpstreamConfig::parse_named_url(spec)?);
+    }
+    if let Some(secs) = cli.upstream_timeout {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err("--upstream-timeout: expected a number of seconds > 0".into());
+        }
+        for c in &mut configs {
+            c.settings.call_timeout = Duration::from_secs_f64(secs);
+            c.settings.max_call_time = c.settings.max_call_time.max(c.settings.call_timeout);
+        }
+    }
+    gateway::config::validate(&configs, &cli.prefix_delimiter)?;
+    let metrics = vitals
+        .gateway_metrics()
+        .ok_or("gateway metrics not registered")?;
+    let upstreams: Vec<Arc<Upstream>> = configs
+        .into_iter()
+        .map(|c| Upstream::new(c, metrics))
+        .collect();
+    for u in &upstreams {
+        vitals.add_health_source(u.clone(), u.config().settings.required);
+        // Every upstream's breaker exists (and is exported) before its first call.
+        vitals.upstreams().get_or_create(u.name());
+        u.start();
+    }
+    Ok(upstreams)
+}
+
+/// A default upstream name from a command: its file name, made of `[A-Za-z0-9_-]`.
+fn name_of(command: &str) -> String {
+    let base = std::path::Path::new(command)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("upstream");
+    let name: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(48)
+        .collect();
+    if name.is_empty() {
+        "upstream".into()
+    } else {
+        name
+    }
+}
+
+/// Serves MCP from `factory` over stdio or HTTP, with /metrics and health on HTTP when listening.
+async fn serve<H: http::Handler>(
+    cli: &Cli,
+    vitals: Vitals,
+    factory: impl Fn() -> H + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn Error>> {
+    let limits = http::Limits {
+        max_connections: cli.max_connections.max(1),
+        header_timeout: Duration::from_secs_f64(cli.header_timeout.max(0.001)),
+        drain_timeout: Duration::from_secs_f64(cli.drain_timeout.max(0.0)),
+    };
+    let mcp_cancel = CancellationToken::new();
+    if cli.stdio {
+        tracing::info!(fixtures = cli.conformance_fixtures, "serving MCP on stdio");
+        let stop_http = CancellationToken::new();
+        let http_task = match cli.listen_addr() {
+            Some(addr) => {
+                let app = Arc::new(http::App::<H>::without_mcp(vitals.clone()));
+                let listener = bind(addr).await?;
+                let stop = stop_http.clone();
+                Some(tokio::spawn(http::serve(
+                    listener,
+                    app,
+                    limits,
+                    mcp_cancel.clone(),
+                    async move { stop.cancelled().await },
+                )))
+            }
+            None => None,
+        };
+        let server = factory().serve(rmcp::transport::stdio()).await?;
+        let cancel = server.cancellation_token();
+        tokio::select! {
+            r = server.waiting() => { r?; }
+            _ = shutdown => { cancel.cancel(); }
+        }
+        stop_http.cancel();
+        if let Some(t) = http_task {
+            let _ = t.await;
+        }
+        return Ok(());
+    }
+
+    let addr = cli.listen_addr().ok_or("no address to listen on")?;
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(cli.hosts())
+        .with_allowed_origins(cli.origins())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(cli.max_body_bytes)
+        .with_cancellation_token(mcp_cancel.clone());
+    let app = Arc::new(http::App::new(vitals, factory, mcp_config));
+    let listener = bind(addr).await?;
+    http::serve(listener, app, limits, mcp_cancel, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Box<dyn Error>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    // A machine-readable line for supervisors and tests that bind port 0.
+    eprintln!("vitals-server listening on http://{addr}");
+    Ok(listener)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
