@@ -34,6 +34,12 @@ templates list, reads of a static, two template and one session resource; resour
 the resources/updated notification (toggle-subscriber-updates); prompts list and get; completion of
 a prompt argument and of a resource template argument; logging/setLevel and log notifications;
 ping. Exits 1 with "gateway_client: FAILED: ..." on stderr at the first failed check.
+
+Shared upstream state: server-everything keeps the simulated-logging and subscriber-update toggles,
+subscriptions, the log level and session resources per process (a stdio child has one session).
+Runs one after the other through a gateway that shares one child print the same summary (toggles
+left on are switched back, session resources are left out of the listing); two runs at the same
+time through one shared child may flip each other's toggles.
 """
 import asyncio
 import base64
