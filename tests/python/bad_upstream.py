@@ -15,7 +15,8 @@ Modes:
                     after every later response; tool `ok`.
   stderr-flood      writes 1 MiB to stderr at start and during each tools/call, then answers
                     normally; tool `ok`. A parent that does not drain stderr makes it block.
-  slow-then-ok      tool `ok` answers after BAD_UPSTREAM_DELAY seconds (env, default 0).
+  slow-then-ok      tool `ok` answers after its argument `delay` seconds, else BAD_UPSTREAM_DELAY
+                    seconds (env, default 0).
   spawn-grandchild  starts a `sleep 1000` grandchild (same process group, stdio on /dev/null),
                     writes its pid to the file named by env BAD_UPSTREAM_PIDFILE, then serves
                     normally with tool `ok`.
@@ -91,7 +92,8 @@ def call_tool(mode, req_id, params, state):
     if mode == "stderr-flood":
         flood_stderr(f"call {req_id}")
     if mode == "slow-then-ok":
-        time.sleep(float(os.environ.get("BAD_UPSTREAM_DELAY", "0")))
+        delay = (params.get("arguments") or {}).get("delay")
+        time.sleep(float(delay if delay is not None else os.environ.get("BAD_UPSTREAM_DELAY", "0")))
     reply = {"content": [{"type": "text", "text": "ok"}], "isError": False}
     send(mode, result(req_id, reply), state["initialized"])
 

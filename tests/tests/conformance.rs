@@ -75,3 +75,27 @@ fn default_server_fails_only_fixture_scenarios() {
         baseline.display()
     );
 }
+
+#[test]
+fn gateway_in_front_of_the_fixtures_server_is_transparent() {
+    // vitals-server as a gateway, fronting `vitals-server --stdio --conformance-fixtures`.
+    let bin = server_bin().display().to_string();
+    let server = Server::start(&[
+        "--log-level",
+        "warn",
+        "--",
+        &bin,
+        "--stdio",
+        "--conformance-fixtures",
+        "--log-level",
+        "warn",
+    ]);
+    server.wait_ready(Duration::from_secs(30));
+    let (ok, out) = run_suite(&server, None);
+    let summary: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('✗') || l.starts_with("Total"))
+        .collect();
+    assert!(ok, "conformance through the gateway failed:\n{}\n{out}", summary.join("\n"));
+    assert!(out.contains("Total:"), "{out}");
+}

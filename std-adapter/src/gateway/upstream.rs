@@ -573,6 +573,14 @@ impl Upstream {
                 match running {
                     Ok(Ok(r)) => (r, Some(child)),
                     Ok(Err(e)) => {
+                        // A child that died is the real story: report its exit, not the pipe.
+                        if let Ok(status) = tokio::time::timeout(STOP_GRACE, child.wait()).await {
+                            let reason = exit_reason(status);
+                            return Err(StartError {
+                                label: reason.label,
+                                detail: format!("{} during initialization", reason.detail),
+                            });
+                        }
                         child.stop().await;
                         return Err(StartError {
                             label: "init_failed",
@@ -744,7 +752,23 @@ impl Upstream {
                 // Read one line, keeping at most STDERR_LINE_MAX bytes of it.
                 let mut eof = false;
                 loop {
-                    let buf = match reader.fill_buf().await {
+                    // While lines are being dropped, wake at the end of the window to say so.
+                    let buf = if suppressed > 0 {
+                        let until = window + Duration::from_secs(1);
+                        tokio::select! {
+                            r = reader.fill_buf() => r,
+                            _ = tokio::time::sleep_until(until.into()) => {
+                                tracing::warn!(upstream = %name, suppressed, "upstream stderr lines not logged (rate limit)");
+                                suppressed = 0;
+                                window = Instant::now();
+                                logged = 0;
+                                continue;
+                            }
+                        }
+                    } else {
+                        reader.fill_buf().await
+                    };
+                    let buf = match buf {
                         Ok(b) => b,
                         Err(_) => {
                             eof = true;
