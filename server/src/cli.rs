@@ -43,7 +43,12 @@ pub struct Cli {
     pub config: Option<std::path::PathBuf>,
 
     /// A Streamable HTTP upstream, NAME=URL (repeatable).
-    #[arg(long = "upstream", env = "VITALS_UPSTREAMS", value_name = "NAME=URL", value_delimiter = ',')]
+    #[arg(
+        long = "upstream",
+        env = "VITALS_UPSTREAMS",
+        value_name = "NAME=URL",
+        value_delimiter = ','
+    )]
     pub upstreams: Vec<String>,
 
     /// Separator between an upstream's name and a tool or prompt name, when names are prefixed
@@ -57,7 +62,12 @@ pub struct Cli {
     pub upstream_timeout: Option<f64>,
 
     /// Seconds to wait at start for the required upstreams before serving anyway (not ready).
-    #[arg(long, env = "VITALS_UPSTREAM_START_WAIT", value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        env = "VITALS_UPSTREAM_START_WAIT",
+        value_name = "SECONDS",
+        default_value_t = 30.0
+    )]
     pub upstream_start_wait: f64,
 
     /// Require `Authorization: Bearer TOKEN` on /metrics (compared in constant time; 401

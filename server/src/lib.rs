@@ -54,9 +54,12 @@ pub async fn run_until(
 
     if !cli.is_gateway() {
         let v = vitals.clone();
-        return serve(&cli, vitals, move || {
-            v.instrument(VitalsServer::new(v.clone(), fixtures))
-        }, shutdown)
+        return serve(
+            &cli,
+            vitals,
+            move || v.instrument(VitalsServer::new(v.clone(), fixtures)),
+            shutdown,
+        )
         .await;
     }
 
@@ -80,9 +83,12 @@ pub async fn run_until(
         }
     }
     let v = vitals.clone();
-    let result = serve(&cli, vitals, move || {
-        v.instrument(gateway.for_session(VitalsServer::new(v.clone(), fixtures)))
-    }, shutdown)
+    let result = serve(
+        &cli,
+        vitals,
+        move || v.instrument(gateway.for_session(VitalsServer::new(v.clone(), fixtures))),
+        shutdown,
+    )
     .await;
     let stops = upstreams.iter().map(|u| u.stop());
     futures_join(stops).await;
@@ -100,7 +106,10 @@ async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl Iterato
 fn upstreams(cli: &Cli, vitals: &Vitals) -> Result<Vec<Arc<Upstream>>, Box<dyn Error>> {
     let mut configs = Vec::new();
     if let Some((command, args)) = cli.command.split_first() {
-        let name = cli.upstream_name.clone().unwrap_or_else(|| name_of(command));
+        let name = cli
+            .upstream_name
+            .clone()
+            .unwrap_or_else(|| name_of(command));
         configs.push(UpstreamConfig::stdio(&name, command, args));
     }
     if let Some(path) = &cli.config {
@@ -143,7 +152,13 @@ fn name_of(command: &str) -> String {
         .unwrap_or("upstream");
     let name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(48)
         .collect();
     if name.is_empty() {

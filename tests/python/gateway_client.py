@@ -20,6 +20,8 @@ options:
                    sampling, elicitation, progress, cancel, logging, subscribe, completion,
                    resources, prompts.
   --timeout S      give up after S seconds in all (default 120); each request times out after 30.
+  --ignore-tools N1,N2
+                   tools the gateway adds of its own (e.g. its operator tools), left out.
 
 The client declares sampling and elicitation (form and url) and answers them with fixed values,
 and declares no roots and no tasks: server-everything then lists exactly EXPECTED_TOOLS.
@@ -159,6 +161,32 @@ def norm_result(result):
     return norm(dump(result))
 
 
+def typed_model_neutral(value, key=None):
+    """What an rmcp-based gateway (rmcp 3.9's typed model) cannot carry byte for byte, made equal
+    on both sides so that everything else must match exactly:
+    - a tool's `execution` (the tasks extension's `taskSupport`): rmcp 3.9's Tool has no such field;
+    - `_meta.progressToken` that rmcp adds to every request it sends (here the relayed sampling
+      and elicitation requests);
+    - numbers: rmcp holds sampling `temperature` as f32 and schema bounds as f64 (`1000` becomes
+      `1000.0`, `0.7` becomes `0.699999988`): compared as floats to 6 significant digits."""
+    if isinstance(value, list):
+        return [typed_model_neutral(v) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "execution" and key == "tool_def":
+                continue
+            if k == "_meta" and isinstance(v, dict):
+                v = {mk: mv for mk, mv in v.items() if mk != "progressToken"}
+                if not v:
+                    continue
+            out[k] = typed_model_neutral(v)
+        return out
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(f"{float(value):.6g}")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Client-side handlers.
 
@@ -221,7 +249,8 @@ def texts(result):
 # The checks.
 
 class Run:
-    def __init__(self, client, seen, prefix, skip):
+    def __init__(self, client, seen, prefix, skip, ignore=()):
+        self.ignore = set(ignore)
         self.c = client
         self.seen = seen
         self.p = prefix
@@ -247,7 +276,8 @@ class Run:
     async def tools(self):
         listed = await self.c.list_tools()
         check(listed.next_cursor is None, "tools/list is paginated; this client reads one page")
-        mine = {t.name[len(self.p):]: t for t in listed.tools if t.name.startswith(self.p)}
+        mine = {t.name[len(self.p):]: t for t in listed.tools
+                if t.name.startswith(self.p) and t.name not in self.ignore}
         missing = [n for n in EXPECTED_TOOLS if n not in mine]
         if missing:
             why = [f"{n} (needs the {CONDITIONAL_TOOLS[n]} capability towards the upstream)"
@@ -259,7 +289,7 @@ class Run:
         for name, tool in sorted(mine.items()):
             d = dump(tool)
             d.pop("name")
-            defs[name] = d
+            defs[name] = typed_model_neutral(d, "tool_def")
         self.summary["tool_defs"] = defs
         self.listed_tools = mine
 
@@ -532,7 +562,7 @@ class Run:
         return self.summary
 
 
-async def run(target, prefix, skip):
+async def run(target, prefix, skip, ignore):
     seen = Seen()
     async with Client(
         target,
@@ -544,7 +574,7 @@ async def run(target, prefix, skip):
         message_handler=seen.message,
         cache=None,  # every request reaches the server
     ) as client:
-        return await Run(client, seen, prefix, skip).all()
+        return typed_model_neutral(await Run(client, seen, prefix, skip, ignore).all())
 
 
 def leaf(exc):
@@ -555,12 +585,12 @@ def leaf(exc):
 
 
 def parse_args(argv):
-    prefix, skip, timeout = "", set(), 120.0
+    prefix, skip, timeout, ignore = "", set(), 120.0, set()
     rest = list(argv)
     target = None
 
     def options():
-        nonlocal prefix, timeout
+        nonlocal prefix, timeout, ignore
         while rest and rest[0].startswith("--"):
             opt = rest.pop(0)
             if not rest:
@@ -575,6 +605,8 @@ def parse_args(argv):
                     skip.add(g)
             elif opt == "--timeout":
                 timeout = float(val)
+            elif opt == "--ignore-tools":
+                ignore = set(filter(None, val.split(",")))
             else:
                 sys.exit(f"gateway_client: unknown option {opt}\n{__doc__}")
 
@@ -589,13 +621,13 @@ def parse_args(argv):
         target = StdioServerParameters(command=rest[0], args=rest[1:])
     else:
         sys.exit(__doc__)
-    return target, prefix, skip, timeout
+    return target, prefix, skip, timeout, ignore
 
 
 def main():
-    target, prefix, skip, timeout = parse_args(sys.argv[1:])
+    target, prefix, skip, timeout, ignore = parse_args(sys.argv[1:])
     try:
-        summary = asyncio.run(asyncio.wait_for(run(target, prefix, skip), timeout))
+        summary = asyncio.run(asyncio.wait_for(run(target, prefix, skip, ignore), timeout))
     except Exception as e:  # one clear line, whatever failed
         e = leaf(e)
         if isinstance(e, asyncio.TimeoutError):

@@ -96,6 +96,10 @@ fn gateway_in_front_of_the_fixtures_server_is_transparent() {
         .lines()
         .filter(|l| l.starts_with('✗') || l.starts_with("Total"))
         .collect();
-    assert!(ok, "conformance through the gateway failed:\n{}\n{out}", summary.join("\n"));
+    assert!(
+        ok,
+        "conformance through the gateway failed:\n{}\n{out}",
+        summary.join("\n")
+    );
     assert!(out.contains("Total:"), "{out}");
 }

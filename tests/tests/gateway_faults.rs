@@ -81,7 +81,9 @@ fn killed_upstream_fails_the_call_at_once_and_is_restarted() {
         let r = s.call_tool("ok", json!({"delay": 60}));
         (r, Instant::now())
     });
-    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| v == 1.0);
+    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| {
+        v == 1.0
+    });
     let killed = Instant::now();
     assert!(Command::new("kill")
         .args(["-9", &first.to_string()])
@@ -99,16 +101,32 @@ fn killed_upstream_fails_the_call_at_once_and_is_restarted() {
     let status = health_component(&server, "upstream:bad")["status"].clone();
     assert_ne!(status, json!("unhealthy"), "right after the crash");
 
-    wait_metric(&server, "mcp_upstream_restarts_total{upstream=\"bad\"}", |v| v >= 1.0);
+    wait_metric(
+        &server,
+        "mcp_upstream_restarts_total{upstream=\"bad\"}",
+        |v| v >= 1.0,
+    );
     wait_metric(&server, "mcp_upstream_up{upstream=\"bad\"}", |v| v == 1.0);
     let text = server.metrics();
     for (series, want) in [
-        ("mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"transport\"}", 1.0),
-        ("mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"ok\"}", 1.0),
-        ("mcp_upstream_exits_total{upstream=\"bad\",reason=\"killed\"}", 1.0),
+        (
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"transport\"}",
+            1.0,
+        ),
+        (
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"ok\"}",
+            1.0,
+        ),
+        (
+            "mcp_upstream_exits_total{upstream=\"bad\",reason=\"killed\"}",
+            1.0,
+        ),
         ("mcp_upstream_in_flight{upstream=\"bad\"}", 0.0),
         ("mcp_active_requests", 0.0),
-        ("mcp_upstream_starts_total{upstream=\"bad\",result=\"ok\"}", 2.0),
+        (
+            "mcp_upstream_starts_total{upstream=\"bad\",result=\"ok\"}",
+            2.0,
+        ),
     ] {
         assert_eq!(metric_value(&text, series), Some(want), "{series}\n{text}");
     }
@@ -122,7 +140,8 @@ fn killed_upstream_fails_the_call_at_once_and_is_restarted() {
 
 #[test]
 fn crash_loop_is_capped_and_the_other_upstreams_keep_serving() {
-    let dir = std::env::temp_dir().join(format!("vitals-gw-{}-{}", std::process::id(), free_port()));
+    let dir =
+        std::env::temp_dir().join(format!("vitals-gw-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("mcp.json");
     let crashy = bad_upstream("exit-now");
@@ -140,19 +159,30 @@ fn crash_loop_is_capped_and_the_other_upstreams_keep_serving() {
     .unwrap();
     let server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
     server.wait_ready(READY);
-    wait_metric(&server, "mcp_upstream_failed{upstream=\"crashy\"}", |v| v == 1.0);
+    wait_metric(&server, "mcp_upstream_failed{upstream=\"crashy\"}", |v| {
+        v == 1.0
+    });
     let text = server.metrics();
     assert_eq!(
-        metric_value(&text, "mcp_upstream_starts_total{upstream=\"crashy\",result=\"failed\"}"),
+        metric_value(
+            &text,
+            "mcp_upstream_starts_total{upstream=\"crashy\",result=\"failed\"}"
+        ),
         Some(3.0),
         "one start and two restarts: {text}"
     );
-    assert_eq!(metric_value(&text, "mcp_upstream_up{upstream=\"good\"}"), Some(1.0));
+    assert_eq!(
+        metric_value(&text, "mcp_upstream_up{upstream=\"good\"}"),
+        Some(1.0)
+    );
     let c = health_component(&server, "upstream:crashy");
     assert_eq!(c["status"], json!("unhealthy"), "{c}");
     assert_eq!(c["critical"], json!(false), "{c}");
     let detail = c["detail"].as_str().unwrap();
-    assert!(detail.starts_with("failed") && detail.contains("status 3"), "{c}");
+    assert!(
+        detail.starts_with("failed") && detail.contains("status 3"),
+        "{c}"
+    );
     // The healthy upstream's tools are served, prefixed (two upstreams); the failed one's are not.
     let mut s = McpSession::open(server.addr);
     let tools = s.call("tools/list", json!({}));
@@ -163,8 +193,14 @@ fn crash_loop_is_capped_and_the_other_upstreams_keep_serving() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert!(names.contains(&"good__rate_limit_status"), "{names:?}");
-    assert!(names.contains(&"server_health"), "the gateway's own tools: {names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("crashy__")), "{names:?}");
+    assert!(
+        names.contains(&"server_health"),
+        "the gateway's own tools: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("crashy__")),
+        "{names:?}"
+    );
     let r = s.call_tool("good__rate_limit_status", json!({}));
     assert_eq!(r["result"]["isError"], json!(false), "{r}");
     assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
@@ -185,14 +221,28 @@ fn a_hung_upstream_times_out_opens_the_breaker_and_a_probe_closes_it() {
         let r = c.join().unwrap();
         assert_eq!(r["error"]["data"]["reason"], json!("timeout"), "{r}");
     }
-    wait_metric(&server, "circuit_breaker_state{upstream=\"bad\"}", |v| v == 1.0);
+    wait_metric(&server, "circuit_breaker_state{upstream=\"bad\"}", |v| {
+        v == 1.0
+    });
     let mut s = McpSession::open(addr);
     let started = Instant::now();
     let r = s.call_tool("ok", json!({"delay": 0}));
-    assert!(started.elapsed() < Duration::from_secs(2), "a refusal is fast");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a refusal is fast"
+    );
     assert_eq!(r["result"]["isError"], json!(true), "{r}");
-    assert_eq!(r["result"]["_meta"]["io.vitals/reason"], json!("circuit_open"), "{r}");
-    assert!(r["result"]["_meta"]["io.vitals/retryAfterSeconds"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        r["result"]["_meta"]["io.vitals/reason"],
+        json!("circuit_open"),
+        "{r}"
+    );
+    assert!(
+        r["result"]["_meta"]["io.vitals/retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     // Once the open period ends, probes reach the upstream, which now answers: closed again.
     let closed = wait_for(Duration::from_secs(40), || {
         let r = s.call_tool("ok", json!({"delay": 0}));
@@ -202,17 +252,26 @@ fn a_hung_upstream_times_out_opens_the_breaker_and_a_probe_closes_it() {
     assert!(closed.is_some(), "{}", server.metrics());
     let text = server.metrics();
     assert_eq!(
-        metric_value(&text, "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"timeout\"}"),
+        metric_value(
+            &text,
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"timeout\"}"
+        ),
         Some(10.0),
         "{text}"
     );
     assert!(
-        metric_value(&text, "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"circuit_open\"}")
-            .unwrap_or(0.0)
+        metric_value(
+            &text,
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"circuit_open\"}"
+        )
+        .unwrap_or(0.0)
             >= 1.0
     );
     assert_eq!(metric_value(&text, "mcp_active_requests"), Some(0.0));
-    assert_eq!(metric_value(&text, "mcp_upstream_in_flight{upstream=\"bad\"}"), Some(0.0));
+    assert_eq!(
+        metric_value(&text, "mcp_upstream_in_flight{upstream=\"bad\"}"),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -223,7 +282,10 @@ fn garbage_on_the_upstreams_stdout_is_skipped() {
         let r = s.call_tool("ok", json!({}));
         assert!(is_ok(&r), "{r}");
     }
-    assert_eq!(server.metric("mcp_upstream_restarts_total{upstream=\"bad\"}"), Some(0.0));
+    assert_eq!(
+        server.metric("mcp_upstream_restarts_total{upstream=\"bad\"}"),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -241,7 +303,10 @@ fn a_flood_on_the_upstreams_stderr_stalls_nothing_and_is_logged_within_bounds() 
     let logs = server.drain_logs();
     let flood_lines = logs.iter().filter(|l| l.contains("stderr-flood")).count();
     assert!(flood_lines > 0, "stderr is logged with the upstream's name");
-    assert!(flood_lines < 1000, "{flood_lines} lines logged for 4096 written");
+    assert!(
+        flood_lines < 1000,
+        "{flood_lines} lines logged for 4096 written"
+    );
     assert!(logs.iter().any(|l| l.contains("not logged (rate limit)")));
     assert!(logs.iter().all(|l| l.len() < 4096), "long lines are cut");
 }
@@ -267,7 +332,9 @@ fn shutdown_leaves_no_process_of_the_upstream_tree() {
         .status()
         .unwrap()
         .success());
-    let exited = wait_for(Duration::from_secs(20), || server.child.try_wait().ok().flatten());
+    let exited = wait_for(Duration::from_secs(20), || {
+        server.child.try_wait().ok().flatten()
+    });
     assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
     let alive: Vec<u32> = tree.into_iter().filter(|p| process_alive(*p)).collect();
     assert!(alive.is_empty(), "left behind: {alive:?}");
@@ -293,8 +360,13 @@ fn a_killed_upstream_takes_its_grandchildren_with_it() {
         .status()
         .unwrap()
         .success());
-    let gone = wait_for(Duration::from_secs(10), || (!process_alive(grandchild)).then_some(()));
-    assert!(gone.is_some(), "grandchild {grandchild} outlived its parent");
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!process_alive(grandchild)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "grandchild {grandchild} outlived its parent"
+    );
     wait_metric(&server, "mcp_upstream_up{upstream=\"bad\"}", |v| v == 1.0);
     let _ = std::fs::remove_file(&pidfile);
 }

@@ -273,11 +273,17 @@ fn server(name: &str, v: &Value) -> Result<UpstreamConfig, FieldError> {
     let kind = opt_str(obj, "type")?;
     let transport = match (obj.get("command"), obj.get("url")) {
         (Some(_), Some(_)) => {
-            return Err(field_err("url", "give either `command` (stdio) or `url` (HTTP), not both"))
+            return Err(field_err(
+                "url",
+                "give either `command` (stdio) or `url` (HTTP), not both",
+            ))
         }
         (Some(_), None) => {
             if let Some(k) = kind.filter(|k| *k != "stdio") {
-                return Err(field_err("type", format!("`{k}` does not go with `command`")));
+                return Err(field_err(
+                    "type",
+                    format!("`{k}` does not go with `command`"),
+                ));
             }
             Transport::Stdio {
                 command: opt_str(obj, "command")?
@@ -405,7 +411,12 @@ fn settings(v: &Value) -> Result<Settings, FieldError> {
                     Some("auto") => PrefixMode::Auto,
                     Some("always") => PrefixMode::Always,
                     Some("never") => PrefixMode::Never,
-                    _ => return Err(field_err(&path, "expected \"auto\", \"always\" or \"never\"")),
+                    _ => {
+                        return Err(field_err(
+                            &path,
+                            "expected \"auto\", \"always\" or \"never\"",
+                        ))
+                    }
                 }
             }
             "call_timeout_seconds" => s.call_timeout = secs()?,
@@ -533,8 +544,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.len(), 2);
         let files = c.iter().find(|u| u.name == "files").unwrap();
-        assert!(matches!(&files.transport, Transport::Stdio { command, args, env, cwd }
-            if command == "npx" && args.len() == 2 && env["A"] == "1" && cwd.as_deref() == Some(Path::new("/tmp"))));
+        assert!(
+            matches!(&files.transport, Transport::Stdio { command, args, env, cwd }
+            if command == "npx" && args.len() == 2 && env["A"] == "1" && cwd.as_deref() == Some(Path::new("/tmp")))
+        );
         assert_eq!(files.settings.prefix, PrefixMode::Always);
         assert_eq!(files.settings.call_timeout, Duration::from_millis(2500));
         assert_eq!(files.settings.max_concurrency, 4);
@@ -549,15 +562,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_server_and_the_field() {
-        let e = parse(r#"{"mcpServers": {"a": {"command": "x", "vitals": {"call_timeout_seconds": -1}}}}"#)
-            .unwrap_err();
+        let e = parse(
+            r#"{"mcpServers": {"a": {"command": "x", "vitals": {"call_timeout_seconds": -1}}}}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.server.as_deref(), Some("a"));
         assert_eq!(e.field.as_deref(), Some("vitals.call_timeout_seconds"));
-        let e = parse(r#"{"mcpServers": {"a": {"command": "x", "vitals": {"timeout": 1}}}}"#).unwrap_err();
-        assert_eq!(e.to_string(), "server `a`: field `vitals.timeout`: unknown setting");
+        let e = parse(r#"{"mcpServers": {"a": {"command": "x", "vitals": {"timeout": 1}}}}"#)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "server `a`: field `vitals.timeout`: unknown setting"
+        );
         let e = parse(r#"{"mcpServers": {"b": {"url": "ftp://x"}}}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("url"));
-        let e = parse(r#"{"mcpServers": {"c": {"type": "sse", "url": "http://x/sse"}}}"#).unwrap_err();
+        let e =
+            parse(r#"{"mcpServers": {"c": {"type": "sse", "url": "http://x/sse"}}}"#).unwrap_err();
         assert!(e.message.contains("not supported"), "{e}");
         let e = parse(r#"{"mcpServers": {"d": {"args": []}}}"#).unwrap_err();
         assert!(e.message.contains("needs `command`"), "{e}");

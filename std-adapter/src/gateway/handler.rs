@@ -42,7 +42,16 @@ struct Routes {
     resource_route: HashMap<String, usize>,
     templates: Vec<ResourceTemplate>,
     template_route: Vec<(String, usize)>,
+    /// URI scheme → the one upstream whose resources use it (None when several do).
+    scheme_route: HashMap<String, Option<usize>>,
     conflicts: Vec<String>,
+}
+
+/// The scheme of a URI (`demo` in `demo://x`), if it has one.
+fn scheme(uri: &str) -> Option<&str> {
+    uri.split_once(':')
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty())
 }
 
 /// One client session.
@@ -149,6 +158,11 @@ impl<L: ServerHandler + Clone> Gateway<L> {
         {
             return Some(*i);
         }
+        // A URI nobody listed (e.g. one the upstream created during the session) goes to the
+        // one upstream whose resources share its scheme.
+        if let Some(Some(i)) = scheme(uri).and_then(|s| routes.scheme_route.get(s)) {
+            return Some(*i);
+        }
         // A single upstream serving resources gets every URI nobody else claims.
         let mut serving = self
             .shared
@@ -182,7 +196,10 @@ impl<L: ServerHandler + Clone> Gateway<L> {
 
 impl Shared {
     fn routes(&self) -> Arc<Routes> {
-        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn prefixed(&self, upstream: &Upstream) -> bool {
@@ -258,15 +275,18 @@ impl Shared {
             }
             for res in &conn.catalog.resources {
                 if r.resource_route.contains_key(&res.uri) {
-                    r.conflicts.push(format!("resource {} ({})", res.uri, u.name()));
+                    r.conflicts
+                        .push(format!("resource {} ({})", res.uri, u.name()));
                     continue;
                 }
                 r.resource_route.insert(res.uri.clone(), i);
                 r.resources.push(res.clone());
+                claim_scheme(&mut r.scheme_route, &res.uri, i);
             }
             for t in &conn.catalog.templates {
                 r.template_route.push((t.uri_template.clone(), i));
                 r.templates.push(t.clone());
+                claim_scheme(&mut r.scheme_route, &t.uri_template, i);
             }
         }
         if let Some(m) = self.vitals.gateway_metrics() {
@@ -278,14 +298,21 @@ impl Shared {
             new.clone(),
         );
         let names = |t: &[Tool]| t.iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
-        let tools_changed = names(&old.tools) != names(&new.tools)
-            || old
-                .tools
-                .iter()
-                .zip(&new.tools)
-                .any(|(a, b)| a.description != b.description || a.input_schema != b.input_schema);
-        let prompts_changed = old.prompts.iter().map(|p| &p.name).ne(new.prompts.iter().map(|p| &p.name));
-        let resources_changed = old.resources.iter().map(|p| &p.uri).ne(new.resources.iter().map(|p| &p.uri))
+        let tools_changed =
+            names(&old.tools) != names(&new.tools)
+                || old.tools.iter().zip(&new.tools).any(|(a, b)| {
+                    a.description != b.description || a.input_schema != b.input_schema
+                });
+        let prompts_changed = old
+            .prompts
+            .iter()
+            .map(|p| &p.name)
+            .ne(new.prompts.iter().map(|p| &p.name));
+        let resources_changed = old
+            .resources
+            .iter()
+            .map(|p| &p.uri)
+            .ne(new.resources.iter().map(|p| &p.uri))
             || old.templates.len() != new.templates.len();
         if tools_changed || prompts_changed || resources_changed {
             for peer in self.peers() {
@@ -353,6 +380,15 @@ impl Shared {
     }
 }
 
+fn claim_scheme(routes: &mut HashMap<String, Option<usize>>, uri: &str, upstream: usize) {
+    if let Some(s) = scheme(uri) {
+        let e = routes.entry(s.to_owned()).or_insert(Some(upstream));
+        if *e != Some(upstream) {
+            *e = None;
+        }
+    }
+}
+
 /// Whether `uri` fits an RFC 6570 level-1 template: `{name}` matches one or more characters
 /// other than `/`, `{+name}` and `{/name}`-style expansions match anything.
 fn template_matches(template: &str, uri: &str) -> bool {
@@ -369,7 +405,10 @@ fn template_matches(template: &str, uri: &str) -> bool {
                 let expr = &t[open + 1..open + close];
                 let rest_t = &t[open + close + 1..];
                 let rest_u = &u[open..];
-                let any = matches!(expr.first(), Some(b'+' | b'#' | b'/' | b'?' | b'&' | b'.' | b';'));
+                let any = matches!(
+                    expr.first(),
+                    Some(b'+' | b'#' | b'/' | b'?' | b'&' | b'.' | b';')
+                );
                 (1..=rest_u.len()).any(|n| {
                     let (var, tail) = rest_u.split_at(n);
                     (any || !var.contains(&b'/')) && go(rest_t, tail)
@@ -449,7 +488,12 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let route = self.shared.routes().tool_route.get(request.name.as_ref()).cloned();
+        let route = self
+            .shared
+            .routes()
+            .tool_route
+            .get(request.name.as_ref())
+            .cloned();
         let Some(route) = route else {
             return self.local.call_tool(request, context).await;
         };
@@ -509,7 +553,8 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let mut r = self.local.list_prompts(request, context).await?;
-        r.prompts.extend(self.shared.routes().prompts.iter().cloned());
+        r.prompts
+            .extend(self.shared.routes().prompts.iter().cloned());
         r.next_cursor = None;
         Ok(r)
     }
@@ -519,7 +564,12 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let route = self.shared.routes().prompt_route.get(&request.name).cloned();
+        let route = self
+            .shared
+            .routes()
+            .prompt_route
+            .get(&request.name)
+            .cloned();
         let Some(route) = route else {
             return self.local.get_prompt(request, context).await;
         };
@@ -547,7 +597,8 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let mut r = self.local.list_resources(request, context).await?;
-        r.resources.extend(self.shared.routes().resources.iter().cloned());
+        r.resources
+            .extend(self.shared.routes().resources.iter().cloned());
         r.next_cursor = None;
         Ok(r)
     }
@@ -686,8 +737,7 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         for (i, u) in self.shared.upstreams.iter().enumerate() {
-            if u
-                .connection()
+            if u.connection()
                 .is_some_and(|c| c.catalog.capabilities.logging.is_some())
             {
                 let mut params = request.clone();
@@ -743,12 +793,27 @@ mod tests {
 
     #[test]
     fn templates_match_uris() {
-        assert!(template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/7"));
-        assert!(!template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/"));
-        assert!(!template_matches("demo://resource/dynamic/text/{id}", "demo://resource/dynamic/text/a/b"));
+        assert!(template_matches(
+            "demo://resource/dynamic/text/{resourceId}",
+            "demo://resource/dynamic/text/7"
+        ));
+        assert!(!template_matches(
+            "demo://resource/dynamic/text/{resourceId}",
+            "demo://resource/dynamic/text/"
+        ));
+        assert!(!template_matches(
+            "demo://resource/dynamic/text/{id}",
+            "demo://resource/dynamic/text/a/b"
+        ));
         assert!(template_matches("file:///{+path}", "file:///a/b/c.txt"));
-        assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
-        assert!(!template_matches("test://template/{id}/data", "test://template/42/other"));
+        assert!(template_matches(
+            "test://template/{id}/data",
+            "test://template/42/data"
+        ));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://template/42/other"
+        ));
         assert!(template_matches("plain://x", "plain://x"));
         assert!(!template_matches("plain://x", "plain://y"));
     }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rmcp::model::*;
 use rmcp::service::{
-    InboundStreamOrigin, NotificationContext, Peer, PeerRequestOptions, RequestContext,
-    RoleClient, RoleServer, RunningService, ServiceError,
+    InboundStreamOrigin, NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient,
+    RoleServer, RunningService, ServiceError,
 };
 use rmcp::{ErrorData as McpError, ServiceExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
@@ -132,7 +132,9 @@ impl ForwardError {
     /// The outcome label of a tool call that ended with this error.
     pub fn outcome(&self) -> CallOutcome {
         match self {
-            ForwardError::Unavailable { .. } | ForwardError::Busy { .. } => CallOutcome::Unavailable,
+            ForwardError::Unavailable { .. } | ForwardError::Busy { .. } => {
+                CallOutcome::Unavailable
+            }
             ForwardError::Timeout { .. } => CallOutcome::Timeout,
             ForwardError::Transport { .. } => CallOutcome::Transport,
             ForwardError::Cancelled => CallOutcome::Cancelled,
@@ -155,7 +157,9 @@ impl ForwardError {
             ForwardError::Upstream(e) => e,
             ForwardError::Unavailable { upstream, phase } => McpError::internal_error(
                 format!("upstream `{upstream}` is unavailable ({})", phase.as_str()),
-                Some(serde_json::json!({"upstream": upstream, "reason": "unavailable", "phase": phase.as_str()})),
+                Some(
+                    serde_json::json!({"upstream": upstream, "reason": "unavailable", "phase": phase.as_str()}),
+                ),
             ),
             ForwardError::Busy { upstream } => McpError::internal_error(
                 format!("upstream `{upstream}` is busy: every slot and queue place is taken"),
@@ -349,7 +353,10 @@ impl Upstream {
     }
 
     /// Called with notifications that belong to no request (logging, resource updates).
-    pub fn set_on_notification(&self, f: impl Fn(&str, ServerNotification) + Send + Sync + 'static) {
+    pub fn set_on_notification(
+        &self,
+        f: impl Fn(&str, ServerNotification) + Send + Sync + 'static,
+    ) {
         let _ = self.on_notification.set(Box::new(f));
     }
 
@@ -442,7 +449,8 @@ impl Upstream {
                         .resources
                         .labels([&name])
                         .set((catalog.resources.len() + catalog.templates.len()) as i64);
-                    self.connection.send_replace(Some(session.connection.clone()));
+                    self.connection
+                        .send_replace(Some(session.connection.clone()));
                     self.set_phase(Phase::Up);
                     tracing::info!(upstream = %name, tools = catalog.tools.len(),
                         prompts = catalog.prompts.len(), resources = catalog.resources.len(),
@@ -627,7 +635,8 @@ impl Upstream {
                     cfg = cfg.auth_header(a);
                 }
                 // Bounded reconnection of the SSE stream (rmcp's default retries for ever).
-                let mut retry = rmcp::transport::common::client_side_sse::ExponentialBackoff::default();
+                let mut retry =
+                    rmcp::transport::common::client_side_sse::ExponentialBackoff::default();
                 retry.max_times = Some(3);
                 retry.base_duration = Duration::from_millis(200);
                 cfg.retry_config = Arc::new(retry);
@@ -643,7 +652,10 @@ impl Upstream {
                     Err(_) => {
                         return Err(StartError {
                             label: "init_timeout",
-                            detail: format!("no answer from {url} within {:.1} s", settings.init_timeout.as_secs_f64()),
+                            detail: format!(
+                                "no answer from {url} within {:.1} s",
+                                settings.init_timeout.as_secs_f64()
+                            ),
                         })
                     }
                 }
@@ -655,7 +667,14 @@ impl Upstream {
         let catalog = match tokio::time::timeout(settings.init_timeout, list_catalog(&peer)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                let mut s = Session { running, child, connection: Connection { peer, catalog: Arc::default() } };
+                let mut s = Session {
+                    running,
+                    child,
+                    connection: Connection {
+                        peer,
+                        catalog: Arc::default(),
+                    },
+                };
                 s.stop().await;
                 return Err(StartError {
                     label: "init_failed",
@@ -663,7 +682,14 @@ impl Upstream {
                 });
             }
             Err(_) => {
-                let mut s = Session { running, child, connection: Connection { peer, catalog: Arc::default() } };
+                let mut s = Session {
+                    running,
+                    child,
+                    connection: Connection {
+                        peer,
+                        catalog: Arc::default(),
+                    },
+                };
                 s.stop().await;
                 return Err(StartError {
                     label: "init_timeout",
@@ -798,7 +824,10 @@ impl Upstream {
                 if text.is_empty() {
                     continue;
                 }
-                let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                let text: String = text
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
                 if window.elapsed() >= Duration::from_secs(1) {
                     if suppressed > 0 {
                         tracing::warn!(upstream = %name, suppressed, "upstream stderr lines not logged (rate limit)");
@@ -849,10 +878,7 @@ impl Upstream {
             Ok(_) => "ok",
             Err(e) => e.outcome().as_str(),
         };
-        self.metrics
-            .requests
-            .labels([name, method, outcome])
-            .inc();
+        self.metrics.requests.labels([name, method, outcome]).inc();
         if result.is_ok() || matches!(result, Err(ForwardError::Upstream(_))) {
             self.metrics
                 .duration
@@ -936,6 +962,12 @@ impl Upstream {
             }
         };
         pending.answered = true;
+        // From here on, notifications that belong to no call in flight are broadcast: the entry
+        // goes before the last events are drained, so none lands in a channel nobody reads.
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
         // Progress that arrived just before the answer goes out first.
         while let Ok(event) = events.try_recv() {
             relay(name, event, downstream, downstream_token.as_ref()).await;
@@ -1375,9 +1407,15 @@ impl rmcp::Service<RoleClient> for UpstreamClient {
             ServerNotification::ProgressNotification(_) => "notifications/progress",
             ServerNotification::LoggingMessageNotification(_) => "notifications/message",
             ServerNotification::ResourceUpdatedNotification(_) => "notifications/resources/updated",
-            ServerNotification::ResourceListChangedNotification(_) => "notifications/resources/list_changed",
-            ServerNotification::ToolListChangedNotification(_) => "notifications/tools/list_changed",
-            ServerNotification::PromptListChangedNotification(_) => "notifications/prompts/list_changed",
+            ServerNotification::ResourceListChangedNotification(_) => {
+                "notifications/resources/list_changed"
+            }
+            ServerNotification::ToolListChangedNotification(_) => {
+                "notifications/tools/list_changed"
+            }
+            ServerNotification::PromptListChangedNotification(_) => {
+                "notifications/prompts/list_changed"
+            }
             ServerNotification::CancelledNotification(_) => "notifications/cancelled",
             _ => "other",
         };
@@ -1397,15 +1435,26 @@ impl rmcp::Service<RoleClient> for UpstreamClient {
             | ServerNotification::ResourceListChangedNotification(_) => upstream.request_relist(),
             // A log line while a call is in flight belongs to that call's client; otherwise to
             // every client.
-            ServerNotification::LoggingMessageNotification(n)
-                if upstream.call_for(None).is_some() =>
-            {
-                if let Some(call) = upstream.call_for(None) {
-                    let _ = call.try_send(CallEvent::Log(n.params));
+            ServerNotification::LoggingMessageNotification(n) => {
+                let unsent = match upstream.call_for(None) {
+                    Some(call) => match call.try_send(CallEvent::Log(n.params)) {
+                        Ok(()) => None,
+                        Err(mpsc::error::TrySendError::Full(CallEvent::Log(p)))
+                        | Err(mpsc::error::TrySendError::Closed(CallEvent::Log(p))) => Some(p),
+                        Err(_) => None,
+                    },
+                    None => Some(n.params),
+                };
+                if let (Some(p), Some(f)) = (unsent, upstream.on_notification.get()) {
+                    f(
+                        upstream.name(),
+                        ServerNotification::LoggingMessageNotification(
+                            LoggingMessageNotification::new(p),
+                        ),
+                    );
                 }
             }
-            other @ (ServerNotification::LoggingMessageNotification(_)
-            | ServerNotification::ResourceUpdatedNotification(_)) => {
+            other @ ServerNotification::ResourceUpdatedNotification(_) => {
                 if let Some(f) = upstream.on_notification.get() {
                     f(upstream.name(), other);
                 }
@@ -1415,13 +1464,19 @@ impl rmcp::Service<RoleClient> for UpstreamClient {
         Ok(())
     }
 
-    #[allow(deprecated)] // sampling and roots: deprecated by 2026-07-28, relayed for 2025-11-25.
+    /// What the gateway declares to every upstream: sampling and elicitation (form and URL),
+    /// which it relays to the client whose call caused them. Not roots: a shared upstream's
+    /// `roots/list` can arrive outside any call, with no client to ask.
     fn get_info(&self) -> ClientConfig {
-        let caps = ClientCapabilities::builder()
+        let mut caps = ClientCapabilities::builder()
             .enable_sampling()
             .enable_elicitation()
-            .enable_roots()
             .build();
+        caps.elicitation = Some(
+            ElicitationCapability::new()
+                .with_form(FormElicitationCapability::default())
+                .with_url(UrlElicitationCapability::default()),
+        );
         ClientConfig::new(
             caps,
             Implementation::new("vitals-gateway", env!("CARGO_PKG_VERSION")),
