@@ -382,7 +382,7 @@ class Run:
                                progress_callback=on_progress)
         check(texts(r) == ["Long running operation completed. Duration: 0.5 seconds, Steps: 5."],
               f"trigger-long-running-operation: {texts(r)}")
-        await wait_until(lambda: len(got) >= 5, 2, "5 progress notifications")
+        await wait_until(lambda: len(got) >= 5, 10, "5 progress notifications")
         check(got == [[float(i), 5.0, None] for i in range(1, 6)], f"progress: {got}")
         self.summary["progress"] = got
 
@@ -454,7 +454,7 @@ class Run:
         if texts(r)[0].startswith("Stopped"):  # left on by an earlier run through the same child
             r = await self.ok_call("toggle-simulated-logging", {}, "toggle-simulated-logging#on")
         check(texts(r)[0].startswith("Started"), f"toggle-simulated-logging: {texts(r)}")
-        await wait_until(lambda: len(self.seen.logs) > n, 3, "a log notification after toggle-simulated-logging")
+        await wait_until(lambda: len(self.seen.logs) > n, 15, "a log notification after toggle-simulated-logging")
         r = await self.ok_call("toggle-simulated-logging", {}, "toggle-simulated-logging#off")
         check(texts(r)[0].startswith("Stopped"), f"toggle-simulated-logging off: {texts(r)}")
         self.summary["logging"] = {"set_level": "debug", "simulated_message_seen": True}
@@ -473,7 +473,7 @@ class Run:
         if texts(r)[0].startswith("Stopped"):
             r = await self.ok_call("toggle-subscriber-updates", {}, "toggle-subscriber-updates#on")
         check(texts(r)[0].startswith("Started"), f"toggle-subscriber-updates: {texts(r)}")
-        await wait_until(lambda: uri in self.seen.updated[n:], 3, f"notifications/resources/updated for {uri}")
+        await wait_until(lambda: uri in self.seen.updated[n:], 15, f"notifications/resources/updated for {uri}")
         r = await self.ok_call("toggle-subscriber-updates", {}, "toggle-subscriber-updates#off")
         check(texts(r)[0].startswith("Stopped"), f"toggle-subscriber-updates off: {texts(r)}")
         await self.c.unsubscribe_resource(uri)

@@ -40,11 +40,11 @@ fn promtool_accepts_live_metrics_after_tool_calls() {
     assert!(ok, "promtool check metrics failed:\n{out}\n---\n{text}");
     assert_eq!(strict_exposition_problems(&text), Vec::<String>::new());
     for needle in [
-        "mcp_tool_calls_total{tool=\"server_health\",status=\"ok\"} 1\n",
-        "mcp_tool_calls_total{tool=\"server_metrics\",status=\"error\"} 1\n",
-        "mcp_tool_errors_total{tool=\"server_metrics\",error_type=\"invalid_params\"} 1\n",
-        "mcp_tool_calls_total{tool=\"__unknown__\",status=\"error\"} 1\n",
-        "mcp_tool_duration_seconds_bucket{tool=\"server_health\",le=\"+Inf\"} 1\n",
+        "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"} 1\n",
+        "mcp_tool_calls_total{upstream=\"server_metrics\",tool=\"server_metrics\",status=\"jsonrpc_error\"} 1\n",
+        "mcp_tool_errors_total{upstream=\"server_metrics\",tool=\"server_metrics\",error_type=\"invalid_params\"} 1\n",
+        "mcp_tool_calls_total{upstream=\"\",tool=\"__unknown__\",status=\"jsonrpc_error\"} 1\n",
+        "mcp_tool_duration_seconds_bucket{upstream=\"server_health\",tool=\"server_health\",le=\"+Inf\"} 1\n",
         "mcp_active_requests 0\n",
         "http_requests_total{method=\"POST\",path=\"/mcp\",status=\"200\"}",
         "process_resident_memory_bytes ",

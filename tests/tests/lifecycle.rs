@@ -67,7 +67,7 @@ fn per_tool_limit_is_a_tool_error_with_retry_after() {
     );
     let m = server.request("GET", "/metrics", &[], b"").text();
     assert!(
-        m.contains("mcp_tool_calls_total{tool=\"server_health\",status=\"rate_limited\"} 1\n"),
+        m.contains("mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"rate_limited\"} 1\n"),
         "{m}"
     );
 }
