@@ -467,7 +467,7 @@ class Run:
             want = f"Received Subscribe Resource request for URI: {uri}"
             await wait_until(lambda: any(str(l.get("data", "")).startswith(want)
                                          for l in self.seen.logs[logs_before:]),
-                             3, "the info log that server-everything sends on resources/subscribe")
+                             15, "the info log that server-everything sends on resources/subscribe")
         n = len(self.seen.updated)
         r = await self.ok_call("toggle-subscriber-updates", {}, "toggle-subscriber-updates#on")
         if texts(r)[0].startswith("Stopped"):

@@ -332,10 +332,11 @@ fn server(name: &str, v: &Value) -> Result<UpstreamConfig, FieldError> {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        if url.len() > "https://".len() {
-            return Ok(());
-        }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_some_and(|r| !r.is_empty()) {
+        return Ok(());
     }
     Err(format!("`{url}` is not an http:// or https:// URL"))
 }

@@ -199,6 +199,9 @@ struct CallEntry {
     events: mpsc::Sender<CallEvent>,
 }
 
+/// Where notifications that belong to no request go (the gateway's broadcast).
+type NotificationSink = Box<dyn Fn(&str, ServerNotification) + Send + Sync>;
+
 /// The state the supervisor publishes.
 struct Life {
     phase: Phase,
@@ -220,7 +223,7 @@ pub struct Upstream {
     queued: AtomicU64,
     on_change: OnceLock<Box<dyn Fn() + Send + Sync>>,
     relist: Mutex<Option<mpsc::Sender<()>>>,
-    on_notification: OnceLock<Box<dyn Fn(&str, ServerNotification) + Send + Sync>>,
+    on_notification: OnceLock<NotificationSink>,
     shutdown: CancellationToken,
     stopped: tokio::sync::Notify,
     stopped_flag: std::sync::atomic::AtomicBool,
