@@ -105,7 +105,12 @@ def handle(mode, msg, state):
     if method is None:
         return  # a response to nothing we asked: ignore
     if req_id is None:
-        return  # notifications (initialized, cancelled, ...): nothing to do
+        if method == "notifications/cancelled":
+            # Said on stderr, so a test can see the cancellation reached this process.
+            cancelled = (msg.get("params") or {}).get("requestId")
+            sys.stderr.write(f"bad_upstream: cancelled request {cancelled}\n")
+            sys.stderr.flush()
+        return  # other notifications (initialized, ...): nothing to do
     if method == "initialize":
         asked = (msg.get("params") or {}).get("protocolVersion")
         version = asked if asked in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[0]

@@ -370,3 +370,41 @@ fn a_killed_upstream_takes_its_grandchildren_with_it() {
     wait_metric(&server, "mcp_upstream_up{upstream=\"bad\"}", |v| v == 1.0);
     let _ = std::fs::remove_file(&pidfile);
 }
+
+#[test]
+fn a_cancelled_call_is_cancelled_upstream_and_counted_once() {
+    let server = gateway("slow-then-ok", &[], &[]);
+    let s = McpSession::open(server.addr);
+    let (addr, id) = (server.addr, s.id.clone());
+    let call = std::thread::spawn(move || {
+        McpSession::resume(addr, id).post(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+            "params": {"name": "ok", "arguments": {"delay": 60}}}))
+    });
+    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| v == 1.0);
+    let r = s.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 77, "reason": "user pressed stop"}}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let logged = wait_for(Duration::from_secs(10), || {
+        server
+            .drain_logs()
+            .into_iter()
+            .find(|l| l.contains("bad_upstream: cancelled request"))
+    });
+    assert!(logged.is_some(), "the cancellation never reached the upstream");
+    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| v == 0.0);
+    wait_metric(&server, "mcp_active_requests", |v| v == 0.0);
+    let text = server.metrics();
+    assert_eq!(
+        metric_value(&text, "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"cancelled\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(&text, "mcp_upstream_requests_total{upstream=\"bad\",method=\"tools/call\",outcome=\"cancelled\"}"),
+        Some(1.0)
+    );
+    // The breaker saw neither a success nor a failure.
+    let _ = call.join();
+    let mut s = McpSession::open(server.addr);
+    assert!(is_ok(&s.call_tool("ok", json!({}))));
+}
