@@ -161,10 +161,16 @@ mod tests {
     #[test]
     fn methods_fold_into_other() {
         for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
-            assert_eq!(method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()), m);
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                m
+            );
         }
         for m in ["get", "FOO", "X-1", "PROPFIND"] {
-            assert_eq!(method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()), "OTHER");
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                "OTHER"
+            );
         }
     }
 

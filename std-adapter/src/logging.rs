@@ -95,8 +95,7 @@ pub fn directives(level: &str) -> String {
     let global = level
         .split(',')
         .map(str::trim)
-        .filter(|d| !d.contains('='))
-        .last()
+        .rfind(|d| !d.contains('='))
         .unwrap_or("error")
         .to_ascii_lowercase();
     let quiet = matches!(global.as_str(), "off" | "error" | "warn");
@@ -243,7 +242,11 @@ fn bounded_debug(value: &dyn fmt::Debug, escape: bool) -> String {
 pub struct SafeFields;
 
 impl<'writer> FormatFields<'writer> for SafeFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut v = TextVisitor {
             writer: &mut writer,
             first: true,
@@ -345,7 +348,11 @@ where
         line.push('{');
         push_json_pair(&mut line, "timestamp", &serde_json::Value::from(timestamp));
         line.push(',');
-        push_json_pair(&mut line, "level", &serde_json::Value::from(meta.level().as_str()));
+        push_json_pair(
+            &mut line,
+            "level",
+            &serde_json::Value::from(meta.level().as_str()),
+        );
         let mut v = JsonVisitor { line: &mut line };
         event.record(&mut v);
         line.push(',');
