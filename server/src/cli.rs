@@ -222,47 +222,7 @@ fn non_empty_token(s: &str) -> Result<String, String> {
     }
 }
 
-/// A metrics token given but empty: clap drops an empty environment value silently, so the
-/// variable is looked at directly.
-#[derive(Debug)]
-pub struct EmptyToken(pub String);
-
-impl std::fmt::Display for EmptyToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} is set but empty: refusing to serve /metrics without the token it was meant to \
-             require (unset it to run without a token)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for EmptyToken {}
-
 impl Cli {
-    /// Fails when the metrics token's environment variable is set but empty and no flag
-    /// overrides it.
-    pub fn check_token_env(&self) -> Result<(), EmptyToken> {
-        use clap::CommandFactory;
-        let cmd = Cli::command();
-        let var = cmd
-            .get_arguments()
-            .find(|a| a.get_id() == "metrics_token")
-            .and_then(|a| a.get_env())
-            .map(|v| v.to_string_lossy().into_owned());
-        match var {
-            Some(var)
-                if self.metrics_token.is_none()
-                    && std::env::var_os(&var)
-                        .is_some_and(|v| v.to_string_lossy().trim().is_empty()) =>
-            {
-                Err(EmptyToken(var))
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// The Host allow-list: the flag, or loopback names plus the listen IP.
     pub fn hosts(&self) -> Vec<String> {
         if !self.allowed_hosts.is_empty() {

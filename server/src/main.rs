@@ -29,10 +29,6 @@ use crate::tools::VitalsServer;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli.check_token_env() {
-        eprintln!("vitals-server: {e}");
-        return std::process::ExitCode::from(2);
-    }
     if let Err(e) = vitals_std::logging::init(cli.log_format, &cli.log_level) {
         eprintln!("vitals-server: {e}");
         return std::process::ExitCode::from(2);
