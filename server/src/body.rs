@@ -386,8 +386,8 @@ impl ParseGate {
         }
     }
 
-    /// A permit for a body of `len` bytes: `Ok(None)` for small bodies, `Err(())` when none
-    /// came within the wait.
+    /// A permit for a body of `len` bytes: `Ok(None)` for small bodies, [`GateClosed`] when
+    /// none came within the wait.
     pub async fn enter(&self, len: usize) -> Result<Option<OwnedSemaphorePermit>, GateClosed> {
         if len < self.threshold {
             return Ok(None);

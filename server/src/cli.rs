@@ -93,8 +93,8 @@ pub struct Cli {
     pub max_body_bytes: usize,
 
     /// Most simultaneous connections; more are answered 503 and closed (a /livez or /readyz
-    /// probe among them is still answered). Raised open-file soft limit to fit, or lowered
-    /// with a warning when the hard limit is too low.
+    /// probe among them is still answered). At start the open-file soft limit is raised to fit;
+    /// when the hard limit is too low, this limit is lowered with a warning.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
@@ -116,7 +116,8 @@ pub struct Cli {
     )]
     pub drain_timeout: f64,
 
-    /// Host header values accepted on /mcp (DNS-rebinding protection), comma separated.
+    /// Host header values accepted on /mcp, /metrics and /healthz (DNS-rebinding protection;
+    /// 403 otherwise), comma separated.
     /// Default: localhost, 127.0.0.1, ::1 and the listen address.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,

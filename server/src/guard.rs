@@ -284,11 +284,21 @@ impl Guard {
         None
     }
 
-    /// Checks the `Host` of a request to a route rmcp does not guard.
-    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        self.config.hosts.check(headers).map_err(|r| {
-            let (status, text) = r.status();
-            Refusal::text(status, text)
-        })
+    /// Checks the `Host` of a request to `route`: the allow-list on `/metrics` and `/healthz`
+    /// (rmcp checks `/mcp`; probes come from orchestrators that send the pod address), and a
+    /// single `Host` header everywhere.
+    pub fn check_route(&self, route: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+        let refused = if matches!(route, "/metrics" | "/healthz") {
+            self.config.hosts.check(headers).err()
+        } else {
+            crate::hosts::duplicate_host(headers).then_some(crate::hosts::HostRefused::Duplicate)
+        };
+        match refused {
+            Some(r) => {
+                let (status, text) = r.status();
+                Err(Refusal::text(status, text))
+            }
+            None => Ok(()),
+        }
     }
 }

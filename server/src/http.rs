@@ -186,20 +186,10 @@ impl App {
         };
         let client = self.guard.client_ip(remote.ip(), req.headers());
         let probe = matches!(route, "/livez" | "/readyz");
-        // The routes rmcp does not guard get its Host check (DNS rebinding); two Host headers
-        // are refused everywhere.
-        let host_refused = if matches!(route, "/healthz" | "/metrics") {
-            self.guard.check_host(req.headers()).err()
-        } else if crate::hosts::duplicate_host(req.headers()) {
-            let (status, text) = crate::hosts::HostRefused::Duplicate.status();
-            Some(Refusal::text(status, text))
-        } else {
-            None
-        };
-        let response = if let Some(r) = host_refused {
+        let response = if let Err(r) = self.guard.check_route(route, req.headers()) {
             refusal(r)
         } else if let (false, Err(retry)) = (probe, self.vitals.check_http_client(client)) {
-            let mut r = text_response(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later\n");
+            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later\n");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry.secs()));
             r
@@ -235,7 +225,7 @@ impl App {
                     .respond(req.method(), req.headers())
                     .map(|b| b.boxed()),
                 "/mcp" => self.mcp(remote, client, req).await,
-                _ => text_response(
+                _ => text(
                     StatusCode::NOT_FOUND,
                     "not found: try /mcp, /metrics, /healthz, /livez, /readyz\n",
                 ),
@@ -243,11 +233,25 @@ impl App {
         };
         let status = response.status().as_u16();
         timer.finish(method, route, status);
+        self.log_request(method, route, status, remote, client, started);
+        response
+    }
+
+    /// The request's log line: at debug for probes (an orchestrator polls them), sampled for
+    /// 429s (a client over its budget can send as fast as it likes), at info otherwise.
+    fn log_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        remote: SocketAddr,
+        client: IpAddr,
+        started: Instant,
+    ) {
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-        if probe {
+        if matches!(route, "/livez" | "/readyz") {
             tracing::debug!(method, path = route, status, remote = %remote, duration_ms, "http request");
         } else if status == 429 {
-            // A client over its budget can send requests as fast as it likes: sample the lines.
             if let Some(suppressed) = self.rate_limited_log.sample() {
                 tracing::info!(method, path = route, status, remote = %remote, client = %client,
                     duration_ms, suppressed, "http request");
@@ -256,7 +260,6 @@ impl App {
             tracing::info!(method, path = route, status, remote = %remote, client = %client,
                 duration_ms, "http request");
         }
-        response
     }
 }
 
@@ -284,7 +287,7 @@ fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response
     r
 }
 
-fn text_response(status: StatusCode, body: &'static str) -> Response<Body> {
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     full(
         status,
         "text/plain; charset=utf-8",

@@ -140,11 +140,8 @@ fn metric(server: &Server, prefix: &str) -> Option<f64> {
 fn settle_logs(server: &Server) -> Vec<String> {
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match server.logs.recv_timeout(Duration::from_millis(500)) {
-            Ok(l) => lines.push(l),
-            Err(_) => break,
-        }
+    while let Ok(l) = server.logs.recv_timeout(Duration::from_millis(500)) {
+        lines.push(l);
         if Instant::now() > deadline {
             break;
         }
@@ -189,10 +186,8 @@ fn stalled_bodies_get_408_and_probes_are_answered_while_slots_are_full() {
         "--body-timeout",
         "8",
     ]);
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{{"
-    );
+    let head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{";
     let mut stalled: Vec<TcpStream> = (0..20).map(|_| raw(server.addr, head.as_bytes())).collect();
     let full = wait_for(Duration::from_secs(6), || {
         let r = try_request(
