@@ -250,14 +250,14 @@ impl App {
     ) {
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         if matches!(route, "/livez" | "/readyz") {
-            tracing::debug!(method, path = route, status, remote = %remote, duration_ms, "http request");
+            tracing::debug!(method = %method, path = route, status, remote = %remote, duration_ms, "http request");
         } else if status == 429 {
             if let Some(suppressed) = self.rate_limited_log.sample() {
-                tracing::info!(method, path = route, status, remote = %remote, client = %client,
+                tracing::info!(method = %method, path = route, status, remote = %remote, client = %client,
                     duration_ms, suppressed, "http request");
             }
         } else {
-            tracing::info!(method, path = route, status, remote = %remote, client = %client,
+            tracing::info!(method = %method, path = route, status, remote = %remote, client = %client,
                 duration_ms, "http request");
         }
     }
