@@ -141,7 +141,8 @@ where
 pub struct JsonLimits {
     /// Deepest nesting of arrays and objects.
     pub max_depth: usize,
-    /// Most elements: every array, object, array element and object member counts one.
+    /// Most elements: each array and object, and each comma between array elements or object
+    /// members (about one per value).
     pub max_elements: usize,
 }
 

@@ -178,8 +178,8 @@ pub struct Hardening {
     )]
     pub max_sse_streams_per_session: usize,
 
-    /// Deepest nesting of arrays and objects in an /mcp body; deeper gets 400 with JSON-RPC
-    /// -32600 before the message is parsed.
+    /// Deepest nesting of arrays and objects in an /mcp body (at most 128, the JSON parser's
+    /// own limit); deeper gets 400 with JSON-RPC -32600 before the message is parsed.
     #[arg(
         long,
         env = "VITALS_MAX_JSON_DEPTH",
@@ -188,8 +188,9 @@ pub struct Hardening {
     )]
     pub max_json_depth: usize,
 
-    /// Most JSON elements (arrays, objects, array elements, object members) in an /mcp body;
-    /// more gets 400 with JSON-RPC -32600 before the message is parsed.
+    /// Most JSON elements in an /mcp body (each array and object, and each comma between
+    /// array elements or object members: about one per value); more gets 400 with JSON-RPC
+    /// -32600 before the message is parsed.
     #[arg(
         long,
         env = "VITALS_MAX_JSON_ELEMENTS",

@@ -134,7 +134,7 @@ fn guard_config(cli: &Cli, max_connections: usize) -> guard::GuardConfig {
         hosts: hosts::AllowedHosts::new(&cli.hosts()),
         body: body::BodyLimits::new(cli.max_body_bytes, body_timeout),
         json: body::JsonLimits {
-            max_depth: h.max_json_depth.max(1),
+            max_depth: h.max_json_depth.clamp(1, 128),
             max_elements: h.max_json_elements.max(1),
         },
         sse: sse::SseLimits {
