@@ -71,12 +71,14 @@ pub struct Cli {
     pub upstream_start_wait: f64,
 
     /// Require `Authorization: Bearer TOKEN` on /metrics (compared in constant time; 401
-    /// otherwise).
+    /// otherwise) and on the /mcp requests that call the `server_metrics` tool. An empty token
+    /// is refused at start.
     #[arg(
         long,
         env = "VITALS_METRICS_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = non_empty_token
     )]
     pub metrics_token: Option<String>,
 
@@ -125,7 +127,8 @@ pub struct Cli {
     #[arg(long, env = "VITALS_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Log level or filter directive (e.g. info, debug, info,rmcp=warn).
+    /// Log level or filter directive (e.g. info, debug, info,rmcp=debug). The rmcp SDK's own
+    /// logs (payloads, session ids) stay at warn unless the directive names rmcp.
     #[arg(long, env = "VITALS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
@@ -134,10 +137,12 @@ pub struct Cli {
     pub conformance_fixtures: bool,
 
     /// Largest accepted request body in bytes (413 beyond).
-    #[arg(long, env = "VITALS_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "VITALS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Most simultaneous connections; more are answered 503 and closed.
+    /// Most simultaneous connections; more are answered 503 and closed (a /livez or /readyz
+    /// probe among them is still answered). At start the open-file soft limit is raised to fit;
+    /// when the hard limit is too low, this limit is lowered with a warning.
     #[arg(long, env = "VITALS_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
@@ -159,7 +164,8 @@ pub struct Cli {
     )]
     pub drain_timeout: f64,
 
-    /// Host header values accepted on /mcp (DNS-rebinding protection), comma separated.
+    /// Host header values accepted on /mcp, /metrics and /healthz (DNS-rebinding protection;
+    /// 403 otherwise), comma separated.
     /// Default: localhost, 127.0.0.1, ::1 and the listen address.
     #[arg(long, env = "VITALS_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -168,6 +174,102 @@ pub struct Cli {
     /// served). Default: loopback origins on any port.
     #[arg(long, env = "VITALS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Limits against hostile clients.
+    #[command(flatten)]
+    pub hardening: Hardening,
+}
+
+/// Flags bounding what one client can hold or cost (see the README's Security section).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Hardening {
+    /// Seconds a client has to send a whole request body, from the end of its headers; a body
+    /// still incomplete then gets 408 and the connection is closed.
+    #[arg(
+        long,
+        env = "VITALS_BODY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 5.0
+    )]
+    pub body_timeout: f64,
+
+    /// Most simultaneous connections from one client (its IPv4 address or IPv6 /64; trusted
+    /// proxies are exempt); more are answered 503. 0 = no cap.
+    #[arg(
+        long,
+        env = "VITALS_MAX_CONNECTIONS_PER_CLIENT",
+        value_name = "N",
+        default_value_t = 64
+    )]
+    pub max_connections_per_client: usize,
+
+    /// Most SSE streams (GET /mcp) open at once, all clients together; more get 503. Default:
+    /// half of --max-connections, so streams can never hold every slot.
+    #[arg(long, env = "VITALS_MAX_SSE_STREAMS", value_name = "N")]
+    pub max_sse_streams: Option<usize>,
+
+    /// Most SSE streams one client may hold; more get 429.
+    #[arg(
+        long,
+        env = "VITALS_MAX_SSE_STREAMS_PER_CLIENT",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub max_sse_streams_per_client: usize,
+
+    /// Most SSE streams one MCP session may hold; more get 429.
+    #[arg(
+        long,
+        env = "VITALS_MAX_SSE_STREAMS_PER_SESSION",
+        value_name = "N",
+        default_value_t = 2
+    )]
+    pub max_sse_streams_per_session: usize,
+
+    /// Deepest nesting of arrays and objects in an /mcp body (at most 128, the JSON parser's
+    /// own limit); deeper gets 400 with JSON-RPC -32600 before the message is parsed.
+    #[arg(
+        long,
+        env = "VITALS_MAX_JSON_DEPTH",
+        value_name = "N",
+        default_value_t = 64
+    )]
+    pub max_json_depth: usize,
+
+    /// Most JSON elements in an /mcp body (each array and object, and each comma between
+    /// array elements or object members: about one per value); more gets 400 with JSON-RPC
+    /// -32600 before the message is parsed.
+    #[arg(
+        long,
+        env = "VITALS_MAX_JSON_ELEMENTS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_json_elements: usize,
+
+    /// A reverse proxy (IP or CIDR network; repeatable or comma separated) whose
+    /// X-Forwarded-For is believed: for its requests the client is the right-most address of
+    /// X-Forwarded-For that is not a trusted proxy (for rate limits, session ownership and
+    /// logs). It is exempt from the per-client connection cap.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VITALS_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::clients::Cidr>,
+}
+
+/// Refuses an empty (or blank) metrics token: it would silently disable the check.
+fn non_empty_token(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(
+            "the metrics token must not be empty (omit the flag to serve /metrics without a token)"
+                .into(),
+        )
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 /// The address served when `--listen` is not given (HTTP mode).

@@ -2,7 +2,7 @@
 //! (connections, header read timeout) and graceful drain.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 use vitals_std::exposition::Chunk;
-use vitals_std::http::{ClientAddr, RequestTimer};
+use vitals_std::http::{method_label, ClientAddr, RequestTimer};
+use vitals_std::logging::Sampler;
 use vitals_std::Vitals;
+
+use crate::clients::{client_key, KeyedCounter};
+use crate::guard::{Guard, GuardConfig, Refusal};
+use crate::probe::Triage;
 
 /// Every response body: rmcp's, the exposition's, or fixed bytes.
 pub type Body = BoxBody<Chunk, Infallible>;
@@ -31,15 +36,18 @@ pub type Body = BoxBody<Chunk, Infallible>;
 pub trait Handler: rmcp::ServerHandler + Send + Sync + 'static {}
 impl<H: rmcp::ServerHandler + Send + Sync + 'static> Handler for H {}
 
-/// What the router needs. `H` is the MCP handler of each session.
+/// What the router needs.
 pub struct App<H: Handler> {
     vitals: Vitals,
     /// None when MCP is served elsewhere (stdio): /mcp is then 404.
     mcp: Option<StreamableHttpService<H, LocalSessionManager>>,
-    max_body_bytes: usize,
     /// POST/DELETE requests to /mcp from arrival until their response body (for a tool call, an
     /// SSE stream that ends with the result) has been sent or dropped: what the drain waits for.
     mcp_in_flight: Arc<AtomicUsize>,
+    /// Client identity, Host checks, and everything vetted before rmcp sees a request.
+    guard: Guard,
+    /// One 429 log line per second at most.
+    rate_limited_log: Sampler,
 }
 
 /// Counts one /mcp request in flight until dropped (it travels with the response body).
@@ -58,13 +66,14 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that holds an [`InFlight`] until the body is finished or dropped.
-struct Tracked {
+/// A response body that holds `G` (an [`InFlight`], an SSE stream's budget share, a request id
+/// in flight) until the body is finished or dropped.
+struct Tracked<G> {
     inner: Body,
-    _in_flight: InFlight,
+    _in_flight: G,
 }
 
-impl hyper::body::Body for Tracked {
+impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
     type Data = Chunk;
     type Error = Infallible;
 
@@ -88,6 +97,8 @@ impl hyper::body::Body for Tracked {
 pub struct Limits {
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Most simultaneous connections per client key (0 = no cap; trusted proxies exempt).
+    pub max_connections_per_client: usize,
     /// Time allowed for request headers.
     pub header_timeout: Duration,
     /// Time allowed for the drain on shutdown.
@@ -96,39 +107,44 @@ pub struct Limits {
 
 impl<H: Handler> App<H> {
     /// The router over `vitals`; each MCP session gets a handler from `factory`; `mcp_config`
-    /// configures rmcp's Streamable HTTP transport.
+    /// configures rmcp's Streamable HTTP transport, `guard` what is vetted before it.
     pub fn new(
         vitals: Vitals,
         factory: impl Fn() -> H + Send + Sync + 'static,
         mcp_config: StreamableHttpServerConfig,
+        guard: GuardConfig,
     ) -> Self {
-        let max_body_bytes = mcp_config.max_request_body_bytes;
-        let mcp = StreamableHttpService::new(
-            move || Ok(factory()),
-            Arc::new(LocalSessionManager::default()),
-            mcp_config,
-        );
+        let sessions = Arc::new(LocalSessionManager::default());
+        let mcp = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), mcp_config);
         App {
             vitals,
             mcp: Some(mcp),
-            max_body_bytes,
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
+            guard: Guard::new(guard, sessions),
+            rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
 
     /// The router without /mcp (MCP is on stdio): /metrics and health only.
-    pub fn without_mcp(vitals: Vitals) -> Self {
+    pub fn without_mcp(vitals: Vitals, guard: GuardConfig) -> Self {
         App {
             vitals,
             mcp: None,
-            max_body_bytes: 0,
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
+            guard: Guard::new(guard, Arc::new(LocalSessionManager::default())),
+            rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
 
-    /// Forwards a request to rmcp. A POST body is read here first (bounded: 413 beyond the
-    /// limit) so that a JSON body that does not parse gets the JSON-RPC parse error (-32700).
-    async fn mcp(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    /// Forwards a request of `client` (its key) to rmcp once the guard has vetted it (see
+    /// [`crate::guard`]): the body is read here, bounded, so that what rmcp would parse
+    /// expensively or answer wrongly is refused first.
+    async fn mcp(
+        &self,
+        remote: SocketAddr,
+        client: IpAddr,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
         let Some(mcp) = &self.mcp else {
             return text(
                 StatusCode::NOT_FOUND,
@@ -140,58 +156,32 @@ impl<H: Handler> App<H> {
         let in_flight =
             (req.method() != http::Method::GET).then(|| InFlight::new(&self.mcp_in_flight));
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(ClientAddr(remote));
-        let too_large = || {
-            text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body exceeds the limit\n",
-            )
+        // Tool handlers key per-client limits on this: the forwarded address behind a proxy.
+        parts
+            .extensions
+            .insert(ClientAddr(SocketAddr::new(client, remote.port())));
+        let mut vetted = match self.guard.vet_mcp(&parts, body, client_key(client)).await {
+            Ok(v) => v,
+            Err(r) => return refusal(r),
         };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return too_large();
-        }
-        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes)
-            .collect()
+        let req = Request::from_parts(parts, Full::new(std::mem::take(&mut vetted.body)));
+        let Ok(r) = mcp.clone().call(req).await;
+        drop(vetted.parse.take());
+        if let Some(r) = self
+            .guard
+            .after_mcp(&vetted, r.status(), r.headers(), client_key(client))
             .await
         {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
-        };
-        let is_json = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
-        if parts.method == http::Method::POST
-            && is_json
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
-        {
-            let err = serde_json::json!({"jsonrpc": "2.0", "id": null,
-                "error": {"code": -32700, "message": "Parse error: the body is not valid JSON"}});
-            return json(StatusCode::BAD_REQUEST, Bytes::from(err.to_string()));
+            return refusal(r);
         }
-        let req = Request::from_parts(parts, Full::new(bytes));
-        let Ok(r) = mcp.clone().call(req).await;
+        let held = (in_flight, vetted.stream.take(), vetted.request.take());
         r.map(|b| {
             let body = b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed();
-            match in_flight {
-                Some(guard) => Tracked {
-                    inner: body,
-                    _in_flight: guard,
-                }
-                .boxed(),
-                None => body,
+            Tracked {
+                inner: body,
+                _in_flight: held,
             }
+            .boxed()
         })
     }
 
@@ -199,7 +189,7 @@ impl<H: Handler> App<H> {
     pub async fn handle(&self, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let timer = RequestTimer::start(self.vitals.http_metrics());
-        let method = req.method().clone();
+        let method = method_label(req.method());
         let route: &'static str = match req.uri().path() {
             "/mcp" => "/mcp",
             "/metrics" => "/metrics",
@@ -208,15 +198,17 @@ impl<H: Handler> App<H> {
             "/readyz" => "/readyz",
             _ => "unmatched",
         };
-        let limited = !matches!(route, "/livez" | "/readyz");
-        let response = match (limited, self.vitals.check_http_client(remote.ip())) {
-            (true, Err(retry)) => {
-                let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later\n");
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry.secs()));
-                r
-            }
-            _ => match route {
+        let client = self.guard.client_ip(remote.ip(), req.headers());
+        let probe = matches!(route, "/livez" | "/readyz");
+        let response = if let Err(r) = self.guard.check_route(route, req.headers()) {
+            refusal(r)
+        } else if let (false, Err(retry)) = (probe, self.vitals.check_http_client(client)) {
+            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited: retry later\n");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry.secs()));
+            r
+        } else {
+            match route {
                 "/livez" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
                 "/readyz" => {
                     if self.vitals.is_ready() {
@@ -246,19 +238,59 @@ impl<H: Handler> App<H> {
                     .exposition()
                     .respond(req.method(), req.headers())
                     .map(|b| b.boxed()),
-                "/mcp" => self.mcp(remote, req).await,
+                "/mcp" => self.mcp(remote, client, req).await,
                 _ => text(
                     StatusCode::NOT_FOUND,
                     "not found: try /mcp, /metrics, /healthz, /livez, /readyz\n",
                 ),
-            },
+            }
         };
         let status = response.status().as_u16();
-        timer.finish(method.as_str(), route, status);
-        tracing::info!(method = %method, path = route, status, remote = %remote,
-            duration_ms = started.elapsed().as_secs_f64() * 1e3, "http request");
+        timer.finish(method, route, status);
+        self.log_request(method, route, status, remote, client, started);
         response
     }
+
+    /// The request's log line: at debug for probes (an orchestrator polls them), sampled for
+    /// 429s (a client over its budget can send as fast as it likes), at info otherwise.
+    fn log_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        remote: SocketAddr,
+        client: IpAddr,
+        started: Instant,
+    ) {
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        if matches!(route, "/livez" | "/readyz") {
+            tracing::debug!(method = %method, path = route, status, remote = %remote, duration_ms, "http request");
+        } else if status == 429 {
+            if let Some(suppressed) = self.rate_limited_log.sample() {
+                tracing::info!(method = %method, path = route, status, remote = %remote, client = %client,
+                    duration_ms, suppressed, "http request");
+            }
+        } else {
+            tracing::info!(method = %method, path = route, status, remote = %remote, client = %client,
+                duration_ms, "http request");
+        }
+    }
+}
+
+/// The response of a [`Refusal`].
+fn refusal(r: Refusal) -> Response<Body> {
+    let content_type = if r.json {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut response = full(r.status, content_type, r.body);
+    if let Some(secs) = r.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
@@ -281,6 +313,34 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     full(status, "application/json", body)
 }
 
+/// Longest wait for the request head of a connection in triage.
+const TRIAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers a connection that found no slot: through triage (probes answered, others 503) when
+/// it has room for `client` (`None`: a trusted proxy), else an immediate 503.
+fn refuse(
+    stream: tokio::net::TcpStream,
+    triage: &Arc<Triage>,
+    client: Option<IpAddr>,
+    vitals: &Vitals,
+) {
+    match triage.try_enter(client) {
+        Some(ticket) => {
+            let triage = triage.clone();
+            let vitals = vitals.clone();
+            tokio::spawn(async move { triage.answer(stream, vitals, ticket).await });
+        }
+        None => {
+            vitals.http_metrics().connections_rejected.inc();
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(crate::probe::REFUSED).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` resolves, then drains: stops accepting, marks the server
 /// not ready, waits (bounded) for in-flight tool calls, closes MCP streams, and waits (bounded)
 /// for open connections to finish.
@@ -293,6 +353,9 @@ pub async fn serve<H: Handler>(
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client: KeyedCounter<IpAddr> = KeyedCounter::new(limits.max_connections_per_client);
+    let triage = Arc::new(Triage::new(limits.header_timeout.min(TRIAGE_TIMEOUT)));
+    let refused_log = Sampler::new(Duration::from_secs(1));
     let metrics = app.vitals.http_metrics();
     tokio::pin!(shutdown);
     loop {
@@ -314,17 +377,35 @@ pub async fn serve<H: Handler>(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "set_nodelay failed");
         }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.connections_rejected.inc();
-            tracing::warn!(remote = %remote, "connection limit reached: answering 503");
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
+        // A slot, and the client's share of them (trusted proxies carry many clients).
+        let peer = crate::clients::canonical(remote.ip());
+        let trusted = app.guard.config().proxies.contains(peer);
+        let key = client_key(peer);
+        let share = if trusted {
+            Ok(None)
+        } else {
+            per_client
+                .try_acquire(key)
+                .map(Some)
+                .ok_or("client connection cap reached")
+        };
+        let admitted = share.and_then(|share| {
+            slots
+                .clone()
+                .try_acquire_owned()
+                .map(|slot| (slot, share))
+                .map_err(|_| "connection limit reached")
+        });
+        let (permit, share) = match admitted {
+            Ok(a) => a,
+            Err(reason) => {
+                if let Some(suppressed) = refused_log.sample() {
+                    tracing::warn!(remote = %remote, reason, suppressed,
+                        "connection refused: answering 503 (probes are still answered)");
+                }
+                refuse(stream, &triage, (!trusted).then_some(key), &app.vitals);
+                continue;
+            }
         };
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -342,7 +423,7 @@ pub async fn serve<H: Handler>(
                 tracing::debug!(remote = %remote, error = %e, "connection closed with error");
             }
             metrics.connections_active.dec();
-            drop(permit);
+            drop((permit, share));
         });
     }
 

@@ -12,9 +12,17 @@
 //! Either is served over Streamable HTTP (`/mcp`, with `/metrics` and health beside it) or over
 //! stdio (`--stdio`, with `/metrics` and health on `--listen` when given).
 
+mod body;
 pub mod cli;
+mod clients;
 mod fixtures;
+mod guard;
+mod hosts;
 pub mod http;
+mod nofile;
+mod probe;
+mod sessions;
+mod sse;
 pub mod tools;
 
 use std::error::Error;
@@ -175,18 +183,21 @@ async fn serve<H: http::Handler>(
     factory: impl Fn() -> H + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn Error>> {
+    let max_connections = fit_connections(cli.max_connections.max(1));
     let limits = http::Limits {
-        max_connections: cli.max_connections.max(1),
+        max_connections,
+        max_connections_per_client: cli.hardening.max_connections_per_client,
         header_timeout: Duration::from_secs_f64(cli.header_timeout.max(0.001)),
         drain_timeout: Duration::from_secs_f64(cli.drain_timeout.max(0.0)),
     };
+    let guard = guard_config(cli, max_connections);
     let mcp_cancel = CancellationToken::new();
     if cli.stdio {
         tracing::info!(fixtures = cli.conformance_fixtures, "serving MCP on stdio");
         let stop_http = CancellationToken::new();
         let http_task = match cli.listen_addr() {
             Some(addr) => {
-                let app = Arc::new(http::App::<H>::without_mcp(vitals.clone()));
+                let app = Arc::new(http::App::<H>::without_mcp(vitals.clone(), guard));
                 let listener = bind(addr).await?;
                 let stop = stop_http.clone();
                 Some(tokio::spawn(http::serve(
@@ -219,7 +230,7 @@ async fn serve<H: http::Handler>(
         .enforce_origin_validation()
         .with_max_request_body_bytes(cli.max_body_bytes)
         .with_cancellation_token(mcp_cancel.clone());
-    let app = Arc::new(http::App::new(vitals, factory, mcp_config));
+    let app = Arc::new(http::App::new(vitals, factory, mcp_config, guard));
     let listener = bind(addr).await?;
     http::serve(listener, app, limits, mcp_cancel, shutdown).await;
     tracing::info!("stopped");
@@ -234,6 +245,62 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Box
     eprintln!("vitals-server listening on http://{addr}");
     Ok(listener)
 }
+
+/// The connection limit that fits the open-file limit (raised when allowed; see [`nofile`]).
+fn fit_connections(wanted: usize) -> usize {
+    match nofile::fit_connections(wanted) {
+        Ok(fit) => {
+            if let Some(before) = fit.raised_from {
+                tracing::info!(
+                    from = before,
+                    to = fit.soft,
+                    "raised the open-file soft limit to fit --max-connections"
+                );
+            }
+            if let Some(wanted) = fit.clamped_from {
+                tracing::warn!(
+                    wanted,
+                    max_connections = fit.max_connections,
+                    open_files = fit.soft,
+                    "--max-connections exceeds the open-file limit: lowered to fit"
+                );
+            }
+            fit.max_connections
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "keeping --max-connections as given");
+            wanted
+        }
+    }
+}
+
+/// The `/mcp` guard's configuration from the flags.
+fn guard_config(cli: &Cli, max_connections: usize) -> guard::GuardConfig {
+    let h = &cli.hardening;
+    let body_timeout = Duration::from_secs_f64(h.body_timeout.max(0.001));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    guard::GuardConfig {
+        proxies: clients::TrustedProxies::new(h.trusted_proxies.clone()),
+        hosts: hosts::AllowedHosts::new(&cli.hosts()),
+        body: body::BodyLimits::new(cli.max_body_bytes, body_timeout),
+        json: body::JsonLimits {
+            max_depth: h.max_json_depth.clamp(1, 128),
+            max_elements: h.max_json_elements.max(1),
+        },
+        sse: sse::SseLimits {
+            total: h
+                .max_sse_streams
+                .unwrap_or(max_connections / 2)
+                .clamp(1, max_connections.max(1)),
+            per_client: h.max_sse_streams_per_client,
+            per_session: h.max_sse_streams_per_session,
+        },
+        parses: body::ParseGate::new(cpus, LARGE_BODY_BYTES, body_timeout),
+    }
+}
+
+/// Bodies from this size on are parsed under the parse gate (at most one per CPU at once).
+const LARGE_BODY_BYTES: usize = 64 * 1024;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

@@ -81,12 +81,25 @@ impl VitalsServer {
     }
 
     #[tool(
-        description = "The server's Prometheus exposition (text 0.0.4 or OpenMetrics) and its series count."
+        description = "The server's Prometheus exposition (text 0.0.4 or OpenMetrics) and its series count. When the server protects /metrics with a bearer token, the /mcp request must carry the same `Authorization: Bearer` header."
     )]
     async fn server_metrics(
         &self,
         Parameters(args): Parameters<MetricsArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<MetricsOutput>, McpError> {
+        // The tool must not hand out what /metrics guards: over HTTP it asks for the same token.
+        // Over stdio there are no HTTP parts; the client is the process that started the server.
+        let exposition = self.vitals.exposition();
+        if let Some(parts) = context.extensions.get::<http::request::Parts>() {
+            if !exposition.authorized(&parts.headers) {
+                return Err(McpError::invalid_request(
+                    "unauthorized: server_metrics needs the metrics bearer token \
+                     (Authorization: Bearer TOKEN) on this /mcp request",
+                    None,
+                ));
+            }
+        }
         let format = match args.format.as_deref().unwrap_or("prometheus") {
             "prometheus" | "text" => Format::Prometheus,
             "openmetrics" => Format::OpenMetrics,

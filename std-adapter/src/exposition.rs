@@ -167,7 +167,13 @@ impl Exposition {
         }
     }
 
-    /// Whether `headers` carry the configured bearer token (always true without a token).
+    /// Whether a bearer token protects the endpoint.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Whether `headers` carry the configured bearer token (always true without a token). An
+    /// empty configured token matches nothing: a misconfiguration fails closed.
     pub fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.token else {
             return true;
@@ -176,7 +182,7 @@ impl Exposition {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .unwrap_or(b"");
-        bool::from(given.ct_eq(token))
+        !given.is_empty() && bool::from(given.ct_eq(token))
     }
 
     /// Answers a scrape: 405 for methods other than GET/HEAD, 401 without the right token, else
@@ -539,6 +545,11 @@ mod tests {
             HeaderValue::from_static("Bearer s3cret"),
         );
         assert_eq!(e.respond(&Method::GET, &h).status(), StatusCode::OK);
+        let empty = endpoint().with_token(Some(""));
+        let mut bare = HeaderMap::new();
+        assert!(!empty.authorized(&bare), "an empty token must fail closed");
+        bare.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert!(!empty.authorized(&bare), "an empty token must fail closed");
         assert_eq!(
             e.respond(&Method::POST, &h).status(),
             StatusCode::METHOD_NOT_ALLOWED

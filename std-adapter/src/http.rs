@@ -55,6 +55,31 @@ fn is_id(seg: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
 }
 
+/// The `method` label of an HTTP method: the nine methods of RFC 9110 and PATCH keep their name,
+/// every other (client-chosen) token folds into `OTHER`, so junk methods cannot fill the
+/// `http_requests_total` table and push real series into its overflow.
+///
+/// ```
+/// use vitals_std::http::method_label;
+/// assert_eq!(method_label(&http::Method::GET), "GET");
+/// assert_eq!(method_label(&http::Method::from_bytes(b"BREW").unwrap()), "OTHER");
+/// ```
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
 /// Times one HTTP request; [`RequestTimer::finish`] records it.
 pub struct RequestTimer {
     metrics: &'static HttpMetrics,
@@ -131,6 +156,22 @@ mod tests {
         assert_eq!(normalize_path("/files/readme"), "/files/readme");
         assert_eq!(normalize_path("/t/abcDEF123456ghij7"), "/t/{id}");
         assert_eq!(itoa_buf(404).as_str(), "404");
+    }
+
+    #[test]
+    fn methods_fold_into_other() {
+        for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                m
+            );
+        }
+        for m in ["get", "FOO", "X-1", "PROPFIND"] {
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                "OTHER"
+            );
+        }
     }
 
     #[test]

@@ -199,9 +199,29 @@ pub type ClientLimiter = Limiter<CLIENT_SLOTS>;
 /// The per-tool `tools/call` limit, keyed by tool name.
 pub type ToolLimiter = Limiter<TOOL_SLOTS>;
 
-/// Key of an HTTP client: its IP address (the port changes per connection).
+/// Key of an HTTP client: its IPv4 address, or the /64 network of its IPv6 address (one
+/// subscriber or host usually owns a whole /64, so keying by the exact IPv6 address would let a
+/// client pick a new key per request). IPv4-mapped IPv6 addresses are keyed as IPv4. The port
+/// changes per connection and is never part of the key.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use vitals_std::limits::client_key;
+/// let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+/// let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+/// assert_eq!(client_key(a), client_key(b));
+/// assert_eq!(client_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+/// ```
 pub fn client_key(addr: IpAddr) -> IpAddr {
-    addr
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
 }
 
 /// A tool name as the `tool` label.

@@ -32,7 +32,7 @@ pub const UNKNOWN_TOOL: &str = "__unknown__";
 /// Who is calling: the remote IP over HTTP, or the local process over stdio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientKey {
-    /// An HTTP client, by IP address.
+    /// An HTTP client, by IP address (an IPv6 client by its /64).
     Ip(IpAddr),
     /// The single client of a stdio server (or a transport without addresses).
     Local,
@@ -45,7 +45,7 @@ impl ClientKey {
             .extensions
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<ClientAddr>())
-            .map(|a| ClientKey::Ip(a.0.ip()))
+            .map(|a| ClientKey::Ip(crate::limits::client_key(a.0.ip())))
             .unwrap_or(ClientKey::Local)
     }
 }

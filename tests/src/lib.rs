@@ -88,6 +88,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its stderr lines (logs), as they arrive.
     pub logs: mpsc::Receiver<String>,
+    /// The lines it wrote before it listened.
+    pub startup_logs: Vec<String>,
 }
 
 impl Server {
@@ -98,10 +100,17 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables (inherited by gateway upstreams).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(server_bin())
-            .args(["--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Server::start_command(cmd)
+    }
+
+    /// Starts `cmd` (a `vitals-server` command line, possibly behind a wrapper such as a shell
+    /// setting limits; it must listen on a free port) and waits (≤ 20 s) until it listens.
+    pub fn start_command(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -117,6 +126,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut startup_logs = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -124,6 +134,7 @@ impl Server {
                     if let Some(a) = line.strip_prefix("vitals-server listening on http://") {
                         break a.trim().parse().expect("listen address");
                     }
+                    startup_logs.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -135,6 +146,7 @@ impl Server {
             child,
             addr,
             logs: rx,
+            startup_logs,
         }
     }
 

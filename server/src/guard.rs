@@ -1,0 +1,304 @@
+//! What stands between a client and rmcp on `/mcp`, and the client identity every route uses.
+//! The router calls [`Guard::vet_mcp`] before forwarding a request and
+//! [`Guard::after_mcp`] on rmcp's answer; everything refused comes back as a [`Refusal`].
+//!
+//! In order, for a request to `/mcp`:
+//! 1. a `Mcp-Session-Id` must name a session this client created (else 404, as rmcp answers an
+//!    unknown session; DELETE included);
+//! 2. `GET` (an SSE stream) must fit the SSE budget (total, per client, per session);
+//! 3. the body is read within the body deadline into one capped buffer ([`crate::body`]);
+//! 4. a JSON body waits for a parse permit when large, then passes the structural pre-pass
+//!    (depth, element count: -32600), the syntax check (-32700) and the JSON-RPC envelope check
+//!    (-32600), and a request's id must not be in flight in its session (-32600);
+//! 5. after rmcp: a new session is bound to its creator, a deleted one forgotten, and a 415 that
+//!    rmcp gave a JSON body it could not read as an MCP message becomes 400 with -32600.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, StatusCode};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::body::{self, BodyLimits, Envelope, JsonLimits, Kind, ParseGate};
+use crate::clients::TrustedProxies;
+use crate::hosts::AllowedHosts;
+use crate::sessions::{Owner, RequestInFlight, Sessions};
+use crate::sse::{SseBudget, SseLimits, SseStream};
+
+/// The session header of Streamable HTTP.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// How the guard is configured.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub proxies: TrustedProxies,
+    /// The `Host` allow-list (for the routes rmcp does not check).
+    pub hosts: AllowedHosts,
+    /// Body size, frame count and deadline.
+    pub body: BodyLimits,
+    /// JSON depth and element bounds.
+    pub json: JsonLimits,
+    /// SSE stream caps.
+    pub sse: SseLimits,
+    /// Large parses at once.
+    pub parses: ParseGate,
+}
+
+/// The `/mcp` guard; see the [module docs](self).
+pub struct Guard {
+    config: GuardConfig,
+    sse: SseBudget,
+    sessions: Sessions,
+}
+
+/// An answer given instead of forwarding to rmcp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// Status code.
+    pub status: StatusCode,
+    /// `application/json` (a JSON-RPC error) or `text/plain`.
+    pub json: bool,
+    /// The body.
+    pub body: Bytes,
+    /// Seconds for `Retry-After`, if any.
+    pub retry_after: Option<u64>,
+}
+
+impl Refusal {
+    /// A plain-text refusal.
+    pub fn text(status: StatusCode, text: &'static str) -> Self {
+        Refusal {
+            status,
+            json: false,
+            body: Bytes::from_static(text.as_bytes()),
+            retry_after: matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            )
+            .then_some(1),
+        }
+    }
+
+    /// A JSON-RPC error with HTTP status 400.
+    pub fn jsonrpc(id: Option<&Value>, code: i64, message: &str) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            json: true,
+            body: body::jsonrpc_error(id, code, message),
+            retry_after: None,
+        }
+    }
+
+    fn not_found() -> Self {
+        Refusal::text(StatusCode::NOT_FOUND, "Not Found: Session not found\n")
+    }
+}
+
+/// A request that passed [`Guard::vet_mcp`]: its body, and what it holds until its response has
+/// been sent.
+pub struct Vetted {
+    /// The body, read whole.
+    pub body: Bytes,
+    /// The SSE budget share of a GET stream.
+    pub stream: Option<SseStream>,
+    /// The request id marked in flight in its session.
+    pub request: Option<RequestInFlight>,
+    /// The parse permit of a large body (drop it once rmcp has answered).
+    pub parse: Option<OwnedSemaphorePermit>,
+    envelope: Option<Envelope>,
+    session: Option<String>,
+    method: Method,
+    json: bool,
+}
+
+/// Whether `headers` declare a JSON body, compared as rmcp compares (media type essence).
+pub fn content_is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+impl Guard {
+    /// A guard over the sessions of `manager`.
+    pub fn new(config: GuardConfig, manager: Arc<LocalSessionManager>) -> Self {
+        Guard {
+            sse: SseBudget::new(config.sse),
+            sessions: Sessions::new(manager),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    /// The client a request comes from: `peer`, or the forwarded address when `peer` is a
+    /// trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.config.proxies.client_ip(peer, headers)
+    }
+
+    /// Vets an `/mcp` request of `client` (its key); see the [module docs](self).
+    pub async fn vet_mcp<B>(
+        &self,
+        parts: &http::request::Parts,
+        body: B,
+        client: IpAddr,
+    ) -> Result<Vetted, Refusal>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin,
+    {
+        let session = parts
+            .headers
+            .get(SESSION_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if let Some(s) = &session {
+            match self.sessions.owner(s, client) {
+                Owner::Caller => {
+                    if parts.method == Method::DELETE && !self.sessions.exists(s).await {
+                        self.sessions.forget(s);
+                        return Err(Refusal::not_found());
+                    }
+                }
+                Owner::Other | Owner::Unknown => return Err(Refusal::not_found()),
+            }
+        }
+        let stream = if parts.method == Method::GET {
+            let s = self.sse.try_open(client, session.as_deref()).map_err(|r| {
+                let (status, text) = r.status();
+                Refusal::text(status, text)
+            })?;
+            Some(s)
+        } else {
+            None
+        };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let bytes = body::read_body(body, declared, &self.config.body)
+            .await
+            .map_err(|e| {
+                let (status, text) = e.status();
+                Refusal::text(status, text)
+            })?;
+        let mut vetted = Vetted {
+            body: bytes,
+            stream,
+            request: None,
+            parse: None,
+            envelope: None,
+            session,
+            method: parts.method.clone(),
+            json: content_is_json(&parts.headers),
+        };
+        if parts.method != Method::POST || !vetted.json {
+            return Ok(vetted);
+        }
+        vetted.parse = self
+            .config
+            .parses
+            .enter(vetted.body.len())
+            .await
+            .map_err(|_| {
+                Refusal::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many large requests in progress: retry later\n",
+                )
+            })?;
+        let bytes = &vetted.body;
+        if let Err(e) = body::prepass(bytes, &self.config.json) {
+            return Err(Refusal::jsonrpc(
+                None,
+                body::INVALID_REQUEST,
+                &format!("Invalid Request: {e}"),
+            ));
+        }
+        if !body::is_json(bytes) {
+            return Err(Refusal::jsonrpc(
+                None,
+                body::PARSE_ERROR,
+                "Parse error: the body is not valid JSON",
+            ));
+        }
+        let envelope = body::envelope(bytes).map_err(|e| {
+            Refusal::jsonrpc(
+                e.id.as_ref(),
+                body::INVALID_REQUEST,
+                "Invalid Request: not a JSON-RPC 2.0 message",
+            )
+        })?;
+        if let (Kind::Request, Some(id), Some(s)) = (envelope.kind, &envelope.id, &vetted.session) {
+            vetted.request = Some(self.sessions.begin(s, id).ok_or_else(|| {
+                Refusal::jsonrpc(
+                    Some(id),
+                    body::INVALID_REQUEST,
+                    "Invalid Request: a request with this id is already in flight in this session",
+                )
+            })?);
+        }
+        vetted.envelope = Some(envelope);
+        Ok(vetted)
+    }
+
+    /// Looks at rmcp's answer (`status`, `headers`) to a vetted request of `client`: binds a new
+    /// session to `client`, forgets a deleted one, and turns a 415 for a JSON body into the
+    /// JSON-RPC error it should have been.
+    pub async fn after_mcp(
+        &self,
+        vetted: &Vetted,
+        status: StatusCode,
+        headers: &HeaderMap,
+        client: IpAddr,
+    ) -> Option<Refusal> {
+        match (&vetted.session, &vetted.method) {
+            (None, &Method::POST) if status == StatusCode::OK => {
+                if let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                    self.sessions.bind(id, client).await;
+                }
+            }
+            (Some(s), &Method::DELETE) if status.is_success() => self.sessions.forget(s),
+            _ => {}
+        }
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && vetted.json {
+            let id = vetted.envelope.as_ref().and_then(|e| e.id.as_ref());
+            return Some(Refusal::jsonrpc(
+                id,
+                body::INVALID_REQUEST,
+                "Invalid Request: not a valid MCP message",
+            ));
+        }
+        None
+    }
+
+    /// Checks the `Host` of a request to `route`: the allow-list on `/metrics` and `/healthz`
+    /// (rmcp checks `/mcp`; probes come from orchestrators that send the pod address), and a
+    /// single `Host` header everywhere.
+    pub fn check_route(&self, route: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+        let refused = if matches!(route, "/metrics" | "/healthz") {
+            self.config.hosts.check(headers).err()
+        } else {
+            crate::hosts::duplicate_host(headers).then_some(crate::hosts::HostRefused::Duplicate)
+        };
+        match refused {
+            Some(r) => {
+                let (status, text) = r.status();
+                Err(Refusal::text(status, text))
+            }
+            None => Ok(()),
+        }
+    }
+}
