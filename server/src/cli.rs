@@ -175,6 +175,21 @@ pub struct Cli {
     #[arg(long, env = "VITALS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// A bearer token clients must send to /mcp (`Authorization: Bearer TOKEN`; 401 otherwise),
+    /// repeatable; the token, not the address, is then the client for per-client limits.
+    #[arg(
+        long = "mcp-token",
+        env = "VITALS_MCP_TOKENS",
+        value_name = "TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub mcp_tokens: Vec<String>,
+
+    /// A file of /mcp bearer tokens, one per line (`#` starts a comment line).
+    #[arg(long, env = "VITALS_MCP_TOKEN_FILE", value_name = "FILE")]
+    pub mcp_token_file: Option<std::path::PathBuf>,
+
     /// Limits against hostile clients.
     #[command(flatten)]
     pub hardening: Hardening,

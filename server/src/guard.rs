@@ -46,6 +46,8 @@ pub struct GuardConfig {
     pub sse: SseLimits,
     /// Large parses at once.
     pub parses: ParseGate,
+    /// Bearer tokens for /mcp (none: open).
+    pub tokens: crate::tokens::McpTokens,
 }
 
 /// The `/mcp` guard; see the [module docs](self).

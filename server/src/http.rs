@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 use vitals_std::exposition::Chunk;
-use vitals_std::http::{method_label, ClientAddr, RequestTimer};
+use vitals_std::http::{method_label, ClientAddr, ClientIdentity, RequestTimer};
 use vitals_std::logging::Sampler;
 use vitals_std::Vitals;
 
@@ -156,6 +156,25 @@ impl<H: Handler> App<H> {
         let in_flight =
             (req.method() != http::Method::GET).then(|| InFlight::new(&self.mcp_in_flight));
         let (mut parts, body) = req.into_parts();
+        let tokens = &self.guard.config().tokens;
+        if tokens.required() {
+            match tokens.identify(&parts.headers) {
+                Some(id) => {
+                    parts.extensions.insert(ClientIdentity(id));
+                }
+                None => {
+                    let mut r = text(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized: /mcp needs Authorization: Bearer TOKEN\n",
+                    );
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"mcp\""),
+                    );
+                    return r;
+                }
+            }
+        }
         // Tool handlers key per-client limits on this: the forwarded address behind a proxy.
         parts
             .extensions

@@ -23,6 +23,7 @@ mod nofile;
 mod probe;
 mod sessions;
 mod sse;
+mod tokens;
 pub mod tools;
 
 use std::error::Error;
@@ -190,7 +191,7 @@ async fn serve<H: http::Handler>(
         header_timeout: Duration::from_secs_f64(cli.header_timeout.max(0.001)),
         drain_timeout: Duration::from_secs_f64(cli.drain_timeout.max(0.0)),
     };
-    let guard = guard_config(cli, max_connections);
+    let guard = guard_config(cli, max_connections)?;
     let mcp_cancel = CancellationToken::new();
     if cli.stdio {
         tracing::info!(fixtures = cli.conformance_fixtures, "serving MCP on stdio");
@@ -275,11 +276,15 @@ fn fit_connections(wanted: usize) -> usize {
 }
 
 /// The `/mcp` guard's configuration from the flags.
-fn guard_config(cli: &Cli, max_connections: usize) -> guard::GuardConfig {
+fn guard_config(
+    cli: &Cli,
+    max_connections: usize,
+) -> Result<guard::GuardConfig, tokens::TokenError> {
     let h = &cli.hardening;
     let body_timeout = Duration::from_secs_f64(h.body_timeout.max(0.001));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    guard::GuardConfig {
+    Ok(guard::GuardConfig {
+        tokens: tokens::McpTokens::load(&cli.mcp_tokens, cli.mcp_token_file.as_deref())?,
         proxies: clients::TrustedProxies::new(h.trusted_proxies.clone()),
         hosts: hosts::AllowedHosts::new(&cli.hosts()),
         body: body::BodyLimits::new(cli.max_body_bytes, body_timeout),
@@ -296,7 +301,7 @@ fn guard_config(cli: &Cli, max_connections: usize) -> guard::GuardConfig {
             per_session: h.max_sse_streams_per_session,
         },
         parses: body::ParseGate::new(cpus, LARGE_BODY_BYTES, body_timeout),
-    }
+    })
 }
 
 /// Bodies from this size on are parsed under the parse gate (at most one per CPU at once).

@@ -7,6 +7,11 @@ use std::time::Instant;
 
 use crate::metrics::HttpMetrics;
 
+/// The client's identity when it authenticated with a bearer token (the token's index in the
+/// server's list), as a request extension: per-client limits then key on it, not on the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIdentity(pub u32);
+
 /// The remote address of an HTTP request. The server inserts it into each request's extensions;
 /// rmcp hands the request parts to tool handlers, so limits can key on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

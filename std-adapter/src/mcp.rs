@@ -34,6 +34,8 @@ pub const UNKNOWN_TOOL: &str = "__unknown__";
 pub enum ClientKey {
     /// An HTTP client, by IP address (an IPv6 client by its /64).
     Ip(IpAddr),
+    /// A client that authenticated with a bearer token: the token's index.
+    Token(u32),
     /// The single client of a stdio server (or a transport without addresses).
     Local,
 }
@@ -41,9 +43,11 @@ pub enum ClientKey {
 impl ClientKey {
     /// The caller of the request in `context`.
     pub fn of(context: &RequestContext<RoleServer>) -> ClientKey {
-        context
-            .extensions
-            .get::<http::request::Parts>()
+        let parts = context.extensions.get::<http::request::Parts>();
+        if let Some(id) = parts.and_then(|p| p.extensions.get::<crate::http::ClientIdentity>()) {
+            return ClientKey::Token(id.0);
+        }
+        parts
             .and_then(|p| p.extensions.get::<ClientAddr>())
             .map(|a| ClientKey::Ip(crate::limits::client_key(a.0.ip())))
             .unwrap_or(ClientKey::Local)

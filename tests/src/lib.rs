@@ -398,18 +398,35 @@ pub struct McpSession {
     /// `Mcp-Session-Id`.
     pub id: String,
     next: u64,
+    /// `Authorization` header value sent with every request, if any.
+    auth: Option<String>,
 }
 
 impl McpSession {
     /// Initialises a session (protocol 2025-11-25) and sends `notifications/initialized`.
     pub fn open(addr: SocketAddr) -> McpSession {
+        McpSession::open_with_token(addr, None)
+    }
+
+    /// [`McpSession::open`], sending `Authorization: Bearer TOKEN` with every request.
+    pub fn open_with_token(addr: SocketAddr, token: Option<&str>) -> McpSession {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "vitals-tests", "version": "0"}}});
-        let r = request(addr, "POST", "/mcp", &MCP_POST, init.to_string().as_bytes());
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = MCP_POST.to_vec();
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let r = request(addr, "POST", "/mcp", &headers, init.to_string().as_bytes());
         assert_eq!(r.status, 200, "initialize: {}", r.text());
         let id = r.header("mcp-session-id").expect("session id").to_owned();
-        let s = McpSession { addr, id, next: 1 };
+        let s = McpSession {
+            addr,
+            id,
+            next: 1,
+            auth,
+        };
         let n = s.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         assert_eq!(n.status, 202, "initialized: {}", n.text());
         s
@@ -421,17 +438,21 @@ impl McpSession {
             addr,
             id,
             next: 1_000,
+            auth: None,
         }
     }
 
     /// POSTs `message` in this session.
     pub fn post(&self, message: &Value) -> HttpResponse {
-        let headers = [
+        let mut headers = vec![
             MCP_POST[0],
             MCP_POST[1],
             ("Mcp-Session-Id", self.id.as_str()),
             ("MCP-Protocol-Version", "2025-11-25"),
         ];
+        if let Some(a) = &self.auth {
+            headers.push(("Authorization", a.as_str()));
+        }
         request(
             self.addr,
             "POST",

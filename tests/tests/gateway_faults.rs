@@ -377,12 +377,17 @@ fn a_cancelled_call_is_cancelled_upstream_and_counted_once() {
     let s = McpSession::open(server.addr);
     let (addr, id) = (server.addr, s.id.clone());
     let call = std::thread::spawn(move || {
-        McpSession::resume(addr, id).post(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+        McpSession::resume(addr, id)
+            .post(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
             "params": {"name": "ok", "arguments": {"delay": 60}}}))
     });
-    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| v == 1.0);
-    let r = s.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-        "params": {"requestId": 77, "reason": "user pressed stop"}}));
+    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| {
+        v == 1.0
+    });
+    let r = s.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 77, "reason": "user pressed stop"}}),
+    );
     assert_eq!(r.status, 202, "{}", r.text());
     let logged = wait_for(Duration::from_secs(10), || {
         server
@@ -390,12 +395,20 @@ fn a_cancelled_call_is_cancelled_upstream_and_counted_once() {
             .into_iter()
             .find(|l| l.contains("bad_upstream: cancelled request"))
     });
-    assert!(logged.is_some(), "the cancellation never reached the upstream");
-    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| v == 0.0);
+    assert!(
+        logged.is_some(),
+        "the cancellation never reached the upstream"
+    );
+    wait_metric(&server, "mcp_upstream_in_flight{upstream=\"bad\"}", |v| {
+        v == 0.0
+    });
     wait_metric(&server, "mcp_active_requests", |v| v == 0.0);
     let text = server.metrics();
     assert_eq!(
-        metric_value(&text, "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"cancelled\"}"),
+        metric_value(
+            &text,
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"cancelled\"}"
+        ),
         Some(1.0),
         "{text}"
     );

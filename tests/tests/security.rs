@@ -1033,3 +1033,58 @@ fn max_connections_fit_the_open_file_limit() {
     );
     drop(idle);
 }
+
+#[test]
+fn mcp_tokens_guard_mcp_and_key_per_client_limits() {
+    let server = Server::start(&[
+        "--mcp-token",
+        "token-a",
+        "--mcp-token",
+        "token-b",
+        "--client-tool-rate-limit",
+        "2/1h",
+    ]);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}})
+    .to_string();
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer token-"),
+        Some("token-a"),
+    ] {
+        let mut headers = MCP_POST.to_vec();
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        let r = server.request("POST", "/mcp", &headers, init.as_bytes());
+        assert_eq!(r.status, 401, "{auth:?}: {}", r.text());
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"mcp\""));
+    }
+    // Health and metrics are not behind the MCP token.
+    assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
+    // Two clients on one address, told apart by their tokens: each has its own budget.
+    let mut a = McpSession::open_with_token(server.addr, Some("token-a"));
+    let mut b = McpSession::open_with_token(server.addr, Some("token-b"));
+    assert_eq!(
+        a.call_tool("server_health", json!({}))["result"]["isError"],
+        json!(false)
+    );
+    assert_eq!(
+        a.call_tool("server_health", json!({}))["result"]["isError"],
+        json!(false)
+    );
+    let refused = a.call_tool("server_health", json!({}));
+    assert_eq!(
+        refused["result"]["_meta"]["io.vitals/reason"],
+        json!("rate_limited"),
+        "{refused}"
+    );
+    let r = b.call_tool("server_health", json!({}));
+    assert_eq!(
+        r["result"]["isError"],
+        json!(false),
+        "token-b has its own budget: {r}"
+    );
+}
