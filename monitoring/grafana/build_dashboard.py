@@ -24,6 +24,11 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # Selectors shared by every query; the variables are defined in `templating` below.
 SEL = 'job=~"$job", instance=~"$instance"'
 TOOL = SEL + ', tool=~"$tool"'
+UPSTREAM = SEL + ', upstream=~"$upstream"'
+
+# tools/call outcomes (the `status` label): the calls that ran, and those of them that failed.
+RAN = "ok|tool_error|jsonrpc_error|timeout|transport"
+FAILED = "tool_error|jsonrpc_error|timeout|transport"
 
 
 class Layout:
@@ -167,6 +172,132 @@ BREAKER_MAPPINGS = [{
 }]
 
 
+UPSTREAM_MAPPINGS = [{
+    "type": "value",
+    "options": {
+        "0": {"color": "red", "index": 0, "text": "down"},
+        "1": {"color": "green", "index": 1, "text": "up"},
+        "2": {"color": "dark-red", "index": 2, "text": "failed"},
+    },
+}]
+
+
+def state_timeline(title, description, expr, legend, mappings, steps, w=12, h=8):
+    return {
+        "datasource": DS,
+        "description": description,
+        "fieldConfig": {
+            "defaults": {
+                "color": {"mode": "thresholds"},
+                "custom": {"fillOpacity": 80, "lineWidth": 0},
+                "mappings": mappings,
+                "thresholds": {"mode": "absolute", "steps": steps},
+                "unit": "short",
+            },
+            "overrides": [],
+        },
+        "gridPos": L.place(w, h),
+        "id": L.id(),
+        "options": {
+            "alignValue": "left",
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "mergeValues": True,
+            "rowHeight": 0.9,
+            "showValue": "auto",
+            "tooltip": {"mode": "single", "sort": "none"},
+        },
+        "targets": targets((expr, legend)),
+        "title": title,
+        "type": "state-timeline",
+    }
+
+
+def gateway_panels():
+    """Gateway mode (vitals-server in front of other MCP servers): empty for a server without
+    upstreams, which exports no mcp_upstream_* series."""
+    out = [row("Gateway upstreams")]
+    out.append(stat(
+        "Upstreams up", "Upstreams the gateway has a working connection to, out of all "
+        "(mcp_upstream_up). VitalsUpstreamDown fires after 2 minutes down.", "short",
+        f'sum(mcp_upstream_up{{{UPSTREAM}}}) / count(mcp_upstream_up{{{UPSTREAM}}})',
+        thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+        decimals=2))
+    out.append(stat(
+        "Upstreams failed", "Upstreams that crash-looped and are no longer restarted "
+        "(mcp_upstream_failed == 1) until the gateway restarts. VitalsUpstreamFailed fires at once.",
+        "short", f'count(mcp_upstream_failed{{{UPSTREAM}}} == 1) or vector(0)',
+        thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]))
+    out.append(stat(
+        "Upstream restarts", "Upstream restarts in the dashboard's time range "
+        "(mcp_upstream_restarts_total). VitalsUpstreamRestarting fires at 3 in 15 minutes.",
+        "short",
+        f'sum(increase(mcp_upstream_restarts_total{{{UPSTREAM}}}[$__range])) or vector(0)',
+        thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        decimals=0))
+    out.append(stat(
+        "Name conflicts", "Tool and prompt names listed by more than one source; all but the "
+        "first are hidden from clients (mcp_gateway_name_conflicts). "
+        "VitalsGatewayNameConflicts fires after 2 minutes.", "short",
+        f'max(mcp_gateway_name_conflicts{{{SEL}}})',
+        thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}]))
+    out.append(state_timeline(
+        "Upstream state", "Per upstream: up (green), down: starting, restarting or unreachable "
+        "(red), failed: restarts given up (dark red).",
+        f'max by (upstream) (mcp_upstream_up{{{UPSTREAM}}})'
+        f' + 2 * max by (upstream) (mcp_upstream_failed{{{UPSTREAM}}})',
+        "{{upstream}}", UPSTREAM_MAPPINGS,
+        [{"color": "red", "value": None}, {"color": "green", "value": 1},
+         {"color": "dark-red", "value": 2}]))
+    out.append(timeseries(
+        "Upstream restarts and exits", "Restarts, and connections or processes that ended by "
+        "reason (exited, failed, killed, signaled, transport, unresponsive, init_timeout, ...), per "
+        "upstream.", "short",
+        [(f'sum by (upstream) (increase(mcp_upstream_restarts_total{{{UPSTREAM}}}'
+          f'[$__rate_interval]))', "restart {{upstream}}"),
+         (f'sum by (upstream, reason) (increase(mcp_upstream_exits_total{{{UPSTREAM}}}'
+          f'[$__rate_interval]))', "exit {{upstream}} {{reason}}")]))
+    out.append(timeseries(
+        "Upstream requests by outcome", "Requests forwarded to each upstream per second (every "
+        "MCP method) by outcome: ok, tool_error, jsonrpc_error, timeout, transport, cancelled, "
+        "unavailable.", "reqps",
+        [(f'sum by (upstream, outcome) (instance_upstream_method_outcome:mcp_upstream_requests:'
+          f'rate5m{{{UPSTREAM}}})', "{{upstream}} {{outcome}}")]))
+    out.append(timeseries(
+        "Tool calls by upstream and status", "tools/call per second per upstream by status, "
+        "including calls refused before reaching it (unavailable, circuit_open, rate_limited, "
+        "quota_exhausted).", "reqps",
+        [(f'sum by (upstream, status) (instance_upstream_tool_status:mcp_tool_calls:rate5m'
+          f'{{{UPSTREAM}}})', "{{upstream}} {{status}}")]))
+    out.append(timeseries(
+        "Upstream unanswered ratio", "Share of forwarded requests that timed out or lost the "
+        "connection, of those sent. VitalsUpstreamRequestsFailing fires above 5 % for 5 "
+        "minutes.", "percentunit",
+        [(f'max by (upstream) (instance_upstream:mcp_upstream_request_failure_ratio:rate5m'
+          f'{{{UPSTREAM}}})', "{{upstream}}")], max_=1))
+    out.append(timeseries(
+        "Upstream latency p50 / p99", "Quantiles of mcp_upstream_request_duration_seconds per "
+        "upstream and method (5-minute window): the upstream's answer time, queueing excluded. "
+        "Requests that timed out or lost the connection are not in it.", "s",
+        [(f'max by (upstream, method) (instance_upstream_method:mcp_upstream_request_duration_'
+          f'seconds:p50_rate5m{{{UPSTREAM}}})', "p50 {{upstream}} {{method}}"),
+         (f'max by (upstream, method) (instance_upstream_method:mcp_upstream_request_duration_'
+          f'seconds:p99_rate5m{{{UPSTREAM}}})', "p99 {{upstream}} {{method}}")]))
+    out.append(timeseries(
+        "Upstream in flight and queued", "Requests sent to each upstream and not answered yet, "
+        "and requests waiting for one of its concurrency slots. VitalsUpstreamQueueBacklog fires "
+        "when requests wait for 5 minutes.", "short",
+        [(f'sum by (upstream) (mcp_upstream_in_flight{{{UPSTREAM}}})', "in flight {{upstream}}"),
+         (f'sum by (upstream) (mcp_upstream_queued{{{UPSTREAM}}})', "queued {{upstream}}")]))
+    out.append(timeseries(
+        "Upstream catalogue", "Tools, prompts and resources each upstream lists (as of its last "
+        "start). A drop to 0 after a restart means the upstream came back without its tools.",
+        "short",
+        [(f'max by (upstream) (mcp_upstream_tools{{{UPSTREAM}}})', "tools {{upstream}}"),
+         (f'max by (upstream) (mcp_upstream_prompts{{{UPSTREAM}}})', "prompts {{upstream}}"),
+         (f'max by (upstream) (mcp_upstream_resources{{{UPSTREAM}}})', "resources {{upstream}}")]))
+    return out
+
+
 def panels():
     out = []
     out.append(row("Overview"))
@@ -177,12 +308,14 @@ def panels():
         mappings=[], decimals=2))
     out.append(stat(
         "Tool calls/s", "All tools/call requests per second (5-minute rate), every outcome.",
-        "reqps", f'sum(instance_tool_status:mcp_tool_calls:rate5m{{{TOOL}}})'))
+        "reqps", f'sum(instance_upstream_tool_status:mcp_tool_calls:rate5m{{{TOOL}}})'))
     out.append(stat(
-        "Error ratio (all tools)", "Failed executed calls / executed calls (ok + error), all tools.",
+        "Error ratio (all tools)", "Failed calls (tool_error, jsonrpc_error, timeout, transport) / "
+        "calls that ran (those and ok), all tools, unknown ones included. Refusals, unavailable "
+        "upstreams and cancelled calls are left out.",
         "percentunit",
-        f'sum(instance_tool_status:mcp_tool_calls:rate5m{{{TOOL}, status="error"}})'
-        f' / sum(instance_tool_status:mcp_tool_calls:rate5m{{{TOOL}, status=~"ok|error"}})',
+        f'sum(instance_upstream_tool_status:mcp_tool_calls:rate5m{{{TOOL}, status=~"{FAILED}"}})'
+        f' / sum(instance_upstream_tool_status:mcp_tool_calls:rate5m{{{TOOL}, status=~"{RAN}"}})',
         thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.01},
                     {"color": "red", "value": 0.05}]))
     out.append(stat(
@@ -192,27 +325,32 @@ def panels():
 
     out.append(row("Tool calls"))
     out.append(timeseries(
-        "Tool call rate", "tools/call requests per second by tool and outcome (ok, error, "
-        "rate_limited, circuit_open).", "reqps",
-        [(f'sum by (tool, status) (instance_tool_status:mcp_tool_calls:rate5m{{{TOOL}}})',
+        "Tool call rate", "tools/call requests per second by tool and outcome: ok, tool_error "
+        "(a result with isError), jsonrpc_error, timeout, transport (upstream connection lost), "
+        "cancelled, rate_limited, circuit_open, quota_exhausted, unavailable (upstream down or "
+        "busy).", "reqps",
+        [(f'sum by (tool, status) (instance_upstream_tool_status:mcp_tool_calls:rate5m{{{TOOL}}})',
           "{{tool}} {{status}}")]))
     out.append(timeseries(
-        "Tool error ratio", "Share of executed calls (ok + error) that failed, per tool. The "
-        "VitalsToolErrorRatioHigh alert fires above 5 % for 10 minutes.", "percentunit",
-        [(f'max by (tool) (instance_tool:mcp_tool_error_ratio:rate5m{{{TOOL}}})', "{{tool}}")],
+        "Tool error ratio", "Share of the calls that ran (ok, tool_error, jsonrpc_error, "
+        "timeout, transport) that failed, per tool. The VitalsToolErrorRatioHigh alert fires "
+        "above 5 % for 10 minutes.", "percentunit",
+        [(f'max by (tool) (instance_upstream_tool:mcp_tool_error_ratio:rate5m{{{TOOL}}})',
+          "{{tool}}")],
         max_=1))
     out.append(timeseries(
         "Tool latency p50 / p95 / p99", "Quantiles of mcp_tool_duration_seconds per tool "
         "(5-minute window). VitalsToolLatencyHigh fires when p99 stays above 2.5 s.", "s",
-        [(f'max by (tool) (instance_tool:mcp_tool_duration_seconds:p50_rate5m{{{TOOL}}})',
+        [(f'max by (tool) (instance_upstream_tool:mcp_tool_duration_seconds:p50_rate5m{{{TOOL}}})',
           "p50 {{tool}}"),
-         (f'max by (tool) (instance_tool:mcp_tool_duration_seconds:p95_rate5m{{{TOOL}}})',
+         (f'max by (tool) (instance_upstream_tool:mcp_tool_duration_seconds:p95_rate5m{{{TOOL}}})',
           "p95 {{tool}}"),
-         (f'max by (tool) (instance_tool:mcp_tool_duration_seconds:p99_rate5m{{{TOOL}}})',
+         (f'max by (tool) (instance_upstream_tool:mcp_tool_duration_seconds:p99_rate5m{{{TOOL}}})',
           "p99 {{tool}}")]))
     out.append(timeseries(
         "Tool errors by type", "Failed tool calls per second by tool and error_type "
-        "(tool_error, invalid_params, internal_error, ...).", "reqps",
+        "(tool_error, invalid_params, internal_error, timeout, transport, unavailable, ...).",
+        "reqps",
         [(f'sum by (tool, error_type) (rate(mcp_tool_errors_total{{{TOOL}}}[$__rate_interval]))',
           "{{tool}} {{error_type}}")]))
     out.append(timeseries(
@@ -224,44 +362,21 @@ def panels():
           "{{path}} {{status}}")]))
 
     out.append(row("Resilience"))
-    out.append({
-        "datasource": DS,
-        "description": "Circuit breaker per upstream: closed (green), half-open (orange), "
-                       "open (red). VitalsCircuitBreakerOpen fires after 2 minutes not closed.",
-        "fieldConfig": {
-            "defaults": {
-                "color": {"mode": "thresholds"},
-                "custom": {"fillOpacity": 80, "lineWidth": 0},
-                "mappings": BREAKER_MAPPINGS,
-                "thresholds": {"mode": "absolute", "steps": [
-                    {"color": "green", "value": None}, {"color": "red", "value": 1},
-                    {"color": "orange", "value": 2}]},
-                "unit": "short",
-            },
-            "overrides": [],
-        },
-        "gridPos": L.place(12, 8),
-        "id": L.id(),
-        "options": {
-            "alignValue": "left",
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "mergeValues": True,
-            "rowHeight": 0.9,
-            "showValue": "auto",
-            "tooltip": {"mode": "single", "sort": "none"},
-        },
-        "targets": targets(
-            (f'max by (upstream) (circuit_breaker_state{{{SEL}}})', "{{upstream}}")),
-        "title": "Circuit breaker state",
-        "type": "state-timeline",
-    })
+    out.append(state_timeline(
+        "Circuit breaker state", "Circuit breaker per upstream: closed (green), half-open "
+        "(orange), open (red). VitalsCircuitBreakerOpen fires after 2 minutes not closed.",
+        f'max by (upstream) (circuit_breaker_state{{{SEL}}})', "{{upstream}}", BREAKER_MAPPINGS,
+        [{"color": "green", "value": None}, {"color": "red", "value": 1},
+         {"color": "orange", "value": 2}]))
     out.append(timeseries(
         "Rate-limit rejections", "Requests refused by a rate limiter per second, by scope "
-        "(http_client, tool_client, tool), and tool calls refused by status.", "reqps",
+        "(http_client, tool_client, tool), and tool calls refused by status (rate_limited, "
+        "circuit_open, quota_exhausted).", "reqps",
         [(f'sum by (scope) (instance_scope:rate_limit_rejected:rate5m{{{SEL}}})',
           "limiter {{scope}}"),
-         (f'sum by (tool, status) (instance_tool_status:mcp_tool_calls:rate5m'
-          f'{{{TOOL}, status=~"rate_limited|circuit_open"}})', "{{tool}} {{status}}")]))
+         (f'sum by (tool, status) (instance_upstream_tool_status:mcp_tool_calls:rate5m'
+          f'{{{TOOL}, status=~"rate_limited|circuit_open|quota_exhausted"}})',
+          "{{tool}} {{status}}")]))
     out.append(timeseries(
         "Rate-limit tokens available", "Tokens each tool's limiter could hand out now, against "
         "the burst (capacity) of each limiter scope.", "short",
@@ -272,6 +387,8 @@ def panels():
         "VitalsQuotaNearExhaustion fires above 90 %.", "percentunit",
         [(f'max by (quota) (instance_quota:quota_used:ratio{{{SEL}}})', "{{quota}}")],
         max_=1))
+
+    out.extend(gateway_panels())
 
     out.append(row("Process"))
     out.append(timeseries(
@@ -331,6 +448,9 @@ def variables():
         query_var("tool", "Tool",
                   'label_values(mcp_tool_calls_total{job=~"$job", instance=~"$instance"}, tool)',
                   True, all_),
+        query_var("upstream", "Upstream",
+                  'label_values(mcp_upstream_up{job=~"$job", instance=~"$instance"}, upstream)',
+                  True, all_),
     ]
 
 
@@ -353,7 +473,8 @@ def dashboard():
             "useValueForTime": False,
         }]},
         "description": "vitals-server: MCP tool calls, latency, rate limits, circuit breakers, "
-                       "quotas and the process. Needs monitoring/rules/recording.yml loaded.",
+                       "quotas, gateway upstreams and the process. Needs "
+                       "monitoring/rules/recording.yml loaded.",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,
