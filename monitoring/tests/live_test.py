@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
-"""End-to-end test of monitoring/ against a running vitals-server and a real Prometheus.
+"""End-to-end test of monitoring/ against running vitals-servers and a real Prometheus.
 
-    python3 monitoring/tests/live_test.py --server-bin target/release/vitals-server
+    python3 monitoring/tests/live_test.py --server-bin target/debug/vitals-server
 
 1. Static checks of the Grafana dashboard (schema version, `${datasource}` everywhere, required
    panels) and of the rule files (every rule found).
-2. Starts vitals-server on a free loopback port and sends MCP traffic over Streamable HTTP
-   (initialize, notifications/initialized, tools/call of `server_health` and of an unknown tool)
-   in a background thread for the whole test.
+2. Starts two vitals-servers on free loopback ports and sends MCP traffic over Streamable HTTP to
+   both, in background threads for the whole test:
+   - the reference server (no upstream): tools/call of `server_health` and of an unknown tool;
+   - a gateway (`--config`) whose upstreams are the same binary over stdio, so no outside program
+     is needed: `up` (prefix always, one concurrency slot: calls queue), `slow` (prefix never,
+     so its operator tools clash with the gateway's own: name conflicts; a 40 ms call limit, so
+     its 100 ms tool times out and its breaker opens) and `broken` (a bad flag: exits at once,
+     is restarted twice and marked failed). Calls: the gateway's own `server_health`, forwarded
+     `up__rate_limit_status` (ok), `up__test_error_handling` (tool_error),
+     `up__test_tool_with_progress` from three threads (queueing), `test_tool_with_progress` on
+     `slow` (timeout, then circuit_open), an unknown tool.
 3. Starts Prometheus with monitoring/prometheus.yml (its target, intervals and rule paths rewritten
-   for the test: 1 s scrapes and evaluations), waits for the target to be up.
+   for the test: 1 s scrapes and evaluations, both servers as targets of job `vitals`), waits for
+   the targets to be up.
 4. Sends every PromQL expression of the rules (as Prometheus loaded them) and of the dashboard
    (panels, variables, annotations) to /api/v1/query: each must answer `status: success`; every
-   rule must evaluate with health `ok`; the dashboard's core panels must return data.
-5. Every metric name the rules and the dashboard read must be one the server exports on its live
-   /metrics. Names listed in monitoring/NEEDS.md (not exported yet) are reported as PENDING.
+   rule must evaluate with health `ok`; the dashboard's core panels (the gateway row included)
+   must return data. The gateway series the rules read must exist with the values the traffic
+   implies, and the alerts that traffic should trigger must be pending or firing (with annotation
+   templates that expand), those it should not must be inactive.
+5. Every metric name the rules and the dashboard read must be on the live /metrics of one of
+   the two servers. Names listed in monitoring/NEEDS.md (not exported yet) are reported as PENDING.
+6. No upstream process of the gateway is left once it has been stopped.
 
 Python standard library only. Fails (never skips) when prometheus or promtool is missing. Only
 loopback, free ports, every wait bounded, child processes killed on exit.
@@ -51,6 +64,11 @@ CORE_PANELS = [
     "Tool call rate", "Tool error ratio", "Tool latency p50 / p95 / p99", "Tool errors by type",
     "Active tool calls", "HTTP requests", "Circuit breaker state", "Rate-limit rejections", "CPU",
     "Resident memory", "Open file descriptors",
+    # gateway row: the test's gateway gives each of them data
+    "Upstreams up", "Upstreams failed", "Upstream restarts", "Name conflicts", "Upstream state",
+    "Upstream restarts and exits", "Upstream requests by outcome",
+    "Tool calls by upstream and status", "Upstream unanswered ratio", "Upstream latency p50 / p99",
+    "Upstream in flight and queued", "Upstream catalogue",
 ]
 # What the issue asks the dashboard to show, by panel title.
 REQUIRED_PANELS = CORE_PANELS + ["Rate-limit tokens available", "Quota usage"]
@@ -61,8 +79,9 @@ CLIENT_TOOL_RATE = "20/1s"
 SYNTHETIC = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped",
              "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 # Grafana variables and their values for the test (multi-value "All" is the regex `.+`).
-GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "15s", "${job}": "vitals", "$job": "vitals",
-                "${instance}": ".+", "$instance": ".+", "${tool}": ".+", "$tool": ".+"}
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
+                "${job}": "vitals", "$job": "vitals", "${instance}": ".+", "$instance": ".+",
+                "${tool}": ".+", "$tool": ".+", "${upstream}": ".+", "$upstream": ".+"}
 
 CHILDREN = []
 FAILURES = []
@@ -275,6 +294,197 @@ def traffic(url, stop, stats):
         stats["error"] = repr(e)
 
 
+# --------------------------------------------------------------------------------- gateway
+
+# Every upstream process of the test gateway carries this variable (set to the temp dir), so that
+# the test can find any the gateway leaves behind.
+MARKER = "VITALS_MONITORING_TEST_UPSTREAM"
+# Tools the gateway must list: its own, forwarded from `up` (prefixed) and from `slow` (not).
+GATEWAY_TOOLS = {"server_health", "rate_limit_status", "up__rate_limit_status",
+                 "up__test_error_handling", "up__test_tool_with_progress", "test_tool_with_progress"}
+
+
+def gateway_config(server_bin, marker):
+    """Three upstreams, all this same binary: `up` serves, `slow` times out, `broken` crash-loops."""
+    stdio = [str(server_bin), "--stdio", "--log-level", "warn", "--conformance-fixtures",
+             # every call of the test comes from the gateway's one session: no limit in the way
+             "--client-tool-rate-limit", "100000/1m"]
+    env = {MARKER: marker}
+    return {"mcpServers": {
+        # Prefixed (up__...): unprefixed, its operator tools would clash with the gateway's own.
+        # One concurrency slot, so concurrent calls queue.
+        "up": {"command": stdio[0], "args": stdio[1:], "env": env,
+               "vitals": {"prefix": "always", "max_concurrency": 1}},
+        # Not prefixed: its four operator tools clash with the gateway's own and are hidden (name
+        # conflicts). 40 ms per call at most: its 100 ms test_tool_with_progress times out.
+        "slow": {"command": stdio[0], "args": stdio[1:], "env": env,
+                 "vitals": {"prefix": "never", "call_timeout_seconds": 0.02,
+                            "max_call_seconds": 0.04}},
+        # Exits at once (unknown flag): restarted twice within a second, then marked failed.
+        "broken": {"command": str(server_bin), "args": ["--no-such-flag-for-monitoring-test"],
+                   "env": env,
+                   "vitals": {"required": False,
+                              "restart": {"initial_delay_seconds": 0.05, "max_delay_seconds": 0.1,
+                                          "max_restarts": 2, "window_seconds": 60}}},
+    }}
+
+
+def call_kind(m):
+    """ok, tool_error (isError, with the refusal reason if any: tool_error:circuit_open), or
+    jsonrpc_error."""
+    r = m.get("result")
+    if r is None:
+        return "jsonrpc_error"
+    if not r.get("isError"):
+        return "ok"
+    reason = (r.get("_meta") or {}).get("io.vitals/reason")
+    return f"tool_error:{reason}" if reason else "tool_error"
+
+
+class Tally:
+    """Thread-safe counts of (tool, kind)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.errors = []
+
+    def add(self, tool, kind):
+        with self.lock:
+            self.counts[(tool, kind)] = self.counts.get((tool, kind), 0) + 1
+
+    def kinds(self, tool):
+        with self.lock:
+            return {k: n for (t, k), n in self.counts.items() if t == tool}
+
+
+def gateway_traffic(url, stop, tally):
+    """One client: the gateway's own tool, forwarded tools, an unknown tool."""
+    try:
+        c = Mcp(url)
+        c.initialize()
+        while not stop.is_set():
+            for name in ("server_health", "up__rate_limit_status", "up__test_error_handling",
+                         "no_such_tool_for_monitoring_test"):
+                tally.add(name, call_kind(c.call_tool(name)))
+            stop.wait(0.1)
+    except Exception as e:  # reported by the main thread
+        tally.errors.append(repr(e))
+
+
+def slow_traffic(url, stop, go, tally):
+    """Once `go` is set (Prometheus scrapes the gateway, so it sees the timeouts' rate, not only
+    their count): slow's tool, which times out until its breaker opens, then is refused."""
+    try:
+        c = Mcp(url)
+        c.initialize()
+        go.wait()
+        while not stop.is_set():
+            tally.add("test_tool_with_progress", call_kind(c.call_tool("test_tool_with_progress")))
+            stop.wait(0.1)
+    except Exception as e:
+        tally.errors.append(repr(e))
+
+
+def queue_traffic(url, stop, tally):
+    """Back-to-back calls of up's 100 ms tool: with `up`'s one slot, callers queue."""
+    try:
+        c = Mcp(url)
+        c.initialize()
+        while not stop.is_set():
+            tally.add("up__test_tool_with_progress",
+                      call_kind(c.call_tool("up__test_tool_with_progress")))
+    except Exception as e:
+        tally.errors.append(repr(e))
+
+
+def gateway_expectations(inst):
+    """(what, PromQL) that must return data once the gateway traffic has run for a few seconds:
+    the gateway series the rules and the dashboard read, with the values the traffic implies."""
+    g = f'job="vitals", instance="{inst}"'
+    return [
+        ("up is up", f'mcp_upstream_up{{{g}, upstream="up"}} == 1'),
+        ("slow is up", f'mcp_upstream_up{{{g}, upstream="slow"}} == 1'),
+        ("broken is down", f'mcp_upstream_up{{{g}, upstream="broken"}} == 0'),
+        ("broken is failed", f'mcp_upstream_failed{{{g}, upstream="broken"}} == 1'),
+        ("up is not failed", f'mcp_upstream_failed{{{g}, upstream="up"}} == 0'),
+        ("broken was restarted twice", f'mcp_upstream_restarts_total{{{g}, upstream="broken"}} == 2'),
+        ("broken's 3 starts failed",
+         f'mcp_upstream_starts_total{{{g}, upstream="broken", result="failed"}} == 3'),
+        ("broken's exits are counted", f'sum(mcp_upstream_exits_total{{{g}, upstream="broken"}}) == 3'),
+        ("up started once", f'mcp_upstream_starts_total{{{g}, upstream="up", result="ok"}} == 1'),
+        ("up's start time", f'mcp_upstream_start_time_seconds{{{g}, upstream="up"}} > 0'),
+        ("slow's operator tools clash with the gateway's", f'mcp_gateway_name_conflicts{{{g}}} > 0'),
+        ("up lists tools", f'mcp_upstream_tools{{{g}, upstream="up"}} > 0'),
+        ("up answers tools/call",
+         f'rate(mcp_upstream_requests_total{{{g}, upstream="up", method="tools/call", outcome="ok"}}[1m]) > 0'),
+        ("up answers with isError",
+         f'mcp_upstream_requests_total{{{g}, upstream="up", method="tools/call", outcome="tool_error"}} > 0'),
+        ("slow times out",
+         f'mcp_upstream_requests_total{{{g}, upstream="slow", method="tools/call", outcome="timeout"}} > 0'),
+        ("calls queued for up", f'max_over_time(mcp_upstream_queued{{{g}, upstream="up"}}[5m]) > 0'),
+        ("calls in flight to up", f'max_over_time(mcp_upstream_in_flight{{{g}, upstream="up"}}[5m]) > 0'),
+        ("progress relayed", f'mcp_upstream_notifications_total{{{g}, upstream="up"}} > 0'),
+        ("up's p99", f'instance_upstream_method:mcp_upstream_request_duration_seconds:p99_rate5m'
+                     f'{{{g}, upstream="up", method="tools/call"}} > 0'),
+        ("slow's unanswered ratio is 1",
+         f'instance_upstream:mcp_upstream_request_failure_ratio:rate5m{{{g}, upstream="slow"}} == 1'),
+        ("up's unanswered ratio is 0",
+         f'instance_upstream:mcp_upstream_request_failure_ratio:rate5m{{{g}, upstream="up"}} == 0'),
+        ("a forwarded tool call counted under its upstream", f'mcp_tool_calls_total'
+         f'{{{g}, upstream="up", tool="up__rate_limit_status", status="ok"}} > 0'),
+        ("a timed-out tool call", f'mcp_tool_calls_total'
+         f'{{{g}, upstream="slow", tool="test_tool_with_progress", status="timeout"}} > 0'),
+        ("the gateway's own tool", f'mcp_tool_calls_total{{{g}, tool="server_health", status="ok"}} > 0'),
+        ("error ratio of the failing tool is 1", f'instance_upstream_tool:mcp_tool_error_ratio:'
+         f'rate5m{{{g}, upstream="up", tool="up__test_error_handling"}} == 1'),
+        ("error ratio of a working tool is 0", f'instance_upstream_tool:mcp_tool_error_ratio:'
+         f'rate5m{{{g}, upstream="up", tool="up__rate_limit_status"}} == 0'),
+        ("slow's breaker opened", f'max_over_time(circuit_breaker_state{{{g}, upstream="slow"}}[5m]) > 0'),
+    ]
+
+
+# (alert, labels, states): alerts the gateway traffic must trigger (pending or firing at some
+# point, read back from Prometheus' ALERTS series) ...
+GATEWAY_ALERTS = [
+    ("VitalsUpstreamFailed", {"upstream": "broken"}, "firing"),
+    ("VitalsGatewayNameConflicts", {}, "pending"),
+    ("VitalsUpstreamRequestsFailing", {"upstream": "slow"}, "pending"),
+    ("VitalsUpstreamQueueBacklog", {"upstream": "up"}, "pending"),
+    ("VitalsToolErrorRatioHigh", {"upstream": "up", "tool": "up__test_error_handling"}, "pending"),
+    ("VitalsCircuitBreakerOpen", {"upstream": "slow"}, "pending"),
+]
+# ... and alerts that must not be active at the end: a failed upstream is VitalsUpstreamFailed's
+# alone; the upstreams that serve are not down.
+GATEWAY_QUIET = [
+    ("VitalsUpstreamDown", {}),
+    ("VitalsUpstreamRestarting", {}),
+    ("VitalsToolErrorRatioHigh", {"tool": "up__rate_limit_status"}),
+    ("VitalsUpstreamRequestsFailing", {"upstream": "up"}),
+]
+
+
+def alerts_selector(name, labels, inst, state=None):
+    extra = "".join(f', {k}="{v}"' for k, v in {**labels, **({"alertstate": state} if state else {})}.items())
+    return f'ALERTS{{alertname="{name}", instance="{inst}"{extra}}}'
+
+
+def leftover_processes(marker):
+    """Pids of processes whose environment has MARKER=marker (upstreams of the test gateway)."""
+    needle = f"{MARKER}={marker}".encode()
+    pids = []
+    for d in pathlib.Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            pids.append(int(d.name))
+    return pids
+
+
 # --------------------------------------------------------------------------------- PromQL
 
 PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
@@ -462,13 +672,14 @@ def exported_names(metrics_text):
 
 # --------------------------------------------------------------------------------- bearer token
 
-def prometheus_config(text, server_port):
-    """The shipped config, for the test: 1 s scrapes and evaluations, the test server as target,
+def prometheus_config(text, server_ports):
+    """The shipped config, for the test: 1 s scrapes and evaluations, the test servers as targets,
     rule files by absolute path."""
+    targets = ", ".join(f'"127.0.0.1:{port}"' for port in server_ports)
     subs = [("scrape_interval: 15s", "scrape_interval: 1s"),
             ("scrape_timeout: 10s", "scrape_timeout: 1s"),
             ("evaluation_interval: 15s", "evaluation_interval: 1s"),
-            ('"127.0.0.1:8000"', f'"127.0.0.1:{server_port}"'),
+            ('"127.0.0.1:8000"', targets),
             ("- rules/", f"- {MON}/rules/")]
     for old, new in subs:
         if old not in text:
@@ -501,7 +712,7 @@ def wait_target_up(papi, proc, logf):
         ts = [t for t in r.get("data", {}).get("activeTargets", [])
               if t["labels"].get("job") == "vitals"]
         return bool(ts) and all(t["health"] == "up" for t in ts), ts
-    return wait_for("the vitals target to be up in Prometheus", up, TIMEOUT_START, proc, logf)
+    return wait_for("the vitals targets to be up in Prometheus", up, TIMEOUT_START, proc, logf)
 
 
 def check_bearer_variant(config_path, server_bin, tmp):
@@ -524,7 +735,7 @@ def check_bearer_variant(config_path, server_bin, tmp):
     status = http("GET", base + "/metrics", headers={"Authorization": f"Bearer {token}"})[0]
     if status != 200:
         fail(f"/metrics with the token: expected 200, got {status}")
-    proc, logf, papi = start_prometheus(prometheus_config(text, sport), tmp, "prometheus-token")
+    proc, logf, papi = start_prometheus(prometheus_config(text, [sport]), tmp, "prometheus-token")
     wait_target_up(papi, proc, logf)
     log("bearer-token variant: /metrics refuses a scrape without the token (401), "
         "Prometheus with the variant's config scrapes it (target up)")
@@ -541,11 +752,12 @@ def main():
                          "scripts/test.d/80-monitoring.sh writes it): also run a server that "
                          "requires the token and check that Prometheus scrapes it with that config")
     args = ap.parse_args()
+    started = time.monotonic()
 
     for tool in ("prometheus", "promtool"):
         if not shutil.which(tool):
             die(f"`{tool}` not found on PATH: install Debian's `prometheus` package (scripts/setup)")
-    server_bin = pathlib.Path(args.server_bin)
+    server_bin = pathlib.Path(args.server_bin).resolve()
     if not os.access(server_bin, os.X_OK):
         die(f"server binary {server_bin} does not exist or is not executable")
 
@@ -564,17 +776,20 @@ def main():
     file_alerts, file_records = rule_names_in_files()
     for a in ["VitalsTargetDown", "VitalsTargetMissing", "VitalsToolErrorRatioHigh",
               "VitalsToolLatencyHigh", "VitalsCircuitBreakerOpen", "VitalsRateLimitRejectionsSurge",
-              "VitalsQuotaNearExhaustion", "VitalsProcessMemoryGrowth", "VitalsLabelOverflow"]:
+              "VitalsQuotaNearExhaustion", "VitalsProcessMemoryGrowth", "VitalsLabelOverflow",
+              "VitalsUpstreamDown", "VitalsUpstreamFailed", "VitalsUpstreamRestarting",
+              "VitalsUpstreamRequestsFailing", "VitalsUpstreamQueueBacklog",
+              "VitalsGatewayNameConflicts"]:
         if a not in file_alerts:
             fail(f"alert {a} is missing from the rule files")
     log(f"dashboard: {len(dash_queries)} queries; rules: {len(file_alerts)} alerts, "
         f"{len(file_records)} recording rules")
 
-    # 2. the server, and traffic
+    # 2a. the reference server, and traffic
     sport = free_port()
     slog = tmp / "server.log"
     server = spawn([str(server_bin), "--listen", f"127.0.0.1:{sport}"], slog,
-                   env={"RATE_LIMIT_PER_CLIENT_TOOLS": CLIENT_TOOL_RATE})
+                   env={"VITALS_RATE_LIMIT_PER_CLIENT_TOOLS": CLIENT_TOOL_RATE})
     base = f"http://127.0.0.1:{sport}"
     wait_for("vitals-server /healthz", lambda: (http("GET", base + "/healthz")[0] == 200, "not 200"),
              TIMEOUT_START, server, slog)
@@ -583,20 +798,62 @@ def main():
     stats = {"ok": 0, "bad": 0, "unknown": 0, "rate_limited": 0}
     t = threading.Thread(target=traffic, args=(base + "/mcp", stop, stats), daemon=True)
     t.start()
+    threads = [t]
+
+    # 2b. the gateway in front of three upstreams (this same binary over stdio), and traffic
+    (tmp / "gateway.json").write_text(json.dumps(gateway_config(server_bin, str(tmp)), indent=2))
+    gport = free_port()
+    glog = tmp / "gateway.log"
+    gateway = spawn([str(server_bin), "--listen", f"127.0.0.1:{gport}",
+                     "--config", str(tmp / "gateway.json"), "--log-level", "warn",
+                     # every test client is 127.0.0.1: no HTTP or tools/call limit in the way
+                     "--rate-limit", "100000/1m", "--client-tool-rate-limit", "100000/1m"], glog)
+    gbase = f"http://127.0.0.1:{gport}"
+    ginst = f"127.0.0.1:{gport}"
+    wait_for("the gateway's /readyz (its required upstreams up)",
+             lambda: (http("GET", gbase + "/readyz")[0] == 200, "not 200"), TIMEOUT_START, gateway, glog)
+    lister = Mcp(gbase + "/mcp")
+    lister.initialize()
+    _, m = lister.request("tools/list", {})
+    listed = [x["name"] for x in m.get("result", {}).get("tools", [])]
+    if GATEWAY_TOOLS - set(listed):
+        fail(f"the gateway does not list {sorted(GATEWAY_TOOLS - set(listed))}; it lists {listed}")
+    if len(listed) != len(set(listed)):
+        fail(f"the gateway lists a name twice: {listed}")
+    log(f"gateway up on {gbase}: {len(listed)} tools listed, the forwarded ones included")
+    tally = Tally()
+    slow_go = threading.Event()
+    for target, targs in [(gateway_traffic, (gbase + "/mcp", stop, tally)),
+                          (slow_traffic, (gbase + "/mcp", stop, slow_go, tally))] + \
+            [(queue_traffic, (gbase + "/mcp", stop, tally))] * 3:
+        threads.append(threading.Thread(target=target, args=targs, daemon=True))
+        threads[-1].start()
     wait_for("the first tool calls",
-             lambda: ("error" in stats or stats["ok"] >= 3, stats), TIMEOUT_START, server, slog)
+             lambda: ("error" in stats or tally.errors or
+                      (stats["ok"] >= 3 and tally.kinds("up__rate_limit_status")), (stats, tally.counts)),
+             TIMEOUT_START, server, slog)
     if "error" in stats:
         die(f"MCP traffic failed: {stats['error']}\n{tail(slog)}")
+    if tally.errors:
+        die(f"gateway MCP traffic failed: {tally.errors}\n{tail(glog)}")
 
     # 3. Prometheus with the shipped config, rewritten for the test
     prom, plog, papi = start_prometheus(
-        prometheus_config((MON / "prometheus.yml").read_text(), sport), tmp, "prometheus")
+        prometheus_config((MON / "prometheus.yml").read_text(), [sport, gport]), tmp, "prometheus")
 
     def api(path, **params):
         return api_get(papi, path, **params)
 
+    def query(q):
+        status, r = api("query", query=q)
+        if r.get("status") != "success":
+            die(f"Prometheus refused {q!r}: HTTP {status} {r.get('error')}")
+        return r["data"]["result"]
+
     wait_target_up(papi, prom, plog)
-    log(f"Prometheus ({papi}) scrapes the server")
+    log(f"Prometheus ({papi}) scrapes the server and the gateway")
+    # From now on Prometheus sees every one of slow's timeouts (their rate, not only their count).
+    slow_go.set()
 
     # One burst above the per-client budget: refusals for the rate-limit panels.
     burst = Mcp(base + "/mcp")
@@ -606,7 +863,8 @@ def main():
     if not refused:
         fail("a burst of 60 tool calls above the per-client budget was never rate limited")
 
-    # 4. every expression parses; rules are healthy; core panels have data
+    # 4. every expression parses; rules are healthy; core panels have data; gateway series and
+    # alerts are what the traffic implies
     def rules_evaluated():
         _, r = api("rules")
         rules = [x for g in r.get("data", {}).get("groups", []) for x in g["rules"]]
@@ -620,33 +878,57 @@ def main():
         if x.get("health") != "ok":
             fail(f"rule {x['name']} health {x.get('health')}: {x.get('lastError')}")
     rule_queries = [(f"rule {x['name']}", x["query"], False) for x in rules]
+    expectations = [(f"gateway: {what}", q) for what, q in gateway_expectations(ginst)]
+    expectations += [(f"alert {name} {labels or ''} was {state}",
+                      f'count_over_time({alerts_selector(name, labels, ginst, state)}[5m])')
+                     for name, labels, state in GATEWAY_ALERTS]
 
-    core_empty = {}
+    missing = {}
     deadline = time.monotonic() + TIMEOUT_DATA
     while True:
-        core_empty = {}
+        missing = {}
         for label, q, core in rule_queries + dash_queries:
             status, r = api("query", query=q)
             if r.get("status") != "success":
                 die(f"{label}: Prometheus refused {q!r}: HTTP {status} {r.get('error')}")
             if core and not r["data"]["result"]:
-                core_empty[label] = q
-        if not core_empty or time.monotonic() > deadline:
+                missing[label] = q
+        for label, q in expectations:
+            if not query(q):
+                missing[label] = q
+        if not missing or time.monotonic() > deadline:
             break
         time.sleep(1)
     log(f"{len(rule_queries) + len(dash_queries)} expressions: status success "
         f"({len(rule_queries)} from rules, {len(dash_queries)} from the dashboard)")
-    for label, q in core_empty.items():
-        fail(f"{label} returned no data after {TIMEOUT_DATA}s: {q}")
-    if not core_empty:
+    for label, q in missing.items():
+        fail(f"{label}: no data after {TIMEOUT_DATA}s: {q}")
+    if not missing:
         log(f"every core panel and variable returned data "
-            f"({sum(1 for _, _, c in dash_queries if c)} queries)")
+            f"({sum(1 for _, _, c in dash_queries if c)} queries); the gateway series and alerts "
+            f"are as its traffic implies ({len(expectations)} checks, after "
+            f"{time.monotonic() - started:.0f}s)")
+    for name, labels in GATEWAY_QUIET:
+        active = query(alerts_selector(name, labels, ginst))
+        if active:
+            fail(f"alert {name} {labels} is active for the gateway: {[a['metric'] for a in active]}")
+    # Annotation templates expand (Prometheus writes the error into the text otherwise).
+    _, r = api("alerts")
+    active = r.get("data", {}).get("alerts", [])
+    for a in active:
+        for k, v in a.get("annotations", {}).items():
+            if "<error expanding template" in v or "<no value>" in v:
+                fail(f"alert {a['labels'].get('alertname')} annotation {k} did not expand: {v}")
+    log(f"{len(active)} active alerts, annotations expanded; quiet: "
+        f"{', '.join(n for n, _ in GATEWAY_QUIET)}")
 
-    # 5. metric names against the live /metrics
-    status, _, body = http("GET", base + "/metrics")
-    if status != 200:
-        die(f"GET /metrics: HTTP {status}")
-    exported = exported_names(body.decode())
+    # 5. metric names against the live /metrics of both servers
+    exported = set()
+    for b in (base, gbase):
+        status, _, body = http("GET", b + "/metrics")
+        if status != 200:
+            die(f"GET {b}/metrics: HTTP {status}")
+        exported |= exported_names(body.decode())
     recorded = set(file_records)
     used = {}
     for label, q, _ in rule_queries + dash_queries:
@@ -655,7 +937,8 @@ def main():
                 used.setdefault(n, set()).add(label)
     # The extractor must see the selectors (an extractor that finds nothing would pass anything).
     for n in ("mcp_tool_calls_total", "mcp_tool_duration_seconds_bucket", "circuit_breaker_state",
-              "process_resident_memory_bytes"):
+              "process_resident_memory_bytes", "mcp_upstream_up", "mcp_upstream_requests_total",
+              "mcp_upstream_request_duration_seconds_bucket", "mcp_gateway_name_conflicts"):
         if n not in used:
             fail(f"metric name extraction missed {n}")
     pending = pending_metrics()
@@ -669,18 +952,44 @@ def main():
             fail(f"metric {n} is not exported by vitals-server; used by {', '.join(sorted(used[n]))}")
     for n in sorted(pending & exported):
         log(f"NOTE: {n} is exported now: remove it from the pending list in monitoring/NEEDS.md")
-    log(f"{len(used)} metric names used, {len(set(used) & exported)} exported by the server, "
+    log(f"{len(used)} metric names used, {len(set(used) & exported)} exported by the servers, "
         f"{len(set(used) - exported)} pending")
 
     stop.set()
-    t.join(timeout=5)
-    log(f"tool calls made: {stats['ok']} server_health ok, {stats['rate_limited']} rate limited, "
-        f"{stats['unknown']} unknown tool")
+    slow_go.set()  # (if the test ended before Prometheus was up)
+    for th in threads:
+        th.join(timeout=5)
+    log(f"reference server tool calls: {stats['ok']} server_health ok, {stats['rate_limited']} "
+        f"rate limited, {stats['unknown']} unknown tool")
     if "error" in stats:
         fail(f"MCP traffic failed: {stats['error']}")
     if stats["bad"]:
         fail(f"server_health answered with an error {stats['bad']} times")
+    # 6. what each gateway call got
+    log("gateway tool calls: " + "; ".join(
+        f"{tool} {kind} {n}" for (tool, kind), n in sorted(tally.counts.items())))
+    if tally.errors:
+        fail(f"gateway MCP traffic failed: {tally.errors}")
+    allowed = {"server_health": {"ok"}, "up__rate_limit_status": {"ok"},
+               "up__test_error_handling": {"tool_error"}, "up__test_tool_with_progress": {"ok"},
+               "no_such_tool_for_monitoring_test": {"jsonrpc_error"},
+               # timed out (a JSON-RPC error), then refused by its open breaker
+               "test_tool_with_progress": {"jsonrpc_error", "tool_error:circuit_open"}}
+    for tool, kinds in allowed.items():
+        got = tally.kinds(tool)
+        if not got or set(got) - kinds:
+            fail(f"gateway: {tool} answered {got}, expected only {sorted(kinds)}")
     kill_children()
+    left = leftover_processes(str(tmp))
+    if left:
+        fail(f"gateway upstream processes left after the gateway stopped: {left}")
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    else:
+        log("no upstream process left after the gateway stopped")
 
     if args.bearer_variant:
         check_bearer_variant(pathlib.Path(args.bearer_variant), server_bin, tmp)
@@ -688,7 +997,7 @@ def main():
     if FAILURES:
         print(f"live_test: {len(FAILURES)} failure(s)", flush=True)
         return 1
-    log("passed")
+    log(f"passed in {time.monotonic() - started:.0f}s")
     return 0
 
 
