@@ -93,6 +93,58 @@ impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
     }
 }
 
+/// A response body that counts the bytes it sends and observes the total in
+/// `http_response_size_bytes{path}` once, when it ends or is dropped.
+struct Counted {
+    inner: Body,
+    bytes: u64,
+    path: &'static str,
+    metrics: &'static vitals_std::HttpMetrics,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Chunk;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Chunk>, Infallible>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes += bytes::Buf::remaining(data) as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.metrics
+            .response_size
+            .labels([self.path])
+            .observe(self.bytes);
+    }
+}
+
+/// The declared body length of a request, if any.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Limits of the accept loop.
 pub struct Limits {
     /// Most simultaneous connections.
@@ -183,6 +235,13 @@ impl<H: Handler> App<H> {
             Ok(v) => v,
             Err(r) => return refusal(r),
         };
+        if content_length(&parts.headers).is_none() {
+            self.vitals
+                .http_metrics()
+                .request_size
+                .labels(["/mcp"])
+                .observe(vetted.body.len() as u64);
+        }
         let req = Request::from_parts(parts, Full::new(std::mem::take(&mut vetted.body)));
         let Ok(r) = mcp.clone().call(req).await;
         drop(vetted.parse.take());
@@ -218,6 +277,15 @@ impl<H: Handler> App<H> {
             _ => "unmatched",
         };
         let client = self.guard.client_ip(remote.ip(), req.headers());
+        // /mcp observes the body it actually read (a chunked body declares no length).
+        let declared = content_length(req.headers());
+        if route != "/mcp" || declared.is_some() {
+            self.vitals
+                .http_metrics()
+                .request_size
+                .labels([route])
+                .observe(declared.unwrap_or(0));
+        }
         let probe = matches!(route, "/livez" | "/readyz");
         let response = if let Err(r) = self.guard.check_route(route, req.headers()) {
             refusal(r)
@@ -266,6 +334,16 @@ impl<H: Handler> App<H> {
         };
         let status = response.status().as_u16();
         timer.finish(method, route, status);
+        let metrics = self.vitals.http_metrics();
+        let response = response.map(|inner| {
+            Counted {
+                inner,
+                bytes: 0,
+                path: route,
+                metrics,
+            }
+            .boxed()
+        });
         self.log_request(method, route, status, remote, client, started);
         response
     }

@@ -21,6 +21,11 @@ pub const HTTP_DURATION_BOUNDS: Bounds<12> = Bounds::micros([
     10_000_000,
 ]);
 
+/// Buckets of `http_request_size_bytes` and `http_response_size_bytes` (64 B … 16 MiB).
+pub const HTTP_SIZE_BOUNDS: Bounds<10> = Bounds::units([
+    64, 256, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216,
+]);
+
 /// Tool-call metrics.
 pub struct McpMetrics {
     /// `mcp_tool_calls_total{upstream,tool,status}`; status is one of
@@ -97,6 +102,11 @@ pub struct HttpMetrics {
     pub connections_rejected: Counter,
     /// `http_rate_limited_total`: requests answered 429.
     pub rate_limited: Counter,
+    /// `http_request_size_bytes{path}`: request bodies.
+    pub request_size: StrFamily<HistogramCells<10>, 1, 16, 32>,
+    /// `http_response_size_bytes{path}`: response bodies, counted as they are sent (a stream
+    /// is observed when it ends or is dropped).
+    pub response_size: StrFamily<HistogramCells<10>, 1, 16, 32>,
 }
 
 impl Default for HttpMetrics {
@@ -115,6 +125,8 @@ impl HttpMetrics {
             connections_active: Gauge::new(),
             connections_rejected: Counter::new(),
             rate_limited: Counter::new(),
+            request_size: StrFamily::with_shared(["path"], HTTP_SIZE_BOUNDS),
+            response_size: StrFamily::with_shared(["path"], HTTP_SIZE_BOUNDS),
         }
     }
 
@@ -131,6 +143,18 @@ impl HttpMetrics {
             "Time to answer an HTTP request (until the response head).",
             Some("seconds"),
             &self.duration,
+        )?;
+        b.register(
+            "http_request_size_bytes",
+            "Size of HTTP request bodies, by normalised path.",
+            Some("bytes"),
+            &self.request_size,
+        )?;
+        b.register(
+            "http_response_size_bytes",
+            "Size of HTTP response bodies as sent, by normalised path.",
+            Some("bytes"),
+            &self.response_size,
         )?;
         b.register(
             "http_requests_in_flight",

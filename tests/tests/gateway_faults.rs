@@ -421,3 +421,56 @@ fn a_cancelled_call_is_cancelled_upstream_and_counted_once() {
     let mut s = McpSession::open(server.addr);
     assert!(is_ok(&s.call_tool("ok", json!({}))));
 }
+
+#[test]
+fn a_failed_upstreams_tools_leave_the_list_and_calls_to_them_are_unavailable() {
+    let dir =
+        std::env::temp_dir().join(format!("vitals-gwf-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("mcp.json");
+    let bad = bad_upstream("slow-then-ok");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"bad": {"command": bad[0], "args": [bad[1], bad[2]],
+            "vitals": {"required": false, "restart": {"max_restarts": 0}}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
+    // Not required: ready at once; wait for the upstream itself.
+    wait_metric(&server, "mcp_upstream_up{upstream=\"bad\"}", |v| v == 1.0);
+    let mut s = McpSession::open(server.addr);
+    assert!(is_ok(&s.call_tool("ok", json!({}))));
+    let pid = upstream_pid(&server);
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_metric(&server, "mcp_upstream_failed{upstream=\"bad\"}", |v| {
+        v == 1.0
+    });
+    let tools = s.call("tools/list", json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        !names.contains(&"ok"),
+        "a failed upstream's tools are not listed: {names:?}"
+    );
+    let r = s.call_tool("ok", json!({}));
+    assert_eq!(r["error"]["data"]["reason"], json!("unavailable"), "{r}");
+    let text = server.metrics();
+    assert_eq!(
+        metric_value(
+            &text,
+            "mcp_tool_calls_total{upstream=\"bad\",tool=\"ok\",status=\"unavailable\"}"
+        ),
+        Some(1.0),
+        "counted under the tool's name, not as unknown: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

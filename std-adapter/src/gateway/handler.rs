@@ -36,6 +36,9 @@ struct Route {
 struct Routes {
     tools: Vec<Tool>,
     tool_route: HashMap<String, Route>,
+    /// Tools of upstreams that are down, from what they last listed: not listed to clients, but
+    /// a call to one is routed (and refused as unavailable) rather than unknown.
+    offline_tools: HashMap<String, (Route, Tool)>,
     prompts: Vec<Prompt>,
     prompt_route: HashMap<String, Route>,
     resources: Vec<Resource>,
@@ -216,7 +219,30 @@ impl Shared {
         let mut seen_tools: HashSet<String> = HashSet::new();
         let mut seen_prompts: HashSet<String> = HashSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
-            let Some(conn) = u.connection() else { continue };
+            let Some(conn) = u.connection() else {
+                let Some(catalog) = u.last_catalog() else {
+                    continue;
+                };
+                let prefix = self
+                    .prefixed(u)
+                    .then(|| format!("{}{}", u.name(), self.delimiter));
+                for t in &catalog.tools {
+                    let name = match &prefix {
+                        Some(p) => format!("{p}{}", t.name),
+                        None => t.name.to_string(),
+                    };
+                    if !(self.local_has_tool)(&name) {
+                        let mut tool = t.clone();
+                        tool.name = name.clone().into();
+                        let route = Route {
+                            upstream: i,
+                            name: t.name.to_string(),
+                        };
+                        r.offline_tools.entry(name).or_insert((route, tool));
+                    }
+                }
+                continue;
+            };
             let prefix = self
                 .prefixed(u)
                 .then(|| format!("{}{}", u.name(), self.delimiter));
@@ -289,6 +315,9 @@ impl Shared {
                 claim_scheme(&mut r.scheme_route, &t.uri_template, i);
             }
         }
+        // A name served by an upstream that is up wins over one that is down.
+        r.offline_tools
+            .retain(|name, _| !r.tool_route.contains_key(name));
         if let Some(m) = self.vitals.gateway_metrics() {
             m.conflicts.set(r.conflicts.len() as i64);
         }
@@ -480,7 +509,12 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
             return Some(t);
         }
         let routes = self.shared.routes();
-        routes.tools.iter().find(|t| t.name == name).cloned()
+        routes
+            .tools
+            .iter()
+            .find(|t| t.name == name)
+            .or_else(|| routes.offline_tools.get(name).map(|(_, t)| t))
+            .cloned()
     }
 
     async fn call_tool(
@@ -488,12 +522,15 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let route = self
-            .shared
-            .routes()
-            .tool_route
-            .get(request.name.as_ref())
-            .cloned();
+        let route = {
+            let routes = self.shared.routes();
+            let name = request.name.as_ref();
+            routes
+                .tool_route
+                .get(name)
+                .or_else(|| routes.offline_tools.get(name).map(|(r, _)| r))
+                .cloned()
+        };
         let Some(route) = route else {
             return self.local.call_tool(request, context).await;
         };

@@ -167,7 +167,7 @@ impl ForwardError {
             ),
             ForwardError::Timeout { upstream, after } => McpError::internal_error(
                 format!(
-                    "upstream `{upstream}` did not answer within {:.1} s",
+                    "upstream `{upstream}` did not answer within {:.3} s",
                     after.as_secs_f64()
                 ),
                 Some(serde_json::json!({"upstream": upstream, "reason": "timeout"})),
@@ -217,6 +217,7 @@ pub struct Upstream {
     metrics: &'static GatewayMetrics,
     life: Mutex<Life>,
     connection: watch::Sender<Option<Connection>>,
+    last_catalog: Mutex<Option<Arc<Catalog>>>,
     calls: Mutex<HashMap<u64, CallEntry>>,
     next_call: AtomicU64,
     slots: Arc<Semaphore>,
@@ -263,6 +264,7 @@ impl Upstream {
                 stderr_tail: VecDeque::new(),
             }),
             connection: watch::channel(None).0,
+            last_catalog: Mutex::new(None),
             calls: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
             queued: AtomicU64::new(0),
@@ -308,6 +310,22 @@ impl Upstream {
     /// The live connection, if up.
     pub fn connection(&self) -> Option<Connection> {
         self.connection.borrow().clone()
+    }
+
+    /// What the upstream listed when it was last up (kept while it is down, so calls to its
+    /// tools are counted under their names as `unavailable`, not as unknown tools).
+    pub fn last_catalog(&self) -> Option<Arc<Catalog>> {
+        self.last_catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, connection: Option<Connection>) {
+        if let Some(c) = &connection {
+            *self.last_catalog.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.catalog.clone());
+        }
+        self.connection.send_replace(connection);
     }
 
     /// Waits until the upstream is up (true) or failed/stopped (false), at most `timeout`.
@@ -452,15 +470,14 @@ impl Upstream {
                         .resources
                         .labels([&name])
                         .set((catalog.resources.len() + catalog.templates.len()) as i64);
-                    self.connection
-                        .send_replace(Some(session.connection.clone()));
+                    self.publish(Some(session.connection.clone()));
                     self.set_phase(Phase::Up);
                     tracing::info!(upstream = %name, tools = catalog.tools.len(),
                         prompts = catalog.prompts.len(), resources = catalog.resources.len(),
                         "upstream up");
                     self.changed();
                     let reason = self.watch(session).await;
-                    self.connection.send_replace(None);
+                    self.publish(None);
                     self.fail_calls();
                     self.metrics.exits.labels([&name, reason.label]).inc();
                     self.metrics.up.labels([&name]).set(0);
@@ -535,6 +552,8 @@ impl Upstream {
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Session, StartError> {
+        // The crash reason is the last lines of this run's stderr, not an earlier run's.
+        self.life().stderr_tail.clear();
         let settings = &self.config.settings;
         let client = UpstreamClient {
             upstream: Arc::downgrade(self),
@@ -732,7 +751,7 @@ impl Upstream {
                             self.metrics.prompts.labels([name]).set(c.prompts.len() as i64);
                             self.metrics.resources.labels([name]).set((c.resources.len() + c.templates.len()) as i64);
                             session.connection.catalog = c;
-                            self.connection.send_replace(Some(session.connection.clone()));
+                            self.publish(Some(session.connection.clone()));
                             self.changed();
                         }
                         Err(e) => tracing::warn!(upstream = %self.name(), error = %e, "re-listing failed"),
@@ -882,7 +901,16 @@ impl Upstream {
             Err(e) => e.outcome().as_str(),
         };
         self.metrics.requests.labels([name, method, outcome]).inc();
-        if result.is_ok() || matches!(result, Err(ForwardError::Upstream(_))) {
+        // Every request the upstream had: answered, refused with an error, timed out, or lost
+        // with the connection (not those never sent, nor those the client cancelled).
+        if result.is_ok()
+            || matches!(
+                result,
+                Err(ForwardError::Upstream(_)
+                    | ForwardError::Timeout { .. }
+                    | ForwardError::Transport { .. })
+            )
+        {
             self.metrics
                 .duration
                 .labels([name, method])
