@@ -92,23 +92,16 @@ pub async fn run_until(
         }
     }
     let v = vitals.clone();
+    let sessions = gateway.clone();
     let result = serve(
         &cli,
         vitals,
-        move || v.instrument(gateway.for_session(VitalsServer::new(v.clone(), fixtures))),
+        move || v.instrument(sessions.for_session(VitalsServer::new(v.clone(), fixtures))),
         shutdown,
     )
     .await;
-    let stops = upstreams.iter().map(|u| u.stop());
-    futures_join(stops).await;
+    gateway.stop().await;
     result
-}
-
-async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let handles: Vec<_> = futures.collect();
-    for f in handles {
-        f.await;
-    }
 }
 
 /// The upstreams named by the flags, created, registered for health and started.

@@ -16,7 +16,7 @@ Modes:
   stderr-flood      writes 1 MiB to stderr at start and during each tools/call, then answers
                     normally; tool `ok`. A parent that does not drain stderr makes it block.
   slow-then-ok      tool `ok` answers after its argument `delay` seconds, else BAD_UPSTREAM_DELAY
-                    seconds (env, default 0).
+                    seconds (env, default 0); tool `pid` answers the process id.
   spawn-grandchild  starts a `sleep 1000` grandchild (same process group, stdio on /dev/null),
                     writes its pid to the file named by env BAD_UPSTREAM_PIDFILE, then serves
                     normally with tool `ok`.
@@ -70,6 +70,10 @@ def tool(name, description):
 def tools_for(mode):
     if mode == "hang":
         return [tool("wait", "Never answers.")]
+    if mode == "slow-then-ok":
+        ok = tool("ok", "Answers ok, after `delay` seconds.")
+        ok["inputSchema"]["properties"]["delay"] = {"type": "number"}
+        return [ok, tool("pid", "Answers this process's id (which process serves a session).")]
     return [tool("ok", "Answers ok.")]
 
 
@@ -91,6 +95,10 @@ def call_tool(mode, req_id, params, state):
         return  # never answered
     if mode == "stderr-flood":
         flood_stderr(f"call {req_id}")
+    if name == "pid":
+        reply = {"content": [{"type": "text", "text": str(os.getpid())}], "isError": False}
+        send(mode, result(req_id, reply), state["initialized"])
+        return
     if mode == "slow-then-ok":
         delay = (params.get("arguments") or {}).get("delay")
         time.sleep(float(delay if delay is not None else os.environ.get("BAD_UPSTREAM_DELAY", "0")))

@@ -474,3 +474,86 @@ fn a_failed_upstreams_tools_leave_the_list_and_calls_to_them_are_unavailable() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn per_session_upstreams_give_each_client_its_own_process_up_to_a_cap() {
+    let dir =
+        std::env::temp_dir().join(format!("vitals-gwp-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("mcp.json");
+    let bad = bad_upstream("slow-then-ok");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"bad": {"command": bad[0], "args": [bad[1], bad[2]],
+            "vitals": {"sessions": "per_session", "max_sessions": 2}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
+    server.wait_ready(READY);
+    let gateway_pid = server.pid();
+    let children = || {
+        descendants(gateway_pid)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("bad_upstream.py"))
+            })
+            .collect::<Vec<u32>>()
+    };
+    let shared = children();
+    assert_eq!(
+        shared.len(),
+        1,
+        "one shared child lists the tools: {shared:?}"
+    );
+    let pid_of = |s: &mut McpSession| -> u32 {
+        let r = s.call_tool("pid", json!({}));
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{r}"))
+    };
+    let mut a = McpSession::open(server.addr);
+    let mut b = McpSession::open(server.addr);
+    let (pa, pb) = (pid_of(&mut a), pid_of(&mut b));
+    assert_ne!(pa, pb, "each session has its own process");
+    assert!(!shared.contains(&pa) && !shared.contains(&pb));
+    assert_eq!(pid_of(&mut a), pa, "a session keeps its process");
+    assert_eq!(children().len(), 3);
+    // The cap: a third session is refused at once, clearly.
+    let mut c = McpSession::open(server.addr);
+    let r = c.call_tool("pid", json!({}));
+    assert_eq!(r["error"]["data"]["reason"], json!("busy"), "{r}");
+    // A session that ends takes its process with it, and frees its place.
+    let headers = [
+        ("Mcp-Session-Id", a.id.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let r = server.request("DELETE", "/mcp", &headers, b"");
+    assert!(r.status < 300, "DELETE: {} {}", r.status, r.text());
+    let gone = wait_for(Duration::from_secs(15), || {
+        (!process_alive(pa)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "session a's process {pa} outlived the session"
+    );
+    let pc = pid_of(&mut c);
+    assert!(pc != pb && pc != pa);
+    // Shutdown stops the shared child and every session's.
+    let all = children();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let exited = wait_for(Duration::from_secs(20), || {
+        server.child.try_wait().ok().flatten()
+    });
+    assert!(exited.is_some(), "the gateway exits");
+    let alive: Vec<u32> = all.into_iter().filter(|p| process_alive(*p)).collect();
+    assert!(alive.is_empty(), "left behind: {alive:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -114,6 +114,12 @@ pub struct Settings {
     pub tool_errors_trip_breaker: bool,
     /// Time allowed for the upstream to start and answer `initialize`.
     pub init_timeout: Duration,
+    /// One child process per client session (for servers that keep per-client state) instead
+    /// of one shared by every client. stdio upstreams only.
+    pub per_session: bool,
+    /// Most client sessions with a child of their own at once (`per_session`); beyond it, calls
+    /// are refused as unavailable.
+    pub max_sessions: usize,
 }
 
 impl Default for Settings {
@@ -128,6 +134,8 @@ impl Default for Settings {
             restart: RestartPolicy::default(),
             tool_errors_trip_breaker: false,
             init_timeout: Duration::from_secs(30),
+            per_session: false,
+            max_sessions: 16,
         }
     }
 }
@@ -324,6 +332,12 @@ fn server(name: &str, v: &Value) -> Result<UpstreamConfig, FieldError> {
         None => Settings::default(),
         Some(v) => settings(v)?,
     };
+    if settings.per_session && matches!(transport, Transport::Http { .. }) {
+        return Err(field_err(
+            "vitals.sessions",
+            "per_session needs a stdio server (`command`); an HTTP server keeps its own sessions",
+        ));
+    }
     Ok(UpstreamConfig {
         name: name.to_owned(),
         transport,
@@ -432,6 +446,14 @@ fn settings(v: &Value) -> Result<Settings, FieldError> {
                     .ok_or_else(|| field_err(&path, "expected an integer from 0 to 1000000"))?
             }
             "required" => s.required = flag()?,
+            "sessions" => {
+                s.per_session = match value.as_str() {
+                    Some("shared") => false,
+                    Some("per_session") => true,
+                    _ => return Err(field_err(&path, "expected \"shared\" or \"per_session\"")),
+                }
+            }
+            "max_sessions" => s.max_sessions = count()?,
             "tool_errors_trip_breaker" => s.tool_errors_trip_breaker = flag()?,
             "restart" => s.restart = restart(value)?,
             _ => return Err(field_err(&path, "unknown setting")),
@@ -538,7 +560,8 @@ mod tests {
                 "files": {"command": "npx", "args": ["-y", "fs"], "env": {"A": "1"}, "cwd": "/tmp",
                           "disabled": false,
                           "vitals": {"prefix": "always", "call_timeout_seconds": 2.5, "max_concurrency": 4,
-                                     "required": false, "restart": {"max_restarts": 2}}},
+                                     "required": false, "restart": {"max_restarts": 2},
+                                     "sessions": "per_session", "max_sessions": 3}},
                 "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer x"}}
             }}"#,
         )
@@ -554,6 +577,8 @@ mod tests {
         assert_eq!(files.settings.max_concurrency, 4);
         assert!(!files.settings.required);
         assert_eq!(files.settings.restart.max_restarts, 2);
+        assert!(files.settings.per_session);
+        assert_eq!(files.settings.max_sessions, 3);
         let web = c.iter().find(|u| u.name == "web").unwrap();
         assert!(
             matches!(&web.transport, Transport::Http { url, headers } if url.ends_with("/mcp") && headers.len() == 1)
@@ -580,6 +605,9 @@ mod tests {
         let e =
             parse(r#"{"mcpServers": {"c": {"type": "sse", "url": "http://x/sse"}}}"#).unwrap_err();
         assert!(e.message.contains("not supported"), "{e}");
+        let e = parse(r#"{"mcpServers": {"h": {"url": "http://x/mcp", "vitals": {"sessions": "per_session"}}}}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("vitals.sessions"));
         let e = parse(r#"{"mcpServers": {"d": {"args": []}}}"#).unwrap_err();
         assert!(e.message.contains("needs `command`"), "{e}");
         let e = parse(r#"{"mcpServers": {"e": {"command": "x", "args": [1]}}}"#).unwrap_err();

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use rmcp::model::*;
@@ -58,10 +59,51 @@ fn scheme(uri: &str) -> Option<&str> {
 }
 
 /// One client session.
-#[derive(Default)]
 struct Session {
     peer: OnceLock<Peer<RoleServer>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// This session's own children of `per_session` upstreams, by upstream index.
+    instances: Mutex<HashMap<usize, Arc<Upstream>>>,
+    /// Children per upstream across sessions (shared with the gateway), for the cap.
+    counts: Option<Arc<[AtomicUsize]>>,
+}
+
+impl Session {
+    fn new(counts: Arc<[AtomicUsize]>) -> Self {
+        Session {
+            peer: OnceLock::new(),
+            subscriptions: Mutex::new(HashSet::new()),
+            instances: Mutex::new(HashMap::new()),
+            counts: Some(counts),
+        }
+    }
+}
+
+/// A session that ends takes its own children with it.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let instances: Vec<(usize, Arc<Upstream>)> = self
+            .instances
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        if instances.is_empty() {
+            return;
+        }
+        let counts = self.counts.clone();
+        let stop = async move {
+            for (i, u) in instances {
+                u.stop().await;
+                if let Some(c) = &counts {
+                    c[i].fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(stop);
+        }
+    }
 }
 
 struct Shared {
@@ -72,6 +114,8 @@ struct Shared {
     sessions: Mutex<Vec<Weak<Session>>>,
     local_has_tool: Box<dyn Fn(&str) -> bool + Send + Sync>,
     warned_long: Mutex<HashSet<String>>,
+    /// Children of each `per_session` upstream, across sessions.
+    session_counts: Arc<[AtomicUsize]>,
 }
 
 /// The gateway's MCP handler: `local` (the gateway's own tools, e.g. the operator tools) plus
@@ -99,6 +143,7 @@ impl<L: ServerHandler + Clone> Gateway<L> {
     /// `delimiter` separates an upstream's name from a prefixed tool or prompt name.
     pub fn new(vitals: Vitals, local: L, upstreams: Vec<Arc<Upstream>>, delimiter: &str) -> Self {
         let probe = local.clone();
+        let n = upstreams.len();
         let shared = Arc::new(Shared {
             vitals,
             upstreams,
@@ -107,6 +152,7 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             sessions: Mutex::new(Vec::new()),
             local_has_tool: Box::new(move |name| probe.get_tool(name).is_some()),
             warned_long: Mutex::new(HashSet::new()),
+            session_counts: (0..n).map(|_| AtomicUsize::new(0)).collect(),
         });
         for u in &shared.upstreams {
             let weak = Arc::downgrade(&shared);
@@ -123,19 +169,106 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             });
         }
         shared.rebuild();
+        let session = Arc::new(Session::new(shared.session_counts.clone()));
         Gateway {
             shared,
-            session: Arc::default(),
+            session,
             local,
         }
     }
 
-    /// The handler for a new client session (its own subscriptions and notification channel).
+    /// The handler for a new client session (its own subscriptions, notification channel and,
+    /// for `per_session` upstreams, children).
     pub fn for_session(&self, local: L) -> Self {
         Gateway {
             shared: self.shared.clone(),
-            session: Arc::default(),
+            session: Arc::new(Session::new(self.shared.session_counts.clone())),
             local,
+        }
+    }
+
+    /// The upstream instance serving this session at index `i`: the shared one, or for a
+    /// `per_session` upstream this session's own child (started on first use, at most
+    /// `max_sessions` at once).
+    async fn upstream_for(&self, i: usize) -> Result<Arc<Upstream>, ForwardError> {
+        let shared = &self.shared.upstreams[i];
+        let settings = &shared.config().settings;
+        if !settings.per_session {
+            return Ok(shared.clone());
+        }
+        let unavailable = |phase| ForwardError::Unavailable {
+            upstream: shared.name().to_owned(),
+            phase,
+        };
+        let u = {
+            let mut instances = self
+                .session
+                .instances
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match instances.get(&i) {
+                Some(u) => u.clone(),
+                None => {
+                    let count = &self.shared.session_counts[i];
+                    if count.fetch_add(1, Ordering::SeqCst) >= settings.max_sessions {
+                        count.fetch_sub(1, Ordering::SeqCst);
+                        return Err(ForwardError::Busy {
+                            upstream: shared.name().to_owned(),
+                        });
+                    }
+                    let u = Upstream::for_session(shared.config().clone(), shared.metrics());
+                    let session = Arc::downgrade(&self.session);
+                    u.set_on_notification(move |name, mut n| {
+                        let Some(peer) = session.upgrade().and_then(|s| s.peer.get().cloned())
+                        else {
+                            return;
+                        };
+                        if let ServerNotification::LoggingMessageNotification(m) = &mut n {
+                            if m.params.logger.is_none() {
+                                m.params.logger = Some(name.to_owned());
+                            }
+                        }
+                        tokio::spawn(async move {
+                            let _ = peer.send_notification(n).await;
+                        });
+                    });
+                    u.start();
+                    instances.insert(i, u.clone());
+                    u
+                }
+            }
+        };
+        if u.connection().is_none() && !u.wait_ready(settings.init_timeout).await {
+            return Err(unavailable(u.phase()));
+        }
+        Ok(u)
+    }
+
+    /// Stops every upstream and every session's own children (closing stdin, then SIGTERM, then
+    /// SIGKILL to each process group), in parallel; returns when all are gone.
+    pub async fn stop(&self) {
+        let sessions: Vec<Arc<Session>> = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut all: Vec<Arc<Upstream>> = self.shared.upstreams.clone();
+        for s in sessions.iter().chain(std::iter::once(&self.session)) {
+            let mut instances = s.instances.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, u) in instances.drain() {
+                self.shared.session_counts[i].fetch_sub(1, Ordering::SeqCst);
+                all.push(u);
+            }
+        }
+        let stops: Vec<_> = all
+            .into_iter()
+            .map(|u| tokio::spawn(async move { u.stop().await }))
+            .collect();
+        for s in stops {
+            let _ = s.await;
         }
     }
 
@@ -190,8 +323,11 @@ impl<L: ServerHandler + Clone> Gateway<L> {
         method: &'static str,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
-        self.shared.upstreams[upstream]
-            .forward(request, method, context)
+        let u = self
+            .upstream_for(upstream)
+            .await
+            .map_err(ForwardError::into_mcp)?;
+        u.forward(request, method, context)
             .await
             .map_err(ForwardError::into_mcp)
     }
@@ -534,7 +670,13 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         let Some(route) = route else {
             return self.local.call_tool(request, context).await;
         };
-        let upstream = &self.shared.upstreams[route.upstream];
+        let upstream = match self.upstream_for(route.upstream).await {
+            Ok(u) => u,
+            Err(e) => {
+                report(&context, e.outcome(), e.is_upstream_failure());
+                return Err(e.into_mcp());
+            }
+        };
         let mut params = request;
         params.name = route.name.into();
         params.meta = None;

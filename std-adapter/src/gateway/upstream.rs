@@ -213,6 +213,9 @@ struct Life {
 /// An upstream: supervisor and forwarding. Shared (`Arc`) by the gateway and the supervisor task.
 pub struct Upstream {
     config: UpstreamConfig,
+    /// A client session's own child (`per_session`): counted in the upstream's counters but
+    /// leaves its gauges (up, failed, catalogue sizes) to the shared instance.
+    session_instance: bool,
     health_name: String,
     metrics: &'static GatewayMetrics,
     life: Mutex<Life>,
@@ -252,7 +255,26 @@ impl Upstream {
         metrics.in_flight.labels([&name]).set(0);
         metrics.queued.labels([&name]).set(0);
         metrics.restarts.labels([&name]).inc_by(0);
+        Self::build(config, metrics, false)
+    }
+
+    /// A client session's own instance of a `per_session` upstream.
+    pub fn for_session(config: UpstreamConfig, metrics: &'static GatewayMetrics) -> Arc<Self> {
+        Self::build(config, metrics, true)
+    }
+
+    /// The metrics it updates.
+    pub fn metrics(&self) -> &'static GatewayMetrics {
+        self.metrics
+    }
+
+    fn build(
+        config: UpstreamConfig,
+        metrics: &'static GatewayMetrics,
+        session_instance: bool,
+    ) -> Arc<Self> {
         Arc::new(Upstream {
+            session_instance,
             health_name: format!("upstream:{}", config.name),
             slots: Arc::new(Semaphore::new(config.settings.max_concurrency)),
             config,
@@ -389,6 +411,9 @@ impl Upstream {
 
     fn set_phase(&self, phase: Phase) {
         self.life().phase = phase;
+        if self.session_instance {
+            return;
+        }
         let name = self.name();
         self.metrics
             .up
@@ -453,23 +478,14 @@ impl Upstream {
                     let since_epoch = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
-                    self.metrics
-                        .start_time
-                        .labels([&name])
-                        .set(since_epoch as i64);
                     let catalog = session.connection.catalog.clone();
-                    self.metrics
-                        .tools
-                        .labels([&name])
-                        .set(catalog.tools.len() as i64);
-                    self.metrics
-                        .prompts
-                        .labels([&name])
-                        .set(catalog.prompts.len() as i64);
-                    self.metrics
-                        .resources
-                        .labels([&name])
-                        .set((catalog.resources.len() + catalog.templates.len()) as i64);
+                    if !self.session_instance {
+                        self.metrics
+                            .start_time
+                            .labels([&name])
+                            .set(since_epoch as i64);
+                        self.set_catalog_gauges(&catalog);
+                    }
                     self.publish(Some(session.connection.clone()));
                     self.set_phase(Phase::Up);
                     tracing::info!(upstream = %name, tools = catalog.tools.len(),
@@ -480,7 +496,9 @@ impl Upstream {
                     self.publish(None);
                     self.fail_calls();
                     self.metrics.exits.labels([&name, reason.label]).inc();
-                    self.metrics.up.labels([&name]).set(0);
+                    if !self.session_instance {
+                        self.metrics.up.labels([&name]).set(0);
+                    }
                     if self.shutdown.is_cancelled() {
                         break;
                     }
@@ -534,6 +552,19 @@ impl Upstream {
         }
         self.set_phase(Phase::Stopped);
         self.changed();
+    }
+
+    fn set_catalog_gauges(&self, c: &Catalog) {
+        let name = self.name();
+        self.metrics.tools.labels([name]).set(c.tools.len() as i64);
+        self.metrics
+            .prompts
+            .labels([name])
+            .set(c.prompts.len() as i64);
+        self.metrics
+            .resources
+            .labels([name])
+            .set((c.resources.len() + c.templates.len()) as i64);
     }
 
     fn stderr_summary(&self) -> String {
@@ -746,10 +777,9 @@ impl Upstream {
                     match list_catalog(&peer).await {
                         Ok(c) => {
                             let c = Arc::new(c);
-                            let name = self.name();
-                            self.metrics.tools.labels([name]).set(c.tools.len() as i64);
-                            self.metrics.prompts.labels([name]).set(c.prompts.len() as i64);
-                            self.metrics.resources.labels([name]).set((c.resources.len() + c.templates.len()) as i64);
+                            if !self.session_instance {
+                                self.set_catalog_gauges(&c);
+                            }
                             session.connection.catalog = c;
                             self.publish(Some(session.connection.clone()));
                             self.changed();
