@@ -15,6 +15,10 @@
 mod body;
 pub mod cli;
 mod clients;
+#[cfg(feature = "conformance-fixtures")]
+mod fixtures;
+#[cfg(not(feature = "conformance-fixtures"))]
+#[path = "no_fixtures.rs"]
 mod fixtures;
 mod guard;
 mod hosts;
@@ -60,6 +64,11 @@ pub async fn run_until(
     }
     let vitals = builder.build()?;
     let fixtures = cli.conformance_fixtures;
+    if fixtures && !cfg!(feature = "conformance-fixtures") {
+        return Err("--conformance-fixtures: this vitals-server was built without the \
+                    `conformance-fixtures` feature"
+            .into());
+    }
 
     if !cli.is_gateway() {
         let v = vitals.clone();

@@ -1,0 +1,58 @@
+//! Built without the `conformance-fixtures` feature: no fixture tools, resources or prompts, and
+//! `--conformance-fixtures` is refused at start. Same functions as `fixtures.rs`, answering as
+//! the server does when the fixtures are off.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::*;
+use rmcp::ErrorData as McpError;
+use serde_json::json;
+
+use crate::tools::VitalsServer;
+
+impl VitalsServer {
+    /// No fixture tools.
+    pub(crate) fn fixture_router() -> ToolRouter<Self> {
+        ToolRouter::new()
+    }
+}
+
+/// No completions.
+pub fn complete(_request: &CompleteRequestParams) -> CompleteResult {
+    CompleteResult::default()
+}
+
+/// No resources.
+pub fn resources() -> ListResourcesResult {
+    ListResourcesResult::default()
+}
+
+/// No resource templates.
+pub fn resource_templates() -> ListResourceTemplatesResult {
+    ListResourceTemplatesResult::default()
+}
+
+/// The error for an unknown resource.
+pub fn resource_not_found(uri: &str) -> McpError {
+    McpError::resource_not_found(
+        format!("unknown resource `{uri}`"),
+        Some(json!({"uri": uri})),
+    )
+}
+
+/// Every resource is unknown.
+pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
+    Err(resource_not_found(uri))
+}
+
+/// No prompts.
+pub fn prompts() -> ListPromptsResult {
+    ListPromptsResult::default()
+}
+
+/// Every prompt is unknown.
+pub fn get_prompt(request: &GetPromptRequestParams) -> Result<GetPromptResult, McpError> {
+    Err(McpError::invalid_params(
+        format!("unknown prompt `{}`", request.name),
+        None,
+    ))
+}
