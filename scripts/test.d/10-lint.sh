@@ -6,3 +6,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The core without default features (no float) and with loom's cfg must lint clean too.
 cargo clippy -p vitals-core --no-default-features --all-targets -- -D warnings
+# Feature flags remove code: vitals-std without the gateway, the server without the fixtures.
+cargo clippy -p vitals-std --no-default-features --all-targets -- -D warnings
+cargo clippy -p vitals-server --no-default-features --all-targets -- -D warnings

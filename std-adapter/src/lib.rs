@@ -78,6 +78,7 @@ pub struct VitalsBuilder {
     tool_upstreams: HashMap<String, String>,
     metrics_token: Option<String>,
     tool_quota: Option<NamedQuota>,
+    #[cfg(feature = "gateway")]
     gateway: bool,
     extra: Vec<RegisterFn>,
 }
