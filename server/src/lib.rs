@@ -65,9 +65,11 @@ pub async fn run_until(
     let vitals = builder.build()?;
     let fixtures = cli.conformance_fixtures;
     if fixtures && !cfg!(feature = "conformance-fixtures") {
-        return Err("--conformance-fixtures: this vitals-server was built without the \
+        return Err(
+            "--conformance-fixtures: this vitals-server was built without the \
                     `conformance-fixtures` feature"
-            .into());
+                .into(),
+        );
     }
 
     if !cli.is_gateway() {

@@ -243,7 +243,7 @@ fn two_upstreams_are_composed_with_prefixes_and_conflicts_are_resolved() {
     drop(server);
 
     // Without prefixes, `echo` is listed by both: the first upstream in configuration order
-    // (servers of a config file sorted by name) serves it, the other is hidden and counted.
+    // (the file's order) serves it, the other is hidden and counted.
     let dir =
         std::env::temp_dir().join(format!("vitals-gwc-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -205,6 +205,9 @@ type NotificationSink = Box<dyn Fn(&str, ServerNotification) + Send + Sync>;
 /// The state the supervisor publishes.
 struct Life {
     phase: Phase,
+    /// Whether it has ever initialized (until then, restarting is not "degraded": it never
+    /// worked).
+    ever_up: bool,
     restarts: u64,
     last_exit: Option<String>,
     stderr_tail: VecDeque<String>,
@@ -281,6 +284,7 @@ impl Upstream {
             metrics,
             life: Mutex::new(Life {
                 phase: Phase::Starting,
+                ever_up: false,
                 restarts: 0,
                 last_exit: None,
                 stderr_tail: VecDeque::new(),
@@ -369,14 +373,17 @@ impl Upstream {
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
-    /// Health: up is healthy; lost and restarting is degraded; not yet started, failed or
-    /// stopped is unhealthy. With the detail shown in health reports.
+    /// Health: up is healthy; lost and restarting is degraded; never initialized yet, failed
+    /// or stopped is unhealthy (so `/readyz` waits for a required upstream's first start). With
+    /// the detail shown in health reports.
     pub fn health(&self) -> (Status, String) {
         let life = self.life();
         let status = match life.phase {
             Phase::Up => Status::Healthy,
-            Phase::Restarting => Status::Degraded,
-            Phase::Starting | Phase::Failed | Phase::Stopped => Status::Unhealthy,
+            Phase::Restarting if life.ever_up => Status::Degraded,
+            Phase::Starting | Phase::Restarting | Phase::Failed | Phase::Stopped => {
+                Status::Unhealthy
+            }
         };
         let mut detail = format!("{}, restarts {}", life.phase.as_str(), life.restarts);
         if let Some(exit) = &life.last_exit {
@@ -410,7 +417,11 @@ impl Upstream {
     }
 
     fn set_phase(&self, phase: Phase) {
-        self.life().phase = phase;
+        {
+            let mut life = self.life();
+            life.phase = phase;
+            life.ever_up |= phase == Phase::Up;
+        }
         if self.session_instance {
             return;
         }
