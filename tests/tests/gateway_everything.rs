@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use vitals_tests::*;
@@ -22,49 +22,18 @@ fn everything() -> Vec<String> {
 
 /// Runs gateway_client.py with `args`; returns its summary line (fails on a non-zero exit).
 fn client(args: &[String]) -> Value {
-    let script = repo_root().join("tests/python/gateway_client.py");
-    let mut child = ChildGuard(
-        Command::new(require_program("python"))
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn python"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway_client.py did not finish in 180 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    use std::io::Read;
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let mut cmd = Command::new(require_program("python"));
+    cmd.arg(repo_root().join("tests/python/gateway_client.py"))
+        .args(args);
+    let done = run_to_end(cmd, Duration::from_secs(180), "gateway_client.py");
     assert!(
-        status.success(),
-        "gateway_client.py {args:?} failed:\n{out}\n{err}"
+        done.status.success(),
+        "gateway_client.py {args:?} failed:\n{}\n{}",
+        done.stdout,
+        done.stderr
     );
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out}"))
+    serde_json::from_str(done.stdout.trim())
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {}", done.stdout))
 }
 
 /// The gateway's own tools, which the reference server does not have.

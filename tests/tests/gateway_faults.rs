@@ -35,6 +35,32 @@ fn gateway(mode: &str, flags: &[&str], env: &[(&str, &str)]) -> Server {
     server
 }
 
+/// An `mcpServers` config file in a temporary folder, removed on drop.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(servers: Value) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("vitals-gw-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mcp.json");
+        std::fs::write(&path, json!({ "mcpServers": servers }).to_string()).unwrap();
+        ConfigFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn is_ok(r: &Value) -> bool {
     r["result"]["isError"] == json!(false) && r["result"]["content"][0]["text"] == json!("ok")
 }
@@ -140,24 +166,15 @@ fn killed_upstream_fails_the_call_at_once_and_is_restarted() {
 
 #[test]
 fn crash_loop_is_capped_and_the_other_upstreams_keep_serving() {
-    let dir =
-        std::env::temp_dir().join(format!("vitals-gw-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("mcp.json");
     let crashy = bad_upstream("exit-now");
     let good = server_bin().display().to_string();
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {
-            "crashy": {"command": crashy[0], "args": [crashy[1], crashy[2]],
-                       "vitals": {"required": false, "restart": {"max_restarts": 2, "window_seconds": 60,
-                                  "initial_delay_seconds": 0.05, "max_delay_seconds": 0.2}}},
-            "good": {"command": good, "args": ["--stdio", "--log-level", "warn"]}
-        }})
-        .to_string(),
-    )
-    .unwrap();
-    let server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
+    let config = ConfigFile::new(json!({
+        "crashy": {"command": crashy[0], "args": [crashy[1], crashy[2]],
+                   "vitals": {"required": false, "restart": {"max_restarts": 2, "window_seconds": 60,
+                              "initial_delay_seconds": 0.05, "max_delay_seconds": 0.2}}},
+        "good": {"command": good, "args": ["--stdio", "--log-level", "warn"]}
+    }));
+    let server = Server::start(&["--log-level", "warn", "--config", config.path()]);
     server.wait_ready(READY);
     wait_metric(&server, "mcp_upstream_failed{upstream=\"crashy\"}", |v| {
         v == 1.0
@@ -204,7 +221,6 @@ fn crash_loop_is_capped_and_the_other_upstreams_keep_serving() {
     let r = s.call_tool("good__rate_limit_status", json!({}));
     assert_eq!(r["result"]["isError"], json!(false), "{r}");
     assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -424,19 +440,10 @@ fn a_cancelled_call_is_cancelled_upstream_and_counted_once() {
 
 #[test]
 fn a_failed_upstreams_tools_leave_the_list_and_calls_to_them_are_unavailable() {
-    let dir =
-        std::env::temp_dir().join(format!("vitals-gwf-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("mcp.json");
     let bad = bad_upstream("slow-then-ok");
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {"bad": {"command": bad[0], "args": [bad[1], bad[2]],
-            "vitals": {"required": false, "restart": {"max_restarts": 0}}}}})
-        .to_string(),
-    )
-    .unwrap();
-    let server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
+    let config = ConfigFile::new(json!({"bad": {"command": bad[0], "args": [bad[1], bad[2]],
+            "vitals": {"required": false, "restart": {"max_restarts": 0}}}}));
+    let server = Server::start(&["--log-level", "warn", "--config", config.path()]);
     // Not required: ready at once; wait for the upstream itself.
     wait_metric(&server, "mcp_upstream_up{upstream=\"bad\"}", |v| v == 1.0);
     let mut s = McpSession::open(server.addr);
@@ -472,24 +479,14 @@ fn a_failed_upstreams_tools_leave_the_list_and_calls_to_them_are_unavailable() {
         Some(1.0),
         "counted under the tool's name, not as unknown: {text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn per_session_upstreams_give_each_client_its_own_process_up_to_a_cap() {
-    let dir =
-        std::env::temp_dir().join(format!("vitals-gwp-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("mcp.json");
     let bad = bad_upstream("slow-then-ok");
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {"bad": {"command": bad[0], "args": [bad[1], bad[2]],
-            "vitals": {"sessions": "per_session", "max_sessions": 2}}}})
-        .to_string(),
-    )
-    .unwrap();
-    let mut server = Server::start(&["--log-level", "warn", "--config", config.to_str().unwrap()]);
+    let config = ConfigFile::new(json!({"bad": {"command": bad[0], "args": [bad[1], bad[2]],
+            "vitals": {"sessions": "per_session", "max_sessions": 2}}}));
+    let mut server = Server::start(&["--log-level", "warn", "--config", config.path()]);
     server.wait_ready(READY);
     let gateway_pid = server.pid();
     let children = || {
@@ -555,5 +552,4 @@ fn per_session_upstreams_give_each_client_its_own_process_up_to_a_cap() {
     assert!(exited.is_some(), "the gateway exits");
     let alive: Vec<u32> = all.into_iter().filter(|p| process_alive(*p)).collect();
     assert!(alive.is_empty(), "left behind: {alive:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -702,30 +702,9 @@ fn empty_metrics_token_refuses_to_start() {
         let mut cmd = Command::new(server_bin());
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = ChildGuard(cmd.spawn().expect("spawn"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(st) = child.0.try_wait().unwrap() {
-                break st;
-            }
-            assert!(Instant::now() < deadline, "started with {args:?} {env:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut err = String::new();
-        child
-            .0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        (status, err)
+            .envs(env.iter().copied());
+        let done = run_to_end(cmd, Duration::from_secs(20), "vitals-server");
+        (done.status, done.stderr)
     };
     let (status, err) = run(&["--metrics-token", ""], &[]);
     assert!(!status.success(), "{err}");

@@ -1193,6 +1193,33 @@ fn with_tail(detail: &str, tail: &str) -> String {
     }
 }
 
+/// Most items read from one list (a bound on what a misbehaving upstream can make us hold).
+const MAX_LISTED: usize = 100_000;
+
+/// Every page of one list: `request` makes the request for a cursor, `page` takes the items and
+/// the next cursor out of the answer.
+async fn list_pages<T>(
+    peer: &Peer<RoleClient>,
+    request: impl Fn(PaginatedRequestParams) -> ClientRequest,
+    page: impl Fn(ServerResult) -> Option<(Vec<T>, Option<String>)>,
+) -> Result<Vec<T>, ServiceError> {
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let answer = peer
+            .send_request(request(
+                PaginatedRequestParams::default().with_cursor(cursor),
+            ))
+            .await?;
+        let (mut more, next) = page(answer).ok_or(ServiceError::UnexpectedResponse)?;
+        items.append(&mut more);
+        cursor = next;
+        if cursor.is_none() || items.len() > MAX_LISTED {
+            return Ok(items);
+        }
+    }
+}
+
 /// Lists everything an upstream offers, following pagination, per its capabilities.
 async fn list_catalog(peer: &Peer<RoleClient>) -> Result<Catalog, ServiceError> {
     let info = peer.peer_info();
@@ -1206,80 +1233,52 @@ async fn list_catalog(peer: &Peer<RoleClient>) -> Result<Catalog, ServiceError> 
         ..Catalog::default()
     };
     if caps.tools.is_some() {
-        let mut cursor = None;
-        loop {
-            let r = peer
-                .send_request(ClientRequest::ListToolsRequest(ListToolsRequest {
-                    params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
-                    ..Default::default()
-                }))
-                .await?;
-            let ServerResult::ListToolsResult(r) = r else {
-                return Err(ServiceError::UnexpectedResponse);
-            };
-            c.tools.extend(r.tools);
-            cursor = r.next_cursor;
-            if cursor.is_none() || c.tools.len() > 100_000 {
-                break;
-            }
-        }
+        c.tools = list_pages(
+            peer,
+            |params| ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params)),
+            |r| match r {
+                ServerResult::ListToolsResult(r) => Some((r.tools, r.next_cursor)),
+                _ => None,
+            },
+        )
+        .await?;
     }
     if caps.prompts.is_some() {
-        let mut cursor = None;
-        loop {
-            let r = peer
-                .send_request(ClientRequest::ListPromptsRequest(ListPromptsRequest {
-                    params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
-                    ..Default::default()
-                }))
-                .await?;
-            let ServerResult::ListPromptsResult(r) = r else {
-                return Err(ServiceError::UnexpectedResponse);
-            };
-            c.prompts.extend(r.prompts);
-            cursor = r.next_cursor;
-            if cursor.is_none() || c.prompts.len() > 100_000 {
-                break;
-            }
-        }
+        c.prompts = list_pages(
+            peer,
+            |params| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param(params)),
+            |r| match r {
+                ServerResult::ListPromptsResult(r) => Some((r.prompts, r.next_cursor)),
+                _ => None,
+            },
+        )
+        .await?;
     }
     if caps.resources.is_some() {
-        let mut cursor = None;
-        loop {
-            let r = peer
-                .send_request(ClientRequest::ListResourcesRequest(ListResourcesRequest {
-                    params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
-                    ..Default::default()
-                }))
-                .await?;
-            let ServerResult::ListResourcesResult(r) = r else {
-                return Err(ServiceError::UnexpectedResponse);
-            };
-            c.resources.extend(r.resources);
-            cursor = r.next_cursor;
-            if cursor.is_none() || c.resources.len() > 100_000 {
-                break;
-            }
-        }
-        let mut cursor = None;
-        loop {
-            let r = peer
-                .send_request(ClientRequest::ListResourceTemplatesRequest(
-                    ListResourceTemplatesRequest {
-                        params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
-                        ..Default::default()
-                    },
-                ))
-                .await?;
-            let ServerResult::ListResourceTemplatesResult(r) = r else {
-                return Err(ServiceError::UnexpectedResponse);
-            };
-            c.templates.extend(r.resource_templates);
-            cursor = r.next_cursor;
-            if cursor.is_none() || c.templates.len() > 100_000 {
-                break;
-            }
-        }
+        c.resources = list_pages(
+            peer,
+            |params| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param(params)),
+            |r| match r {
+                ServerResult::ListResourcesResult(r) => Some((r.resources, r.next_cursor)),
+                _ => None,
+            },
+        )
+        .await?;
+        c.templates = list_pages(
+            peer,
+            |params| {
+                ClientRequest::ListResourceTemplatesRequest(
+                    ListResourceTemplatesRequest::with_param(params),
+                )
+            },
+            |r| match r {
+                ServerResult::ListResourceTemplatesResult(r) => {
+                    Some((r.resource_templates, r.next_cursor))
+                }
+                _ => None,
+            },
+        )
+        .await?;
     }
     Ok(c)
 }
