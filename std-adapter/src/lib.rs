@@ -401,6 +401,28 @@ impl Vitals {
         tool: &str,
         now: u64,
     ) -> Result<(), RetryAfter> {
+        // Look at both before spending at either: a call the per-tool budget refuses spends
+        // nothing of its client's budget. (Between the look and the spend another call may take
+        // the last token; the spend then refuses it, as it would have anyway.)
+        let client_empty = self
+            .0
+            .tool_client_limiter
+            .as_ref()
+            .is_some_and(|l| l.available(&client, now) == 0);
+        let tool_empty = self
+            .0
+            .tool_limiter
+            .is_some_and(|l| l.available(tool, now) == 0);
+        if !client_empty && tool_empty {
+            if let Some(l) = self.0.tool_limiter {
+                if let Some(t) = self.0.tool_tokens {
+                    t.track(tool);
+                }
+                return l.check(tool, now).inspect_err(|_| {
+                    self.0.resilience.rate_limit_rejected.labels(["tool"]).inc();
+                });
+            }
+        }
         if let Some(l) = &self.0.tool_client_limiter {
             l.check(&client, now).inspect_err(|_| {
                 self.0
@@ -419,6 +441,13 @@ impl Vitals {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether the `tools/call` quota is spent for its current window (a look, spending nothing).
+    pub fn tool_quota_exhausted(&self) -> bool {
+        self.0
+            .tool_quota
+            .is_some_and(|q| q.snapshot().remaining == 0)
     }
 
     /// The `tools/call` quota, if configured.
@@ -565,6 +594,33 @@ impl Vitals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_one_limit_refuses_spends_nothing_at_the_other() {
+        let v = Vitals::builder()
+            .tool_client_rate_limit("2/1h".parse().unwrap())
+            .tool_rate_limit("1/1h".parse().unwrap())
+            .build()
+            .unwrap();
+        let client = ClientKey::Local;
+        let now = v.clock().now();
+        assert!(v.check_tool_limits(client, "a", now).is_ok());
+        assert!(
+            v.check_tool_limits(client, "a", now).is_err(),
+            "tool a's budget"
+        );
+        assert!(
+            v.check_tool_limits(client, "b", now).is_ok(),
+            "the refused call spent none of the client's budget"
+        );
+        assert!(
+            v.check_tool_limits(client, "c", now).is_err(),
+            "client's budget"
+        );
+        let s = v.rate_limit_status();
+        assert_eq!(s.tool.unwrap().rejected_total, 1);
+        assert_eq!(s.tool_client.unwrap().rejected_total, 1);
+    }
 
     #[test]
     fn builds_and_reports() {

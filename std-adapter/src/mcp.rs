@@ -323,8 +323,13 @@ impl<H: ServerHandler> Instrumented<H> {
                 }
             };
             // Rate limits: per client, then per tool. A refusal is a tool error with retry-after
-            // and gives the breaker ticket back unreported.
-            if let Err(retry) = v.check_tool_limits(client, label, now) {
+            // and gives the breaker ticket back unreported. A spent quota refuses first (below),
+            // so that it costs no rate budget either.
+            let quota_spent = v.tool_quota_exhausted();
+            if let Err(retry) = (!quota_spent)
+                .then(|| v.check_tool_limits(client, label, now))
+                .unwrap_or(Ok(()))
+            {
                 if let Some(t) = ticket.take() {
                     u.breaker().release(t);
                 }
@@ -771,7 +776,8 @@ mod tests {
             "mcp_tool_calls_total{upstream=\"ping\",tool=\"ping\",status=\"ok\"} 2\n",
             "mcp_tool_calls_total{upstream=\"ping\",tool=\"ping\",status=\"quota_exhausted\"} 1\n",
             "mcp_tool_duration_seconds_count{upstream=\"ping\",tool=\"ping\"} 2\n",
-            "rate_limit_available_tokens{tool=\"ping\"} 97\n",
+            // The call the quota refused spent no rate budget.
+            "rate_limit_available_tokens{tool=\"ping\"} 98\n",
             "rate_limit_burst_tokens{scope=\"tool\"} 100\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");

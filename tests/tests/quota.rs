@@ -56,7 +56,8 @@ fn exhausted_daily_quota_is_a_tool_error_with_retry_after() {
         "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"} 1\n",
         "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"quota_exhausted\"} 1\n",
         "# TYPE rate_limit_available_tokens gauge\n",
-        "rate_limit_available_tokens{tool=\"server_health\"} 48\n",
+        // The call the quota refused spent no rate budget.
+        "rate_limit_available_tokens{tool=\"server_health\"} 49\n",
         "rate_limit_available_tokens{tool=\"rate_limit_status\"} 49\n",
         "# TYPE rate_limit_burst_tokens gauge\n",
         "rate_limit_burst_tokens{scope=\"http_client\"} 1200\n",
