@@ -326,10 +326,12 @@ impl<H: ServerHandler> Instrumented<H> {
             // and gives the breaker ticket back unreported. A spent quota refuses first (below),
             // so that it costs no rate budget either.
             let quota_spent = v.tool_quota_exhausted();
-            if let Err(retry) = (!quota_spent)
-                .then(|| v.check_tool_limits(client, label, now))
-                .unwrap_or(Ok(()))
-            {
+            let limits = if quota_spent {
+                Ok(())
+            } else {
+                v.check_tool_limits(client, label, now)
+            };
+            if let Err(retry) = limits {
                 if let Some(t) = ticket.take() {
                     u.breaker().release(t);
                 }
