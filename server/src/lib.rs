@@ -215,7 +215,10 @@ async fn serve<H: http::Handler>(
             }
             None => None,
         };
-        let server = factory().serve(rmcp::transport::stdio()).await?;
+        let server = match stdio_pipes() {
+            Some(pipes) => factory().serve(pipes).await?,
+            None => factory().serve(rmcp::transport::stdio()).await?,
+        };
         let cancel = server.cancellation_token();
         tokio::select! {
             r = server.waiting() => { r?; }
@@ -240,6 +243,28 @@ async fn serve<H: http::Handler>(
     http::serve(listener, app, limits, mcp_cancel, shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This process's stdin and stdout as asynchronous pipes, when both are pipes (as an MCP client
+/// that spawns us makes them): reads and writes then go through the reactor instead of a
+/// blocking thread per operation (rmcp's `stdio()`), which costs as much per call as the whole
+/// HTTP path. None for a terminal, a file or /dev/null: then rmcp's `stdio()` serves.
+#[cfg(unix)]
+fn stdio_pipes() -> Option<(
+    tokio::net::unix::pipe::Receiver,
+    tokio::net::unix::pipe::Sender,
+)> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let read = tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(stdin)).ok()?;
+    let write = tokio::net::unix::pipe::Sender::from_file(std::fs::File::from(stdout)).ok()?;
+    Some((read, write))
+}
+
+#[cfg(not(unix))]
+fn stdio_pipes() -> Option<(tokio::io::Stdin, tokio::io::Stdout)> {
+    None
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Box<dyn Error>> {

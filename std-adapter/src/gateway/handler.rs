@@ -36,6 +36,8 @@ struct Route {
 #[derive(Default)]
 struct Routes {
     tools: Vec<Tool>,
+    /// Name → index in `tools` (looked up on every call).
+    tool_index: HashMap<String, usize>,
     tool_route: HashMap<String, Route>,
     /// Tools of upstreams that are down, from what they last listed: not listed to clients, but
     /// a call to one is routed (and refused as unavailable) rather than unknown.
@@ -414,6 +416,7 @@ impl Shared {
                     },
                 );
                 self.vitals.upstreams().route_tool(&name, u.name());
+                r.tool_index.insert(name, r.tools.len());
                 r.tools.push(tool);
             }
             for p in &conn.catalog.prompts {
@@ -646,9 +649,9 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         }
         let routes = self.shared.routes();
         routes
-            .tools
-            .iter()
-            .find(|t| t.name == name)
+            .tool_index
+            .get(name)
+            .map(|&i| &routes.tools[i])
             .or_else(|| routes.offline_tools.get(name).map(|(_, t)| t))
             .cloned()
     }
