@@ -195,7 +195,7 @@ pub struct Cli {
     pub hardening: Hardening,
 }
 
-/// Flags bounding what one client can hold or cost (see the README's Security section).
+/// Flags bounding what one client can hold or cost (see server/README.md, Security).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Hardening {
     /// Seconds a client has to send a whole request body, from the end of its headers; a body
