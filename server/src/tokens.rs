@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
+use vitals_std::http::{bearer_token, token_matches};
 
 /// The configured tokens; empty means `/mcp` needs none.
 #[derive(Debug, Clone, Default)]
@@ -86,13 +86,10 @@ impl McpTokens {
     /// The index of the token `headers` carry (`Authorization: Bearer TOKEN`), if it is one of
     /// ours.
     pub fn identify(&self, headers: &HeaderMap) -> Option<u32> {
-        let given = headers
-            .get(http::header::AUTHORIZATION)?
-            .as_bytes()
-            .strip_prefix(b"Bearer ")?;
+        let given = bearer_token(headers)?;
         let mut found = None;
         for (i, t) in self.tokens.iter().enumerate() {
-            if bool::from(t.as_slice().ct_eq(given)) && found.is_none() {
+            if token_matches(given, t) && found.is_none() {
                 found = Some(i as u32);
             }
         }

@@ -14,7 +14,6 @@ use bytes::{Buf, Bytes};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use subtle::ConstantTimeEq;
 use vitals_core::{Cursor, Format, RenderError};
 
 use crate::registry::RuntimeRegistry;
@@ -178,11 +177,8 @@ impl Exposition {
         let Some(token) = &self.token else {
             return true;
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or(b"");
-        !given.is_empty() && bool::from(given.ct_eq(token))
+        crate::http::bearer_token(headers)
+            .is_some_and(|given| crate::http::token_matches(given, token))
     }
 
     /// Answers a scrape: 405 for methods other than GET/HEAD, 401 without the right token, else

@@ -7,6 +7,21 @@ use std::time::Instant;
 
 use crate::metrics::HttpMetrics;
 
+/// The token of an `Authorization: Bearer TOKEN` header, if `headers` carry one.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(http::header::AUTHORIZATION)?
+        .as_bytes()
+        .strip_prefix(b"Bearer ")
+}
+
+/// Whether `given` is `token`, compared in constant time (for equal lengths). An empty token
+/// matches nothing, so a misconfiguration fails closed.
+pub fn token_matches(given: &[u8], token: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    !given.is_empty() && !token.is_empty() && bool::from(given.ct_eq(token))
+}
+
 /// The client's identity when it authenticated with a bearer token (the token's index in the
 /// server's list), as a request extension: per-client limits then key on it, not on the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -404,15 +404,17 @@ impl Vitals {
         // Look at both before spending at either: a call the per-tool budget refuses spends
         // nothing of its client's budget. (Between the look and the spend another call may take
         // the last token; the spend then refuses it, as it would have anyway.)
-        let client_empty = self
-            .0
-            .tool_client_limiter
-            .as_ref()
-            .is_some_and(|l| l.available(&client, now) == 0);
+        // The client's budget is looked at only when the tool's is empty (the rare case).
         let tool_empty = self
             .0
             .tool_limiter
             .is_some_and(|l| l.available(tool, now) == 0);
+        let client_empty = tool_empty
+            && self
+                .0
+                .tool_client_limiter
+                .as_ref()
+                .is_some_and(|l| l.available(&client, now) == 0);
         if !client_empty && tool_empty {
             if let Some(l) = self.0.tool_limiter {
                 if let Some(t) = self.0.tool_tokens {

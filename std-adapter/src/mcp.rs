@@ -296,7 +296,6 @@ impl<H: ServerHandler> Instrumented<H> {
         // A call to a tool nobody lists spends no budget: it is answered by the handler (an
         // invalid-params error) and counted under `__unknown__`.
         let upstream = known.then(|| v.upstreams().for_tool(&name));
-        let upstream_name = upstream.as_ref().map_or("", |u| u.name()).to_owned();
 
         let mut ticket = None;
         if let Some(u) = &upstream {
@@ -308,7 +307,7 @@ impl<H: ServerHandler> Instrumented<H> {
                     let wait = rejected.retry_after.unwrap_or(60 * TICKS_PER_SECOND);
                     let retry = RetryAfter(crate::clock::MonotonicClock::to_duration(wait));
                     return Ok(self.refuse(
-                        &upstream_name,
+                        u.name(),
                         label,
                         CallOutcome::CircuitOpen,
                         client,
@@ -336,7 +335,7 @@ impl<H: ServerHandler> Instrumented<H> {
                     u.breaker().release(t);
                 }
                 return Ok(self.refuse(
-                    &upstream_name,
+                    u.name(),
                     label,
                     CallOutcome::RateLimited,
                     client,
@@ -352,7 +351,7 @@ impl<H: ServerHandler> Instrumented<H> {
                 }
                 let quota = v.tool_quota().map_or("", |q| q.name());
                 return Ok(self.refuse(
-                    &upstream_name,
+                    u.name(),
                     label,
                     CallOutcome::QuotaExhausted,
                     client,
