@@ -113,6 +113,8 @@ impl RetryAfter {
 pub struct Limiter<const CAP: usize> {
     spec: RateSpec,
     table: Box<KeyedLimiter<CAP>>,
+    /// Refusals: the core's limiter counts none, so this wrapper does (exactly, one per `Err`).
+    rejected: vitals_core::Counter,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -122,6 +124,7 @@ impl<const CAP: usize> Limiter<CAP> {
         Limiter {
             spec,
             table: Box::new(KeyedLimiter::new(spec.config())),
+            rejected: vitals_core::Counter::new(),
             hasher: Default::default(),
         }
     }
@@ -137,9 +140,10 @@ impl<const CAP: usize> Limiter<CAP> {
 
     /// Takes one token from `key`'s budget at `now` (std clock ticks).
     pub fn check<K: Hash + ?Sized>(&self, key: &K, now: u64) -> Result<(), RetryAfter> {
-        self.table
-            .try_acquire(self.key(key), now)
-            .map_err(|e| RetryAfter(MonotonicClock::to_duration(e.retry_after)))
+        self.table.try_acquire(self.key(key), now).map_err(|e| {
+            self.rejected.inc();
+            RetryAfter(MonotonicClock::to_duration(e.retry_after))
+        })
     }
 
     /// Tokens `key` could take right now.
@@ -154,7 +158,7 @@ impl<const CAP: usize> Limiter<CAP> {
 
     /// Requests refused since start.
     pub fn rejected(&self) -> u64 {
-        self.table.rejected()
+        self.rejected.get()
     }
 
     /// Keys that found the table full and shared the overflow bucket.

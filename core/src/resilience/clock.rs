@@ -1,4 +1,5 @@
-//! The high-water mark of the caller's clock, shared by the primitives that need it.
+//! What the primitives remember of the caller's clock: the breaker's high-water mark, and the
+//! limiters' latest admission time for their gauges.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -38,10 +39,44 @@ impl Clock {
             self.seen.fetch_max(now, Ordering::Relaxed);
         }
     }
+}
 
-    /// The latest tick seen.
+/// The latest `now` (in ticks) an admission used, kept for the registry's gauges only (the
+/// registry has no clock).
+///
+/// Invariant: decisions never read it, so it needs no read-modify-write: one load, and a plain
+/// store when `now` is newer. Two admissions racing may leave the earlier of their two `now`s
+/// (a gauge then reads at a slightly earlier time, never a later one than was seen).
+#[derive(Debug)]
+pub(crate) struct LastSeen {
+    seen: AtomicU64,
+}
+
+impl LastSeen {
+    const_fn! {
+        /// Nothing seen yet (tick 0).
+        pub(crate) const fn new() -> Self {
+            Self { seen: AtomicU64::new(0) }
+        }
+    }
+
+    /// Notes an admission at `now` (a plain store, only when `now` is newer).
     #[inline]
-    pub(crate) fn seen(&self) -> u64 {
+    pub(crate) fn note(&self, now: u64) {
+        if now > self.seen.load(Ordering::Relaxed) {
+            self.seen.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// `now`, or the latest tick noted if that is later.
+    #[inline]
+    pub(crate) fn at_least(&self, now: u64) -> u64 {
+        now.max(self.seen.load(Ordering::Relaxed))
+    }
+
+    /// The latest tick noted.
+    #[inline]
+    pub(crate) fn get(&self) -> u64 {
         self.seen.load(Ordering::Relaxed)
     }
 }

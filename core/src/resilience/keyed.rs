@@ -13,9 +13,9 @@
 //! a slot only ever grow, so a reader holding a TAT read under the old key can never succeed its
 //! `compare_exchange` on the new key's bucket (no ABA).
 
-use super::clock::Clock;
+use super::clock::LastSeen;
 use super::error::{AcquireError, RateLimited};
-use super::token_bucket::{Decision, Gcra, TokenBucketConfig};
+use super::token_bucket::{Gcra, TokenBucketConfig};
 use crate::sync::{spin_hint, AtomicU64, AtomicU8, Ordering};
 use crate::Counter;
 
@@ -95,8 +95,10 @@ enum Found {
 ///   that have slots, and is never admitted without limit;
 /// - keys are `u64` client ids (distinct ids never collide) or bytes hashed with 64-bit FNV-1a
 ///   (two byte keys with the same hash share a bucket);
-/// - no lock, no allocation, no panic; a `now` earlier than one already acted on counts as no
-///   time passed.
+/// - no lock, no allocation, no panic; a `now` earlier than one already admitted counts as no
+///   time passed (it is decided as [`TokenBucket`] decides it, from the slot's TAT);
+/// - a refusal is loads only and counts nothing: the caller counts refusals where it exports
+///   them.
 ///
 /// [`TokenBucket`]: super::TokenBucket
 ///
@@ -118,9 +120,8 @@ pub struct KeyedLimiter<const CAP: usize> {
     /// One insert flag per set (index `set × WAYS`); the others are unused.
     inserting: [AtomicU8; CAP],
     overflow: AtomicU64,
-    clock: Clock,
+    seen: LastSeen,
     overflowed: Counter,
-    rejected: Counter,
     gcra: Gcra,
     config: TokenBucketConfig,
 }
@@ -133,9 +134,8 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             slots: [const { Slot::new() }; CAP],
             inserting: [const { AtomicU8::new(0) }; CAP],
             overflow: AtomicU64::new(0),
-            clock: Clock::new(),
+            seen: LastSeen::new(),
             overflowed: Counter::new(),
-            rejected: Counter::new(),
             gcra: Gcra::new(&config),
             config,
         }
@@ -148,9 +148,8 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
             slots: core::array::from_fn(|_| Slot::new()),
             inserting: core::array::from_fn(|_| AtomicU8::new(0)),
             overflow: AtomicU64::new(0),
-            clock: Clock::new(),
+            seen: LastSeen::new(),
             overflowed: Counter::new(),
-            rejected: Counter::new(),
             gcra: Gcra::new(&config),
             config,
         }
@@ -176,16 +175,10 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Takes `n` tokens from `key`'s bucket at `now`, or none. `n > burst` can never pass.
     pub fn try_acquire_n(&self, key: u64, now: u64, n: u32) -> Result<(), AcquireError> {
-        match self.gcra.admissible(n) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => {
-                self.rejected.inc();
-                return Err(e);
-            }
+        if !self.gcra.admissible(n)? {
+            return Ok(());
         }
-        let eff = self.clock.effective(now);
-        let now_u = self.gcra.units(eff);
+        let now_u = self.gcra.units(now);
         let word = key_word(key);
         let mut attempts = 0;
         let result = loop {
@@ -223,23 +216,20 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         };
         match result {
             Ok(()) => {
-                self.clock.advance(now);
+                self.seen.note(now);
                 Ok(())
             }
-            Err(units) => {
-                self.rejected.inc();
-                Err(RateLimited {
-                    retry_after: self.gcra.ticks(units),
-                }
-                .into())
+            Err(units) => Err(RateLimited {
+                retry_after: self.gcra.ticks(units),
             }
+            .into()),
         }
     }
 
     /// Tokens `key` could take at `now` (its burst if it has no slot), consuming nothing and
     /// inserting nothing.
     pub fn available(&self, key: u64, now: u64) -> u32 {
-        let now_u = self.gcra.units(self.clock.effective(now));
+        let now_u = self.gcra.units(now);
         let word = key_word(key);
         match self.find(word).and_then(|i| self.slots.get(i)) {
             Some(slot) => {
@@ -256,7 +246,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Clients whose bucket is not full at `now` (they would lose state if evicted).
     pub fn active(&self, now: u64) -> usize {
-        let now_u = self.gcra.units(self.clock.effective(now));
+        let now_u = self.gcra.units(self.seen.at_least(now));
         self.slots
             .iter()
             .filter(|s| {
@@ -270,7 +260,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Tokens left in the shared overflow bucket at `now`.
     pub fn overflow_available(&self, now: u64) -> u32 {
-        let now_u = self.gcra.units(self.clock.effective(now));
+        let now_u = self.gcra.units(now);
         self.gcra
             .available(self.overflow.load(Ordering::Relaxed), now_u)
     }
@@ -280,16 +270,6 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
         self.overflowed.get()
     }
 
-    /// Requests refused since start.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.get()
-    }
-
-    /// The rejection counter, to register as a metric.
-    pub const fn rejections_counter(&self) -> &Counter {
-        &self.rejected
-    }
-
     /// The overflow counter, to register as a metric (`..._overflow_total`).
     pub const fn overflow_counter(&self) -> &Counter {
         &self.overflowed
@@ -297,7 +277,7 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Active clients at the latest `now` the limiter acted on (what its registry gauge shows).
     pub fn active_latest(&self) -> usize {
-        self.active(self.clock.seen())
+        self.active(self.seen.get())
     }
 
     /// The number of slots.
@@ -385,47 +365,16 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Charges `key`'s slot; `None` when the slot no longer belongs to `word`.
     fn charge_slot(&self, slot: &Slot, word: u64, now_u: u64, n: u32) -> Option<Result<(), u64>> {
-        let mut tat = slot.tat.load(Ordering::Acquire);
-        loop {
-            if tat == MARK || slot.key.load(Ordering::Acquire) != word {
-                return None;
-            }
-            match self.gcra.decide(tat, now_u, n) {
-                Decision::Conform(new) => {
-                    match slot.tat.compare_exchange_weak(
-                        tat,
-                        new,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return Some(Ok(())),
-                        Err(actual) => tat = actual,
-                    }
-                }
-                Decision::Wait(units) => return Some(Err(units)),
-            }
-        }
+        self.gcra.charge(&slot.tat, now_u, n, |tat| {
+            tat != MARK && slot.key.load(Ordering::Acquire) == word
+        })
     }
 
     fn charge_overflow(&self, now_u: u64, n: u32) -> Result<(), u64> {
         self.overflowed.inc();
-        let mut tat = self.overflow.load(Ordering::Relaxed);
-        loop {
-            match self.gcra.decide(tat, now_u, n) {
-                Decision::Conform(new) => {
-                    match self.overflow.compare_exchange_weak(
-                        tat,
-                        new,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return Ok(()),
-                        Err(actual) => tat = actual,
-                    }
-                }
-                Decision::Wait(units) => return Err(units),
-            }
-        }
+        self.gcra
+            .charge(&self.overflow, now_u, n, |_| true)
+            .unwrap_or(Err(u64::MAX))
     }
 }
 

@@ -6,9 +6,12 @@
 //! | primitive | gauge (the primitive itself) | counters |
 //! |---|---|---|
 //! | [`CircuitBreaker`] | state: 0 closed, 1 open, 2 half-open | `transitions_counter()`, `rejections_counter()` |
-//! | [`TokenBucket`] | tokens available | `rejections_counter()` |
-//! | [`KeyedLimiter`] | active clients | `rejections_counter()`, `overflow_counter()` |
+//! | [`TokenBucket`] | tokens available | none: refusals are counted by the caller |
+//! | [`KeyedLimiter`] | active clients | `overflow_counter()`; refusals are counted by the caller |
 //! | [`Quota`] | units used in the window | `rejections_counter()` |
+//!
+//! The limiters count no refusal themselves (a refusal is loads only, like governor's): where
+//! refusals are exported, the caller increments its own [`Counter`](crate::Counter) on `Err`.
 //!
 //! The registry has no clock, so the time-dependent gauges read at the latest `now` the primitive
 //! acted on. Health: a breaker that is open or forced open is unhealthy, half-open or disabled is

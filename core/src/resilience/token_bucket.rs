@@ -6,14 +6,14 @@
 //! second with millisecond ticks) is exact: no rounding makes the bucket admit more or less than
 //! configured.
 
-use super::clock::Clock;
+use super::clock::LastSeen;
 use super::error::{AcquireError, ConfigError, RateLimited};
 use crate::sync::{AtomicU64, Ordering};
-use crate::Counter;
 
 /// A sustained rate: `tokens` every `seconds` seconds.
 ///
-/// Invariant: both fields are at least 1 once built by [`Rate::new`] (zeros become 1).
+/// The fields are kept as given, zeros included, so [`TokenBucketConfig::validate`] can report
+/// them; a bucket built from a zero field treats it as 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
     tokens: u64,
@@ -21,8 +21,8 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// `tokens` every `seconds` seconds (zeros are raised to 1; [`TokenBucketConfig::validate`]
-    /// reports them).
+    /// `tokens` every `seconds` seconds, kept as given ([`TokenBucketConfig::validate`] reports a
+    /// zero; the buckets treat it as 1).
     pub const fn new(tokens: u64, seconds: u64) -> Self {
         Self { tokens, seconds }
     }
@@ -196,10 +196,19 @@ impl Gcra {
         units.div_ceil(self.scale)
     }
 
-    /// The GCRA test for `n ≥ 1` tokens at `now_u`: conform iff `max(tat, now) + n × interval ≤
-    /// now + span`. The new TAT is always `< u64::MAX` (which the keyed table reserves).
+    /// The GCRA test for `n ≥ 1` tokens at `now_u`: conform iff `max(tat, t) + n × interval ≤
+    /// t + span`, decided at `t = max(now_u, tat − span)`. The new TAT is always `< u64::MAX`
+    /// (which the keyed table reserves).
+    ///
+    /// Why `tat − span`: every admission leaves `tat ≤ t + span` for the `t` it was decided at,
+    /// and TATs only grow, so `tat − span` is never later than the latest admission. A `now`
+    /// before it (a clock that stepped back, or a thread that read the clock before another one
+    /// admitted) is decided at a time between `now` and the latest admission: never a refill,
+    /// and never a deeper debt than the bucket already has. No second word, no second write.
     #[inline]
     pub(crate) const fn decide(&self, tat: u64, now_u: u64, n: u32) -> Decision {
+        let floor = tat.saturating_sub(self.span);
+        let now_u = if now_u > floor { now_u } else { floor };
         let base = if tat > now_u { tat } else { now_u };
         let cost = self.interval.saturating_mul(n as u64);
         let limit = now_u.saturating_add(self.span);
@@ -215,7 +224,40 @@ impl Gcra {
         }
     }
 
-    /// Whole tokens available at `now_u` for a bucket whose TAT is `tat`.
+    /// The one compare-and-swap loop of every GCRA bucket (the token bucket, each keyed slot, the
+    /// keyed overflow bucket): charges `n ≥ 1` tokens at `now_u` to the TAT in `cell`.
+    ///
+    /// `owned(tat)` is asked before each attempt whether `cell` still belongs to the caller (the
+    /// keyed table hands slots over); `None` when it does not. `Some(Ok(()))` after exactly one
+    /// successful `compare_exchange`, `Some(Err(units))` with the units to wait after loads only.
+    #[inline]
+    pub(crate) fn charge(
+        &self,
+        cell: &AtomicU64,
+        now_u: u64,
+        n: u32,
+        owned: impl Fn(u64) -> bool,
+    ) -> Option<Result<(), u64>> {
+        let mut tat = cell.load(Ordering::Acquire);
+        loop {
+            if !owned(tat) {
+                return None;
+            }
+            match self.decide(tat, now_u, n) {
+                Decision::Conform(new) => {
+                    match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
+                    {
+                        Ok(_) => return Some(Ok(())),
+                        Err(actual) => tat = actual,
+                    }
+                }
+                Decision::Wait(units) => return Some(Err(units)),
+            }
+        }
+    }
+
+    /// Whole tokens available at `now_u` for a bucket whose TAT is `tat` (none before
+    /// `tat − span`, as [`decide`](Self::decide) sees it).
     #[inline]
     pub(crate) const fn available(&self, tat: u64, now_u: u64) -> u32 {
         let base = if tat > now_u { tat } else { now_u };
@@ -234,43 +276,48 @@ impl Gcra {
 /// Invariants:
 /// - starts full: `burst` requests pass back-to-back from idle, the next one is refused;
 /// - over any interval of `d` ticks at most `burst + d × rate` tokens are admitted, and a request
-///   that conforms to that budget is never refused;
-/// - admission is one `compare_exchange` on the TAT, refusal is loads only plus the rejection
-///   counter;
-/// - a `now` earlier than the latest `now` it admitted at counts as that time (no time passed);
-///   near `u64::MAX` the arithmetic saturates and the bucket refuses rather than over-admits.
+///   that conforms to that budget at a `now` no earlier than the latest admission is never
+///   refused;
+/// - admission is one `compare_exchange` on the TAT; refusal is loads only (it counts nothing:
+///   the caller counts refusals where it exports them, see below);
+/// - a `now` earlier than one already admitted is decided at a time between that `now` and the
+///   latest admission (`max(now, TAT − span)`, derived from the TAT: no second word): no time passed, so nothing
+///   refills; near `u64::MAX` the arithmetic saturates and the bucket refuses rather than
+///   over-admits.
 ///
 /// ```
 /// use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
+/// use vitals_core::Counter;
 ///
 /// // 10 requests per second, bursts of 5, clock in milliseconds.
 /// static LIMIT: TokenBucket = TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(10), 5));
+/// // Refusals, counted by the caller (register it as `ratelimit_rejections_total`).
+/// static REJECTED: Counter = Counter::new();
 ///
 /// for _ in 0..5 {
 ///     assert!(LIMIT.try_acquire(0).is_ok());
 /// }
-/// let refused = LIMIT.try_acquire(0).unwrap_err();
+/// let refused = LIMIT.try_acquire(0).inspect_err(|_| REJECTED.inc()).unwrap_err();
 /// assert_eq!(refused.retry_after, 100); // one token every 100 ms
+/// assert_eq!(REJECTED.get(), 1);
 /// assert!(LIMIT.try_acquire(100).is_ok());
 /// ```
 #[derive(Debug)]
 pub struct TokenBucket {
     tat: AtomicU64,
-    clock: Clock,
-    rejected: Counter,
+    seen: LastSeen,
     gcra: Gcra,
     config: TokenBucketConfig,
 }
 
 impl TokenBucket {
     const_fn! {
-        /// A full bucket. Zero fields of `config` are raised to 1 (see
+        /// A full bucket. Zero fields of `config` are treated as 1 (see
         /// [`TokenBucketConfig::validate`]).
         pub const fn new(config: TokenBucketConfig) -> Self {
             Self {
                 tat: AtomicU64::new(0),
-                clock: Clock::new(),
-                rejected: Counter::new(),
+                seen: LastSeen::new(),
                 gcra: Gcra::new(&config),
                 config,
             }
@@ -292,52 +339,38 @@ impl TokenBucket {
 
     /// Takes `n` tokens at once at `now`, or none. `n = 0` always passes; `n > burst` is
     /// [`AcquireError::ExceedsBurst`] (it can never pass, waiting does not help).
+    #[inline]
     pub fn try_acquire_n(&self, now: u64, n: u32) -> Result<(), AcquireError> {
-        match self.gcra.admissible(n) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => {
-                self.rejected.inc();
-                return Err(e);
-            }
+        if !self.gcra.admissible(n)? {
+            return Ok(());
         }
-        let now_u = self.gcra.units(self.clock.effective(now));
-        let mut tat = self.tat.load(Ordering::Relaxed);
-        loop {
-            match self.gcra.decide(tat, now_u, n) {
-                Decision::Conform(new) => {
-                    match self.tat.compare_exchange_weak(
-                        tat,
-                        new,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => {
-                            self.clock.advance(now);
-                            return Ok(());
-                        }
-                        Err(actual) => tat = actual,
-                    }
-                }
-                Decision::Wait(units) => {
-                    self.rejected.inc();
-                    return Err(RateLimited {
-                        retry_after: self.gcra.ticks(units),
-                    }
-                    .into());
-                }
+        match self
+            .gcra
+            .charge(&self.tat, self.gcra.units(now), n, |_| true)
+        {
+            Some(Ok(())) => {
+                self.seen.note(now);
+                Ok(())
             }
+            Some(Err(units)) => Err(RateLimited {
+                retry_after: self.gcra.ticks(units),
+            }
+            .into()),
+            // `owned` is always true.
+            None => Err(RateLimited {
+                retry_after: u64::MAX,
+            }
+            .into()),
         }
     }
 
-    /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing (and counting no
-    /// rejection).
+    /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing.
     pub fn peek(&self, now: u64, n: u32) -> Result<(), AcquireError> {
         if !self.gcra.admissible(n)? {
             return Ok(());
         }
-        let now_u = self.gcra.units(self.clock.effective(now));
-        match self.gcra.decide(self.tat.load(Ordering::Relaxed), now_u, n) {
+        let now_u = self.gcra.units(now);
+        match self.gcra.decide(self.tat.load(Ordering::Acquire), now_u, n) {
             Decision::Conform(_) => Ok(()),
             Decision::Wait(units) => Err(RateLimited {
                 retry_after: self.gcra.ticks(units),
@@ -348,14 +381,14 @@ impl TokenBucket {
 
     /// Whole tokens available at `now` (`0..=burst`), consuming nothing.
     pub fn available(&self, now: u64) -> u32 {
-        let now_u = self.gcra.units(self.clock.effective(now));
-        self.gcra.available(self.tat.load(Ordering::Relaxed), now_u)
+        let now_u = self.gcra.units(now);
+        self.gcra.available(self.tat.load(Ordering::Acquire), now_u)
     }
 
     /// Refills the bucket completely (an operator action; concurrent acquisitions may land on
     /// either side of it).
     pub fn reset(&self) {
-        self.tat.store(0, Ordering::Relaxed);
+        self.tat.store(0, Ordering::Release);
     }
 
     /// The capacity: tokens available back-to-back from idle.
@@ -368,19 +401,9 @@ impl TokenBucket {
         &self.config
     }
 
-    /// Requests refused since start (monotonic, wraps after 2^64).
-    pub fn rejected(&self) -> u64 {
-        self.rejected.get()
-    }
-
-    /// The rejection counter, to register as a metric (e.g. `ratelimit_rejections_total`).
-    pub const fn rejections_counter(&self) -> &Counter {
-        &self.rejected
-    }
-
-    /// Whole tokens available at the latest `now` this bucket acted on (what its registry gauge
-    /// shows: the registry has no clock).
+    /// Whole tokens available at the latest `now` this bucket admitted at (what its registry
+    /// gauge shows: the registry has no clock).
     pub fn available_latest(&self) -> u32 {
-        self.available(self.clock.seen())
+        self.available(self.seen.get())
     }
 }
