@@ -205,10 +205,11 @@ impl Gcra {
     /// before it (a clock that stepped back, or a thread that read the clock before another one
     /// admitted) is decided at a time between `now` and the latest admission: never a refill,
     /// and never a deeper debt than the bucket already has. No second word, no second write.
+    /// As `cost ≥ 1`, the clamp never turns a refusal into an admission (an earlier `now` is
+    /// never more generous, as in any GCRA); it only caps the wait at the cost, which is the
+    /// wait at `tat − span`.
     #[inline]
     pub(crate) const fn decide(&self, tat: u64, now_u: u64, n: u32) -> Decision {
-        let floor = tat.saturating_sub(self.span);
-        let now_u = if now_u > floor { now_u } else { floor };
         let base = if tat > now_u { tat } else { now_u };
         let cost = self.interval.saturating_mul(n as u64);
         let limit = now_u.saturating_add(self.span);
@@ -217,7 +218,10 @@ impl Gcra {
                 if new <= limit {
                     Decision::Conform(new)
                 } else {
-                    Decision::Wait(new - limit)
+                    // Deciding at `max(now_u, tat − span)` changes only this: the wait is at most
+                    // the cost (the clamp cannot make a request conform, as `cost ≥ 1`).
+                    let wait = new - limit;
+                    Decision::Wait(if wait < cost { wait } else { cost })
                 }
             }
             _ => Decision::Wait(u64::MAX),
