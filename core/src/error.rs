@@ -13,6 +13,8 @@ pub enum RenderError {
     },
 }
 
+impl core::error::Error for RenderError {}
+
 impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -65,6 +67,8 @@ impl NameError {
         }
     }
 }
+
+impl core::error::Error for NameError {}
 
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -144,6 +144,8 @@ pub enum HealthError {
     BufferTooSmall,
 }
 
+impl core::error::Error for HealthError {}
+
 impl fmt::Display for HealthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("health JSON does not fit in the buffer")

@@ -64,6 +64,8 @@ pub enum BoundsError {
     },
 }
 
+impl core::error::Error for BoundsError {}
+
 impl fmt::Display for BoundsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

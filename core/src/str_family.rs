@@ -47,6 +47,8 @@ pub enum LabelError {
     Contended,
 }
 
+impl core::error::Error for LabelError {}
+
 impl fmt::Display for LabelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

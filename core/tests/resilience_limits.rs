@@ -196,6 +196,34 @@ fn zero_config_is_clamped_and_reported() {
     assert_eq!(e.to_string(), "invalid config: `burst` must be at least 1");
 }
 
+/// Every error of the core is a `core::error::Error`, so `?` turns it into a boxed error (or
+/// anyhow's) in the caller's code.
+#[test]
+fn every_core_error_is_an_error() {
+    fn boxed<E: core::error::Error + Send + Sync + 'static>(
+        e: E,
+    ) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(e)
+    }
+    let errors = [
+        boxed(RateLimited { retry_after: 1 }),
+        boxed(AcquireError::ExceedsBurst {
+            requested: 2,
+            burst: 1,
+        }),
+        boxed(
+            TokenBucketConfig::new(0, Rate::per_second(1), 1)
+                .validate()
+                .unwrap_err(),
+        ),
+        boxed(RetriesExhausted { max_attempts: 1 }),
+        boxed(vitals_core::Bounds::try_new([2, 1], vitals_core::Scale::MICRO).unwrap_err()),
+        boxed(vitals_core::RenderError::BufferTooSmall { needed: 1 }),
+        boxed(vitals_core::LabelError::Full),
+    ];
+    assert!(errors.iter().all(|e| !e.to_string().is_empty()));
+}
+
 #[test]
 fn errors_say_what_to_do() {
     assert_eq!(

@@ -25,6 +25,8 @@ pub struct RetriesExhausted {
     pub max_attempts: u32,
 }
 
+impl core::error::Error for RetriesExhausted {}
+
 impl fmt::Display for RetriesExhausted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "giving up: all {} retries used", self.max_attempts)

@@ -303,6 +303,8 @@ pub struct Rejected {
     pub retry_after: Option<u64>,
 }
 
+impl core::error::Error for Rejected {}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {

@@ -13,6 +13,8 @@ pub struct RateLimited {
     pub retry_after: u64,
 }
 
+impl core::error::Error for RateLimited {}
+
 impl fmt::Display for RateLimited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "rate limited: retry after {} ticks", self.retry_after)
@@ -39,6 +41,8 @@ impl From<RateLimited> for AcquireError {
     }
 }
 
+impl core::error::Error for AcquireError {}
+
 impl fmt::Display for AcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -59,6 +63,8 @@ pub struct ConfigError {
     /// What the field must be.
     pub expected: &'static str,
 }
+
+impl core::error::Error for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

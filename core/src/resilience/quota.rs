@@ -81,6 +81,8 @@ pub enum QuotaError {
     },
 }
 
+impl core::error::Error for QuotaError {}
+
 impl fmt::Display for QuotaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
