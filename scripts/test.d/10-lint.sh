@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Formatting, lints (warnings are errors, missing docs included) on every crate and target.
+# Formatting, lints (warnings are errors, missing docs included) on every crate and target, the
+# end-to-end suites included.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-# The core without default features (no float) and with loom's cfg must lint clean too.
+cargo clippy --workspace --all-targets --features vitals-tests/e2e -- -D warnings
+# The core without default features (no float) must lint clean too.
 cargo clippy -p vitals-core --no-default-features --all-targets -- -D warnings
 # Feature flags remove code: vitals-std without the gateway, the server without the fixtures.
 cargo clippy -p vitals-std --no-default-features --all-targets -- -D warnings

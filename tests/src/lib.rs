@@ -362,8 +362,13 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`, read to the end (10 s timeout). `headers` may
-/// override `Host`. Panics when the server cannot be reached or answers garbage.
+/// How long [`request`] waits for a response to end: longer than any answer the tests expect,
+/// shorter than a hung test.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 request with `Connection: close`, read to the end ([`RESPONSE_TIMEOUT`]).
+/// `headers` may override `Host`. Panics when the server cannot be reached, answers garbage, or
+/// does not end its response (see [`try_request`]).
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -375,7 +380,9 @@ pub fn request(
         .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
 }
 
-/// Like [`request`], but an unreachable server or an unparsable answer is an `Err`.
+/// Like [`request`], but every failure is an `Err`: an unreachable server, a read error, a
+/// response not ended within [`RESPONSE_TIMEOUT`] (a stream the server never closes), and an
+/// unparsable or cut-off response (see [`parse_response_checked`]).
 pub fn try_request(
     addr: SocketAddr,
     method: &str,
@@ -383,10 +390,20 @@ pub fn try_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<HttpResponse, String> {
+    try_request_within(addr, method, path, headers, body, RESPONSE_TIMEOUT)
+}
+
+/// [`try_request`] with the response's time limit `limit`.
+pub fn try_request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<HttpResponse, String> {
     let mut s =
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: {addr}\r\n"));
@@ -400,54 +417,122 @@ pub fn try_request(
     ));
     s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
     s.write_all(body).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    parse_response(&raw)
-        .ok_or_else(|| format!("unparsable response: {:?}", String::from_utf8_lossy(&raw)))
+    let raw = read_to_close(&mut s, limit)?;
+    parse_response_checked(&raw)
 }
 
-/// Parses a complete HTTP/1.1 response.
+/// Reads `s` until the peer closes it. A read error, or no close within `limit` (measured from
+/// the call, not per read), is an `Err` that says what had arrived.
+pub fn read_to_close(s: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + limit;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "response not ended within {limit:?}; got {} bytes: {:?}",
+                raw.len(),
+                String::from_utf8_lossy(&raw[..raw.len().min(512)])
+            ));
+        }
+        s.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(raw),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                return Err(format!(
+                    "read error after {} bytes: {e}: {:?}",
+                    raw.len(),
+                    String::from_utf8_lossy(&raw[..raw.len().min(512)])
+                ))
+            }
+        }
+    }
+}
+
+/// Parses a complete HTTP/1.1 response; `None` when it is not one (see
+/// [`parse_response_checked`] for why).
 pub fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    parse_response_checked(raw).ok()
+}
+
+/// Parses a complete HTTP/1.1 response. An `Err` says what is wrong: no end of headers, a bad
+/// status line, a chunked body cut off (no last chunk, a chunk shorter than its size, a bad size
+/// line), or a body shorter or longer than its `Content-Length`. A body with neither ends where
+/// the connection closed.
+pub fn parse_response_checked(raw: &[u8]) -> Result<HttpResponse, String> {
+    let shown = || String::from_utf8_lossy(&raw[..raw.len().min(512)]).into_owned();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no end of headers in {} bytes: {:?}", raw.len(), shown()))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|e| format!("headers: {e}"))?;
     let mut lines = head.split("\r\n");
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line: {:?}", shown()))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[end + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest).map_err(|e| format!("status {status}, chunked body: {e}"))?
+    } else if let Some(len) = header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("bad Content-Length {len:?}"))?;
+        if rest.len() != len {
+            return Err(format!(
+                "status {status}: body of {} bytes, Content-Length {len}",
+                rest.len()
+            ));
+        }
+        rest.to_vec()
     } else {
         rest.to_vec()
     };
-    Some(HttpResponse {
+    Ok(HttpResponse {
         status,
         headers,
         body,
     })
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// Decodes a chunked body, which must end with its last (zero-size) chunk.
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&b[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
-            .unwrap_or(0);
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| format!("cut off after {} bytes (no last chunk)", out.len()))?;
+        let line = std::str::from_utf8(&b[..eol]).map_err(|e| e.to_string())?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size line {line:?}"))?;
         b = &b[eol + 2..];
-        if size == 0 || b.len() < size {
-            out.extend_from_slice(&b[..size.min(b.len())]);
-            break;
+        if size == 0 {
+            return Ok(out);
+        }
+        if b.len() < size + 2 || &b[size..size + 2] != b"\r\n" {
+            return Err(format!(
+                "cut off in a chunk of {size} bytes after {} bytes",
+                out.len()
+            ));
         }
         out.extend_from_slice(&b[..size]);
-        b = b.get(size + 2..).unwrap_or(&[]);
+        b = &b[size + 2..];
     }
-    out
 }
 
 /// Headers of an MCP POST.
@@ -654,6 +739,87 @@ mod tests {
             body: b"data: \nid: 0\n\ndata: {\"id\":1}\n\n".to_vec(),
         };
         assert_eq!(sse.messages(), vec![json!({"id": 1})]);
+    }
+
+    /// A one-connection server that reads the request, writes `answer`, then closes the
+    /// connection (`reset`: with a TCP reset) or, with `hold`, keeps it open that long first.
+    fn serve_once(answer: &'static [u8], hold: Duration, reset: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(answer);
+            std::thread::sleep(hold);
+            if reset {
+                let _ = socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO));
+            }
+        });
+        addr
+    }
+
+    fn get(addr: SocketAddr, limit: Duration) -> Result<HttpResponse, String> {
+        try_request_within(addr, "GET", "/", &[], b"", limit)
+    }
+
+    #[test]
+    fn a_response_that_never_ends_is_an_error() {
+        let addr = serve_once(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {}\n\n",
+            Duration::from_secs(10),
+            false,
+        );
+        let e = get(addr, Duration::from_millis(500)).unwrap_err();
+        assert!(e.contains("not ended within"), "{e}");
+    }
+
+    #[test]
+    fn a_reset_connection_is_an_error() {
+        let addr = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            Duration::from_millis(200),
+            true,
+        );
+        let e = get(addr, Duration::from_secs(10)).unwrap_err();
+        assert!(e.contains("read error") || e.contains("reset"), "{e}");
+    }
+
+    #[test]
+    fn a_cut_off_body_is_an_error() {
+        for (raw, why) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"[..],
+                "no last chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                "cut off in a chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "bad chunk size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello",
+                "Content-Length 9",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n",
+                "no end of headers",
+            ),
+        ] {
+            let e = parse_response_checked(raw).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        // The same through a socket closed cleanly after a cut-off chunked body.
+        let addr = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            Duration::ZERO,
+            false,
+        );
+        let e = get(addr, Duration::from_secs(10)).unwrap_err();
+        assert!(e.contains("no last chunk"), "{e}");
     }
 
     #[test]
