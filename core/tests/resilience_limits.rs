@@ -378,11 +378,14 @@ proptest! {
         let b = TokenBucket::new(cfg);
         let used = used.min(cfg.burst);
         b.try_acquire_n(t, used).unwrap();
-        if let Err(AcquireError::RateLimited(r)) = b.peek(t, cfg.burst) {
-            prop_assert!(r.retry_after >= 1);
-            prop_assert!(b.peek(t + r.retry_after - 1, cfg.burst).is_err());
-            prop_assert_eq!(b.peek(t + r.retry_after, cfg.burst), Ok(()));
-        }
+        // `used` ≥ 1 tokens are gone at `t`, so a full burst at `t` must be refused.
+        let r = match b.peek(t, cfg.burst) {
+            Err(AcquireError::RateLimited(r)) => r,
+            other => return Err(TestCaseError::fail(format!("a full burst right after {used} used: {other:?}"))),
+        };
+        prop_assert!(r.retry_after >= 1);
+        prop_assert!(b.peek(t + r.retry_after - 1, cfg.burst).is_err());
+        prop_assert_eq!(b.peek(t + r.retry_after, cfg.burst), Ok(()));
     }
 
     /// The quota never admits more than its limit in one window.
