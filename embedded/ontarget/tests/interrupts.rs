@@ -7,17 +7,33 @@
 //! deadlocks on the first handler that preempts a locked update; vitals-core refuses to build
 //! that way, so this binary runs with whichever interrupt-safe strategy it was built with
 //! (printed on the first line).
+//!
+//! Negative control: a counter updated by a plain load and store (not an atomic read-modify-write)
+//! from the same two places must lose updates, or the interrupts never landed inside an update
+//! and the exact totals above would prove nothing.
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use vitals_core::{Bounds, Counter, Histogram};
-use vitals_ontarget::{check_eq, println, tests};
+use vitals_ontarget::{check, check_eq, println, tests};
 
 /// Updated by both the handler and the main loop.
 static EVENTS: Counter = Counter::new();
 static LATENCY: Histogram<4> = Histogram::new(Bounds::units([10, 100, 500, 900]));
 /// Handler invocations (written by the handler only).
 static TICKS: Counter = Counter::new();
+/// The negative control: incremented by load then store, so an interrupt between the two loses
+/// the handler's increments. (32-bit load and store are native on every target, CAS or not.)
+static RACY: AtomicU32 = AtomicU32::new(0);
+
+/// Not an atomic increment: the lost update this test must be able to see.
+fn racy_increment() {
+    RACY.store(
+        RACY.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
 
 /// The main loop updates at least this many times...
 const MIN_MAIN_UPDATES: u64 = 200_000;
@@ -42,6 +58,7 @@ fn on_tick() {
     for j in 0..PER_TICK {
         EVENTS.inc();
         LATENCY.observe(handler_value(k * PER_TICK + j));
+        racy_increment();
     }
     TICKS.inc();
 }
@@ -53,8 +70,11 @@ fn main_and_interrupt_share_metrics() -> Result<(), ()> {
     // Every interrupt lands while the main loop is updating the same metrics.
     let mut main_updates = 0u64;
     while main_updates < MIN_MAIN_UPDATES || TICKS.get() < MIN_TICKS {
+        // The racy read-modify-write spans the metric updates, the window the interrupts hit.
+        let racy = RACY.load(Ordering::Relaxed);
         EVENTS.inc();
         LATENCY.observe(main_value(main_updates));
+        RACY.store(racy.wrapping_add(1), Ordering::Relaxed);
         main_updates += 1;
     }
     timer::stop();
@@ -83,6 +103,10 @@ fn main_and_interrupt_share_metrics() -> Result<(), ()> {
     let (got, inf) = LATENCY.cells().buckets();
     check_eq!(got, [buckets[0], buckets[1], buckets[2], buckets[3]]);
     check_eq!(inf, buckets[4]);
+    // The negative control lost updates: interrupts did land inside the main loop's updates.
+    let lost = (total as u32).wrapping_sub(RACY.load(Ordering::Relaxed));
+    println!("    negative control: a load-then-store counter lost {lost} of {total} updates");
+    check!(lost > 0);
     Ok(())
 }
 

@@ -61,8 +61,12 @@ fn token_bucket_n_tokens_and_clock_going_back() -> Result<(), ()> {
     // A `now` earlier than one already acted on counts as no time passed: no early refill.
     check!(LIMIT.try_acquire_n(0, 2).is_err());
     check_eq!(LIMIT.try_acquire_n(1_250, 2), Ok(()));
-    // Near the end of time the arithmetic saturates: it refuses rather than over-admits.
-    check!(LIMIT.try_acquire(u64::MAX).is_ok() || LIMIT.available(u64::MAX) <= 4);
+    // Near the end of time the arithmetic saturates: it refuses rather than over-admits (ten
+    // calls at u64::MAX get at most one burst).
+    let admitted = (0..10)
+        .filter(|_| LIMIT.try_acquire(u64::MAX).is_ok())
+        .count();
+    check!(admitted <= 4);
     check!(TokenBucketConfig::new(0, Rate::per_second(1), 1)
         .validate()
         .is_err());
