@@ -75,35 +75,63 @@ fn per_tool_limit_is_a_tool_error_with_retry_after() {
 #[test]
 fn json_logs_have_one_line_per_request() {
     let server = Server::start(&["--log-format", "json"]);
+    // Six logged requests, one after the other: initialize, initialized and a tool call on /mcp,
+    // /metrics, /healthz, and last an unknown path whose line says every other line is in.
+    // (/livez and /readyz log at debug: an orchestrator polls them.)
     let mut s = McpSession::open(server.addr);
     s.call_tool("server_health", json!({}));
     assert_eq!(server.request("GET", "/livez", &[], b"").status, 200);
-    let lines = wait_for(Duration::from_secs(5), || {
-        let l = server.drain_logs();
-        l.iter()
-            .any(|l| l.contains("\"tool\":\"server_health\""))
-            .then_some(l)
-    })
-    .expect("no tool-call log line");
-    let tool_line: Value = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["tool"] == "server_health")
-        .expect("tool log line is JSON");
-    assert_eq!(tool_line["method"], "tools/call");
-    assert_eq!(tool_line["status"], "ok");
-    assert!(tool_line["duration_ms"].is_number(), "{tool_line}");
-    let http_lines: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"] == "http request")
-        .collect();
-    assert!(
-        http_lines
+    assert_eq!(server.request("GET", "/metrics", &[], b"").status, 200);
+    assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(server.request("GET", "/last", &[], b"").status, 404);
+    let mut lines = Vec::new();
+    let last = wait_for(Duration::from_secs(10), || {
+        lines.extend(server.drain_logs());
+        lines
             .iter()
-            .any(|v| v["path"] == "/mcp" && v["method"] == "POST" && v["status"] == 200),
-        "{lines:?}"
+            .any(|l| l.contains("\"path\":\"unmatched\""))
+            .then_some(())
+    });
+    assert!(
+        last.is_some(),
+        "no log line for the last request: {lines:?}"
     );
+    let json: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let http: Vec<(String, String, u64)> = json
+        .iter()
+        .filter(|v| v["message"] == "http request")
+        .map(|v| {
+            assert!(v["duration_ms"].is_number(), "{v}");
+            (
+                v["method"].as_str().unwrap_or("?").to_owned(),
+                v["path"].as_str().unwrap_or("?").to_owned(),
+                v["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, u64)> = [
+        ("POST", "/mcp", 200),
+        ("POST", "/mcp", 202),
+        ("POST", "/mcp", 200),
+        ("GET", "/metrics", 200),
+        ("GET", "/healthz", 200),
+        ("GET", "unmatched", 404),
+    ]
+    .iter()
+    .map(|(m, p, s)| (m.to_string(), p.to_string(), *s))
+    .collect();
+    assert_eq!(http, want, "one line per request, in order: {lines:#?}");
+    let tool: Vec<&Value> = json
+        .iter()
+        .filter(|v| v["method"] == "tools/call")
+        .collect();
+    assert_eq!(tool.len(), 1, "one line per tool call: {tool:#?}");
+    assert_eq!(tool[0]["tool"], "server_health");
+    assert_eq!(tool[0]["status"], "ok");
+    assert!(tool[0]["duration_ms"].is_number(), "{}", tool[0]);
 }
 
 #[test]
