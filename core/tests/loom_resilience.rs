@@ -1,5 +1,6 @@
 //! loom model checks of every CAS loop in the resilience primitives.
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom cargo test -p vitals-core --release --test loom_resilience`.
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p vitals-core --release --test loom_resilience`
+//! (scripts/test.d/25-loom.sh).
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -105,13 +106,11 @@ fn keyed_concurrent_insertion_of_one_key_claims_one_slot() {
         let theirs = t.join().unwrap();
         let admitted = usize::from(mine) + usize::from(theirs);
         // One slot for the key (never a duplicate bucket); only the counted overflow bucket may
-        // admit beyond the key's own burst.
+        // admit beyond the key's own burst: each admission past the first is one overflow. (In
+        // this model's schedules the set never overflows, so this is `admitted == 1` in practice.)
         assert_eq!(l.active(0), 1);
-        if l.overflowed() == 0 {
-            assert_eq!(admitted, 1);
-        } else {
-            assert!(admitted <= 2);
-        }
+        assert!(l.overflowed() <= 1, "{} overflows", l.overflowed());
+        assert_eq!(admitted as u64, 1 + l.overflowed());
     });
 }
 
