@@ -5,55 +5,15 @@
 //! Values are refreshed by [`ProcessMetrics::refresh`] (called before each scrape), never on the
 //! metric hot path. On other systems they stay 0 and [`ProcessMetrics::supported`] is false.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use vitals_core::labels::Labels;
-use vitals_core::{Collect, Gauge, Kind, Series, Value};
+use vitals_core::{FloatGauge, Gauge, Kind};
 
 use crate::registry::{RegistryBuilder, RegistryError};
-
-/// One float sample read at render time (for values that are floats but not settable gauges,
-/// such as CPU seconds, which is a counter).
-#[derive(Debug, Default)]
-pub struct FloatCell {
-    bits: AtomicU64,
-}
-
-impl FloatCell {
-    /// A cell holding 0.0.
-    pub const fn new() -> Self {
-        FloatCell {
-            bits: AtomicU64::new(0),
-        }
-    }
-
-    /// Stores `v`.
-    pub fn set(&self, v: f64) {
-        self.bits.store(v.to_bits(), Ordering::Relaxed);
-    }
-
-    /// The stored value.
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
-    }
-}
-
-impl Collect for FloatCell {
-    fn series_len(&self) -> usize {
-        1
-    }
-    fn series(&self, index: usize) -> Option<Series<'_>> {
-        (index == 0).then(|| Series {
-            labels: Labels::None,
-            value: Value::Float(self.get()),
-        })
-    }
-}
 
 /// The process metrics.
 #[derive(Debug, Default)]
 pub struct ProcessMetrics {
     /// `process_cpu_seconds_total`: user + system CPU time.
-    pub cpu_seconds: FloatCell,
+    pub cpu_seconds: FloatGauge,
     /// `process_resident_memory_bytes`.
     pub resident_memory: Gauge,
     /// `process_virtual_memory_bytes`.
@@ -63,24 +23,35 @@ pub struct ProcessMetrics {
     /// `process_max_fds`.
     pub max_fds: Gauge,
     /// `process_start_time_seconds`: since the Unix epoch.
-    pub start_time: FloatCell,
+    pub start_time: FloatGauge,
     /// `process_threads`.
     pub threads: Gauge,
 }
 
-/// Linux reports CPU times in USER_HZ ticks, which the kernel ABI fixes at 100 per second.
-const USER_HZ: f64 = 100.0;
+/// The rate of the clock ticks in which `/proc` reports CPU and start times (USER_HZ), from the
+/// OS (`sysconf(_SC_CLK_TCK)`); `None` when the OS does not say.
+#[cfg(target_os = "linux")]
+fn clock_ticks_per_second() -> Option<f64> {
+    Some(rustix::param::clock_ticks_per_second())
+        .filter(|&t| t > 0)
+        .map(|t| t as f64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clock_ticks_per_second() -> Option<f64> {
+    None
+}
 
 impl ProcessMetrics {
     /// Zeroed metrics; call [`refresh`](Self::refresh) to read them.
     pub const fn new() -> Self {
         ProcessMetrics {
-            cpu_seconds: FloatCell::new(),
+            cpu_seconds: FloatGauge::new(),
             resident_memory: Gauge::new(),
             virtual_memory: Gauge::new(),
             open_fds: Gauge::new(),
             max_fds: Gauge::new(),
-            start_time: FloatCell::new(),
+            start_time: FloatGauge::new(),
             threads: Gauge::new(),
         }
     }
@@ -143,12 +114,13 @@ impl ProcessMetrics {
     pub fn refresh(&self) {
         if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
             if let Some(s) = parse_stat(&stat) {
-                self.cpu_seconds.set((s.utime + s.stime) as f64 / USER_HZ);
                 self.threads.set(s.threads);
                 self.virtual_memory.set(s.vsize);
-                if let Some(btime) = boot_time() {
-                    self.start_time
-                        .set(btime as f64 + s.starttime as f64 / USER_HZ);
+                if let Some(hz) = clock_ticks_per_second() {
+                    self.cpu_seconds.set((s.utime + s.stime) as f64 / hz);
+                    if let Some(btime) = boot_time() {
+                        self.start_time.set(btime as f64 + s.starttime as f64 / hz);
+                    }
                 }
             }
         }
@@ -240,16 +212,51 @@ mod tests {
         assert_eq!(max_open_files(limits), Some(1024));
     }
 
+    /// On Linux the values must be there: no early return that would pass without reading.
+    #[cfg(target_os = "linux")]
     #[test]
     fn refresh_reads_this_process() {
-        if !ProcessMetrics::supported() {
-            return;
-        }
+        assert!(ProcessMetrics::supported());
         let p = ProcessMetrics::new();
         p.refresh();
         assert!(p.resident_memory.get() > 0);
         assert!(p.open_fds.get() > 0);
         assert!(p.threads.get() >= 1);
         assert!(p.start_time.get() > 1_000_000_000.0);
+    }
+
+    /// CPU seconds are the stat line's ticks divided by the OS's tick rate, read independently
+    /// here with `getconf CLK_TCK` (a build that assumes another rate fails on this machine).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cpu_seconds_use_the_os_clock_tick_rate() {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf CLK_TCK");
+        let hz: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a rate");
+        let ticks = || {
+            let s = parse_stat(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+            (s.utime + s.stime) as f64
+        };
+        // Burn some CPU so that the count is not 0.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        let p = ProcessMetrics::new();
+        let before = ticks();
+        p.refresh();
+        let after = ticks();
+        let got = p.cpu_seconds.get();
+        assert!(
+            before / hz <= got && got <= after / hz,
+            "cpu seconds {got}, ticks {before}..{after} at {hz} per second"
+        );
+        assert!(before > 0.0);
     }
 }
