@@ -1,7 +1,6 @@
-//! HTTP helpers: the client address extension, path normalisation for metric labels, and request
-//! timing.
+//! HTTP helpers: bearer tokens, the client address and identity extensions, and request timing.
+//! (Metric labels use the server's fixed route table, never the request path.)
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -31,49 +30,6 @@ pub struct ClientIdentity(pub u32);
 /// rmcp hands the request parts to tool handlers, so limits can key on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-/// Replaces path segments that look like identifiers with `{id}`, so a metric label never
-/// carries an unbounded set of values: all-digit segments, UUIDs, hex strings of 8+ characters,
-/// and long segments mixing letters and digits.
-///
-/// ```
-/// use vitals_std::http::normalize_path;
-/// assert_eq!(normalize_path("/users/42/orders/9f8e7d6c5b4a"), "/users/{id}/orders/{id}");
-/// assert_eq!(normalize_path("/metrics"), "/metrics");
-/// ```
-pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if !path.split('/').any(is_id) {
-        return Cow::Borrowed(path);
-    }
-    let mut out = String::with_capacity(path.len());
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.push_str(if is_id(seg) { "{id}" } else { seg });
-    }
-    Cow::Owned(out)
-}
-
-fn is_id(seg: &str) -> bool {
-    if seg.is_empty() {
-        return false;
-    }
-    let b = seg.as_bytes();
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    if digits == b.len() {
-        return true;
-    }
-    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
-    if hexish && b.len() >= 8 && digits > 0 {
-        return true;
-    }
-    b.len() >= 16
-        && digits > 0
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
-}
 
 /// The `method` label of an HTTP method: the nine methods of RFC 9110 and PATCH keep their name,
 /// every other (client-chosen) token folds into `OTHER`, so junk methods cannot fill the
@@ -166,15 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalises_ids() {
-        assert_eq!(normalize_path("/mcp"), "/mcp");
-        assert_eq!(normalize_path("/a/123"), "/a/{id}");
-        assert_eq!(
-            normalize_path("/s/550e8400-e29b-41d4-a716-446655440000/x?y=1"),
-            "/s/{id}/x"
-        );
-        assert_eq!(normalize_path("/files/readme"), "/files/readme");
-        assert_eq!(normalize_path("/t/abcDEF123456ghij7"), "/t/{id}");
+    fn status_codes_are_three_digits() {
         assert_eq!(itoa_buf(404).as_str(), "404");
     }
 
