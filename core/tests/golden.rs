@@ -37,8 +37,7 @@ fn every_buffer_size_gives_the_same_bytes() {
     ] {
         let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
         // Every size from the longest line to the whole output (a sample of them under miri).
-        let step = if cfg!(miri) { 97 } else { 1 };
-        for size in (longest..=golden.len() + 1).step_by(step) {
+        for size in (longest..=golden.len() + 1).step_by(common::buffer_size_step()) {
             let out = fixture::render_all(&fixture::REGISTRY, format, size);
             assert_eq!(
                 std::str::from_utf8(&out).unwrap(),
@@ -166,7 +165,7 @@ tool_seconds_count{tool="say \"hi\"",q="a\\b"} 1
 vitals_label_overflow_total{family="tool_seconds"} 0
 "##;
     let longest = golden.lines().map(|l| l.len() + 1).max().unwrap();
-    for size in longest..=golden.len() + 1 {
+    for size in (longest..=golden.len() + 1).step_by(common::buffer_size_step()) {
         let out = fixture::render_all(&registry, Format::Prometheus, size);
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),

@@ -11,14 +11,6 @@ use vitals_core::{
     Bounds, Counter, Entry, FloatGauge, Format, Gauge, Histogram, Registry, StrFamily,
 };
 
-fn cases() -> u32 {
-    if cfg!(miri) {
-        4
-    } else {
-        256
-    }
-}
-
 fn label_value() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z]{0,8}",
@@ -35,7 +27,7 @@ fn sample<'a>(fams: &'a [common::Family], name: &str) -> Vec<&'a common::Sample>
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases()))]
 
     #[test]
     fn values_round_trip(

@@ -2,6 +2,8 @@
 //! plain sequential reference model.
 #![cfg(not(loom))]
 
+mod common;
+
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use vitals_core::resilience::*;
@@ -535,16 +537,8 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         )
 }
 
-fn cases() -> u32 {
-    if cfg!(miri) {
-        4
-    } else {
-        256
-    }
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn breaker_matches_reference_model(c in config(), ops in proptest::collection::vec(op(), 1..120)) {

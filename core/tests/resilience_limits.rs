@@ -2,6 +2,8 @@
 //! against an exact reference token bucket.
 #![cfg(not(loom))]
 
+mod common;
+
 use proptest::prelude::*;
 use vitals_core::resilience::Rng;
 use vitals_core::resilience::*;
@@ -314,16 +316,8 @@ fn config_strategy() -> impl Strategy<Value = TokenBucketConfig> {
         })
 }
 
-fn cases() -> u32 {
-    if cfg!(miri) {
-        4
-    } else {
-        256
-    }
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Same decisions and same retry-after as the reference at every `now` no earlier than the
     /// latest admission; earlier ones never admit what the reference refuses; and over any
@@ -676,7 +670,7 @@ fn rng_is_deterministic() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn backoff_is_pure_and_bounded(base in 0u64..1_000_000, cap in 0u64..10_000_000, attempt in 0u32..100, r in any::<u32>(), j in 0usize..4) {

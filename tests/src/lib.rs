@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod exposition;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -644,55 +646,21 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// Strict checks promtool does not make, on Prometheus text: every histogram has a `+Inf` bucket
-/// equal to its `_count`, cumulative buckets, and no duplicate series. Returns the problems.
+/// The strict checks promtool does not make ([`exposition::parse`], the one checker every
+/// output test uses) on Prometheus text 0.0.4: the problem it found, or nothing.
 pub fn strict_exposition_problems(text: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut last_bucket: std::collections::HashMap<String, f64> = Default::default();
-    let mut inf: std::collections::HashMap<String, f64> = Default::default();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap_or((line, ""));
-        if !seen.insert(series.to_owned()) {
-            problems.push(format!("duplicate series {series}"));
-        }
-        let v: f64 = value.parse().unwrap_or(f64::NAN);
-        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if let Some(base) = name.strip_suffix("_bucket") {
-            let le = labels
-                .split("le=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("");
-            let others: String = labels
-                .trim_end_matches('}')
-                .split(',')
-                .filter(|l| !l.trim_start().starts_with("le=") && !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(",");
-            let key = format!("{base}{{{others}");
-            if let Some(prev) = last_bucket.get(&key) {
-                if v < *prev {
-                    problems.push(format!("non-cumulative bucket {series}"));
-                }
-            }
-            last_bucket.insert(key.clone(), v);
-            if le == "+Inf" {
-                inf.insert(key, v);
-            }
-        } else if let Some(base) = name.strip_suffix("_count") {
-            let key = format!("{base}{{{}", labels.trim_end_matches('}'));
-            match inf.get(&key) {
-                Some(i) if *i == v => {}
-                Some(i) => problems.push(format!("{series} = {v} but +Inf bucket = {i}")),
-                None => problems.push(format!("{series} has no +Inf bucket before it")),
-            }
-        }
-    }
-    problems
+    exposition::parse(text.as_bytes(), false)
+        .err()
+        .into_iter()
+        .collect()
+}
+
+/// [`exposition::parse`] on OpenMetrics text: the problem it found, or nothing.
+pub fn strict_openmetrics_problems(text: &str) -> Vec<String> {
+    exposition::parse(text.as_bytes(), true)
+        .err()
+        .into_iter()
+        .collect()
 }
 
 /// Pipes `text` to `promtool check metrics`: whether it passed, and what promtool said.
@@ -824,14 +792,46 @@ mod tests {
 
     #[test]
     fn strict_checks_catch_bad_histograms() {
-        let good = "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n";
-        assert!(strict_exposition_problems(good).is_empty());
-        let bad = "h_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 2\nh_count 5\nh_count 5\n";
-        assert_eq!(
-            strict_exposition_problems(bad).len(),
-            4,
-            "{:?}",
-            strict_exposition_problems(bad)
+        let head = "# HELP h H.\n# TYPE h histogram\n";
+        let good = format!(
+            "{head}h_bucket{{le=\"1\"}} 1\nh_bucket{{le=\"+Inf\"}} 2\nh_sum 3\nh_count 2\n"
         );
+        assert_eq!(strict_exposition_problems(&good), Vec::<String>::new());
+        for (bad, why) in [
+            (
+                "h_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n",
+                "cumulative",
+            ),
+            ("h_bucket{le=\"1\"} 1\nh_sum 3\nh_count 1\n", "+Inf"),
+            (
+                "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 5\n",
+                "_count",
+            ),
+            (
+                "h_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\nh_count 2\n",
+                "duplicate",
+            ),
+            // What the second checker (removed) did not see: it skipped every `#` line and
+            // never unescaped a label value.
+            (
+                "h_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n# HELP h again\n",
+                "after its samples",
+            ),
+            (
+                "h_bucket{x=\"\\q\",le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n",
+                "bad escape",
+            ),
+        ] {
+            let problems = strict_exposition_problems(&format!("{head}{bad}"));
+            assert!(
+                problems.len() == 1 && problems[0].contains(why),
+                "{why}: {problems:?}"
+            );
+        }
+        assert_eq!(
+            strict_openmetrics_problems(&format!("{good}# EOF\n")),
+            Vec::<String>::new()
+        );
+        assert!(strict_openmetrics_problems(&good)[0].contains("EOF"));
     }
 }

@@ -67,6 +67,10 @@ fn openmetrics_only_when_asked_and_gzip_when_accepted() {
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     assert!(om.text().ends_with("# EOF\n"));
+    assert_eq!(
+        strict_openmetrics_problems(&om.text()),
+        Vec::<String>::new()
+    );
     let text = server.request("GET", "/metrics", &[("Accept", "text/plain")], b"");
     assert_eq!(
         text.header("content-type"),
@@ -86,6 +90,7 @@ fn openmetrics_only_when_asked_and_gzip_when_accepted() {
     );
     let (ok, out) = promtool_check(&plain);
     assert!(ok, "{out}");
+    assert_eq!(strict_exposition_problems(&plain), Vec::<String>::new());
 }
 
 #[test]
