@@ -562,3 +562,88 @@ fn per_session_upstreams_give_each_client_its_own_process_up_to_a_cap() {
     let alive: Vec<u32> = all.into_iter().filter(|p| process_alive(*p)).collect();
     assert!(alive.is_empty(), "left behind: {alive:?}");
 }
+
+/// `/healthz` answers 503 when the server is unhealthy (its one required upstream has failed:
+/// a crash loop), `/readyz` says not ready, and `/livez` still answers 200.
+#[test]
+fn healthz_is_503_when_a_required_upstream_has_failed() {
+    let crashy = bad_upstream("exit-now");
+    let config = ConfigFile::new(json!({
+        "crashy": {"command": crashy[0], "args": [crashy[1], crashy[2]],
+                   "vitals": {"required": true, "restart": {"max_restarts": 1, "window_seconds": 60,
+                              "initial_delay_seconds": 0.05, "max_delay_seconds": 0.1}}}
+    }));
+    let server = Server::start(&["--log-level", "warn", "--config", config.path()]);
+    wait_metric(&server, "mcp_upstream_failed{upstream=\"crashy\"}", |v| {
+        v == 1.0
+    });
+    let h = server.request("GET", "/healthz", &[], b"");
+    assert_eq!(h.status, 503, "{}", h.text());
+    let body: Value = serde_json::from_slice(&h.body).expect("health JSON");
+    assert_eq!(body["status"], json!("unhealthy"), "{body}");
+    assert_eq!(server.request("GET", "/readyz", &[], b"").status, 503);
+    assert_eq!(server.request("GET", "/livez", &[], b"").status, 200);
+}
+
+/// One keep-alive `GET /readyz` on `c`, read to the end of its response.
+fn readyz_over(c: &mut std::net::TcpStream) -> HttpResponse {
+    use std::io::{Read, Write};
+    c.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Ok(r) = parse_response_checked(&buf) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no whole response: {buf:?}");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        match c.read(&mut chunk) {
+            Ok(0) => panic!("closed before a whole response: {buf:?}"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// `/readyz` answers 503 while the server drains: asked over a keep-alive connection opened
+/// before SIGTERM (new connections are no longer accepted) while a slow call is in flight; the
+/// call still completes and the server exits 0.
+#[test]
+fn readyz_is_503_while_draining() {
+    let mut server = gateway("slow-then-ok", &["--drain-timeout", "30"], &[]);
+    let mut keep = std::net::TcpStream::connect(server.addr).unwrap();
+    assert_eq!(readyz_over(&mut keep).status, 200);
+    let addr = server.addr;
+    let call = std::thread::spawn(move || {
+        let mut s = McpSession::open(addr);
+        s.call_tool("ok", json!({"delay": 3}))
+    });
+    wait_metric(&server, "mcp_active_requests", |v| v == 1.0);
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let draining = wait_for(Duration::from_secs(10), || {
+        let r = readyz_over(&mut keep);
+        (r.status == 503).then_some(r)
+    })
+    .expect("/readyz never answered 503 while draining");
+    assert_eq!(draining.text(), "{\"status\":\"not ready\"}");
+    assert!(
+        is_ok(&call.join().expect("call thread")),
+        "in-flight call lost"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
