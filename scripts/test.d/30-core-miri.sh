@@ -4,4 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # Isolation off: proptest reads the working directory for its regression files.
-MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p vitals-core --lib --tests
+# Skipped: number::tests::division_free_matches_itoa compares 10,000 random integers with
+# format!: 960 s of this step's 975 s of unit tests under miri (shared machine), for code that
+# is safe Rust (#![forbid(unsafe_code)]) and whose paths `number::tests::integers` runs under
+# miri anyway. (To drop the skip, give that loop fewer cases under cfg!(miri).)
+MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p vitals-core --lib --tests \
+  -- --skip number::tests::division_free_matches_itoa
