@@ -206,3 +206,41 @@ fn concurrent_connections_are_bounded() {
         "{m}"
     );
 }
+
+/// Custom lists replace the loopback defaults: `--allowed-hosts` (an entry without a port allows
+/// every port) on /mcp, /metrics and /healthz, and `--allowed-origins` on /mcp.
+#[test]
+fn custom_allowed_hosts_and_origins_replace_the_loopback_defaults() {
+    let server = Server::start(&[
+        "--allowed-hosts",
+        "vitals.internal,other.internal:9000",
+        "--allowed-origins",
+        "https://console.internal",
+    ]);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+    .to_string();
+    let post = |extra: &[(&str, &str)]| {
+        let mut h = MCP_POST.to_vec();
+        h.extend_from_slice(extra);
+        server.request("POST", "/mcp", &h, init.as_bytes()).status
+    };
+    let get = |path: &str, host: &str| server.request("GET", path, &[("Host", host)], b"").status;
+    let loopback = format!("127.0.0.1:{}", server.addr.port());
+    assert_eq!(post(&[("Host", "vitals.internal:1234")]), 200);
+    assert_eq!(post(&[("Host", "other.internal:9000")]), 200);
+    for host in ["other.internal:9001", "evil.example", loopback.as_str()] {
+        let s = post(&[("Host", host)]);
+        assert!((400..500).contains(&s), "/mcp with Host {host}: {s}");
+        assert_eq!(get("/metrics", host), 403, "/metrics with Host {host}");
+        assert_eq!(get("/healthz", host), 403, "/healthz with Host {host}");
+    }
+    assert_eq!(get("/metrics", "vitals.internal"), 200);
+    assert_eq!(get("/healthz", "other.internal:9000"), 200);
+    let host = ("Host", "vitals.internal");
+    assert_eq!(post(&[host, ("Origin", "https://console.internal")]), 200);
+    let local_origin = format!("http://{loopback}");
+    for origin in [local_origin.as_str(), "https://evil.example"] {
+        assert_eq!(post(&[host, ("Origin", origin)]), 403, "Origin {origin}");
+    }
+}

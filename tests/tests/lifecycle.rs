@@ -173,3 +173,44 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
     };
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// The older protocol revisions are negotiated: `initialize` asking for 2025-06-18 or 2025-03-26
+/// gets that version back, and requests carrying it in `MCP-Protocol-Version` are served.
+#[test]
+fn older_protocol_versions_are_negotiated() {
+    let server = Server::start(&[]);
+    for version in ["2025-06-18", "2025-03-26"] {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "vitals-tests", "version": "0"}}});
+        let r = server.request("POST", "/mcp", &MCP_POST, init.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{version}: {}", r.text());
+        let answer = r.messages().into_iter().find(|m| m["id"] == json!(0));
+        assert_eq!(
+            answer.as_ref().map(|m| &m["result"]["protocolVersion"]),
+            Some(&json!(version)),
+            "{}",
+            r.text()
+        );
+        let id = r.header("mcp-session-id").expect("session id").to_owned();
+        let headers = [
+            MCP_POST[0],
+            MCP_POST[1],
+            ("Mcp-Session-Id", id.as_str()),
+            ("MCP-Protocol-Version", version),
+        ];
+        let post = |m: Value| server.request("POST", "/mcp", &headers, m.to_string().as_bytes());
+        let n = post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        assert_eq!(n.status, 202, "{version}: {}", n.text());
+        let l = post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        assert_eq!(l.status, 200, "{version}: {}", l.text());
+        let tools = l.messages().into_iter().find(|m| m["id"] == json!(1));
+        assert!(
+            tools.is_some_and(|m| m["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == "server_health"))),
+            "{version}: {}",
+            l.text()
+        );
+    }
+}

@@ -7,7 +7,10 @@ use vitals_tests::*;
 
 #[test]
 fn exhausted_daily_quota_is_a_tool_error_with_retry_after() {
-    let server = Server::start(&["--daily-quota", "3", "--tool-rate-limit", "50/1m"]);
+    // 50 a day: one token per 28.8 minutes, so the exact token gauges below cannot refill while
+    // the test runs, however loaded the machine (with 50/1m, 1.2 s between a call and the scrape
+    // made them 50).
+    let server = Server::start(&["--daily-quota", "3", "--tool-rate-limit", "50/1d"]);
     let mut s = McpSession::open(server.addr);
     let health = s.call_tool("server_health", json!({}));
     assert_eq!(health["result"]["isError"], json!(false), "{health}");
