@@ -64,7 +64,7 @@ fn label_value() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(common::cases()))]
+    #![proptest_config(ProptestConfig { cases: common::cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// 16 slots, up to 40 label values: the first 16 distinct (that fit a slot) keep their
     /// series, every other update goes to the overflow series and is counted; the exposition

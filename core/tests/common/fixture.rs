@@ -1,58 +1,18 @@
-//! A registry with every metric kind and hostile label values, shared by the golden and property tests.
+//! The golden fixture registry (`fixture_registry.rs`) for the host tests: filled once per
+//! process, rendered into a `Vec` with chunks of any size.
 #![allow(dead_code)]
 
-use vitals_core::{
-    label_enum, Bounds, Counter, Entry, Family, FloatGauge, Gauge, Histogram, Info, Registry,
-    StrFamily,
-};
+#[path = "fixture_registry.rs"]
+mod registry;
+pub use registry::*;
 
-label_enum! {
-    /// Which special float.
-    pub enum Which: "which" { Nan = "nan", PosInf = "pinf", NegInf = "ninf" }
-}
+use vitals_core::Registry;
 
-pub static REQUESTS: Counter = Counter::new();
-pub static TEMPERATURE: Gauge = Gauge::new();
-pub static RATIO: Family<Which, FloatGauge, 3> = Family::new();
-pub static LATENCY: Histogram<3> = Histogram::new(Bounds::micros([500, 1_000, 2_500]));
-pub static TOOL_CALLS: StrFamily<Counter, 2, 2, 32> = StrFamily::new(["tool", "status"]);
-pub static BUILD: Info<1> = Info::new(["version"], ["1.0\n\"x\""]);
-
-pub static REGISTRY: Registry = Registry::new(&[
-    Entry::new("requests_total", "Requests served.", &REQUESTS),
-    Entry::new(
-        "temperature_millicelsius",
-        "Board temperature.",
-        &TEMPERATURE,
-    )
-    .unit("millicelsius"),
-    Entry::new(
-        "ratio",
-        "A ratio with \"quotes\", a back\\slash and a\nnewline.",
-        &RATIO,
-    ),
-    Entry::new("latency_seconds", "Request latency.", &LATENCY).unit("seconds"),
-    Entry::new("tool_calls", "Tool calls.", &TOOL_CALLS),
-    Entry::new("build", "Build information.", &BUILD),
-]);
-
-/// Sets the fixture's values (idempotent: absolute values only).
+/// Sets the fixture's values, once per process (every test may call it).
 pub fn fill() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        REQUESTS.inc_by(3);
-        TEMPERATURE.set(-1500);
-        RATIO.labels(Which::Nan).set(f64::NAN);
-        RATIO.labels(Which::PosInf).set(f64::INFINITY);
-        RATIO.labels(Which::NegInf).set(f64::NEG_INFINITY);
-        for v in [100, 700, 700, 3000] {
-            LATENCY.observe(v);
-        }
-        TOOL_CALLS.labels(["a\\b", "ok"]).inc();
-        TOOL_CALLS.labels(["say \"hi\"\n", "error"]).inc_by(2);
-        TOOL_CALLS.labels(["third", "ok"]).inc_by(5);
-    });
+    ONCE.call_once(set_values);
 }
 
 /// Renders the whole registry with chunks of `chunk` bytes.

@@ -5,41 +5,13 @@
 #![no_std]
 #![no_main]
 
-use vitals_core::{
-    label_enum, Bounds, Counter, Cursor, Entry, Family, FloatGauge, Format, Gauge, Histogram, Info,
-    Registry, RenderError, StrFamily,
-};
+use vitals_core::{Cursor, Format, Registry, RenderError};
 use vitals_ontarget::{check, check_eq, show_difference, tests, Collected};
 
-label_enum! {
-    /// Which special float.
-    pub enum Which: "which" { Nan = "nan", PosInf = "pinf", NegInf = "ninf" }
-}
-
-static REQUESTS: Counter = Counter::new();
-static TEMPERATURE: Gauge = Gauge::new();
-static RATIO: Family<Which, FloatGauge, 3> = Family::new();
-static LATENCY: Histogram<3> = Histogram::new(Bounds::micros([500, 1_000, 2_500]));
-static TOOL_CALLS: StrFamily<Counter, 2, 2, 32> = StrFamily::new(["tool", "status"]);
-static BUILD: Info<1> = Info::new(["version"], ["1.0\n\"x\""]);
-
-static REGISTRY: Registry = Registry::new(&[
-    Entry::new("requests_total", "Requests served.", &REQUESTS),
-    Entry::new(
-        "temperature_millicelsius",
-        "Board temperature.",
-        &TEMPERATURE,
-    )
-    .unit("millicelsius"),
-    Entry::new(
-        "ratio",
-        "A ratio with \"quotes\", a back\\slash and a\nnewline.",
-        &RATIO,
-    ),
-    Entry::new("latency_seconds", "Request latency.", &LATENCY).unit("seconds"),
-    Entry::new("tool_calls", "Tool calls.", &TOOL_CALLS),
-    Entry::new("build", "Build information.", &BUILD),
-]);
+// The host golden tests' registry, the same file (core/tests/common/fixture_registry.rs).
+#[path = "../../../core/tests/common/fixture_registry.rs"]
+mod fixture;
+use fixture::REGISTRY;
 
 // The host golden output, byte for byte (core/tests/golden/).
 const PROMETHEUS: &str = include_str!("../../../core/tests/golden/fixture.prom");
@@ -62,17 +34,7 @@ fn fill() {
         return;
     }
     DONE.store(true, core::sync::atomic::Ordering::Relaxed);
-    REQUESTS.inc_by(3);
-    TEMPERATURE.set(-1500);
-    RATIO.labels(Which::Nan).set(f64::NAN);
-    RATIO.labels(Which::PosInf).set(f64::INFINITY);
-    RATIO.labels(Which::NegInf).set(f64::NEG_INFINITY);
-    for v in [100, 700, 700, 3000] {
-        LATENCY.observe(v);
-    }
-    TOOL_CALLS.labels(["a\\b", "ok"]).inc();
-    TOOL_CALLS.labels(["say \"hi\"\n", "error"]).inc_by(2);
-    TOOL_CALLS.labels(["third", "ok"]).inc_by(5);
+    fixture::set_values();
 }
 
 /// Renders everything with `chunk`-byte buffers; every chunk must end on a line boundary.
