@@ -814,4 +814,44 @@ mod tests {
         assert!(!text.contains("quota_used{"), "{text}");
         assert_eq!(vitals.health().status, "healthy");
     }
+
+    /// A breaker that is open refuses through `instrument` before any budget is spent: a tool
+    /// error with reason `circuit_open` and a retry-after, counted under that status, the handler
+    /// never runs, and no rate or quota budget is spent.
+    #[tokio::test]
+    async fn an_open_breaker_refuses_with_circuit_open() {
+        let vitals = Vitals::builder()
+            .daily_tool_quota(5)
+            .tool_rate_limit("100/1h".parse().unwrap())
+            .build()
+            .unwrap();
+        vitals.upstreams().for_tool("ping").breaker().force_open();
+        let r = call_ping(&vitals, 1).await;
+        let refused = &r[0]["result"];
+        assert_eq!(refused["isError"], json!(true), "{refused}");
+        assert_eq!(refused["_meta"]["io.vitals/reason"], "circuit_open");
+        assert!(
+            refused["_meta"]["io.vitals/retryAfterSeconds"]
+                .as_u64()
+                .is_some_and(|s| s >= 1),
+            "{refused}"
+        );
+        assert!(refused["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("upstream `ping` unavailable (circuit"));
+        let text = vitals.render(vitals_core::Format::Prometheus);
+        for needle in [
+            "mcp_tool_calls_total{upstream=\"ping\",tool=\"ping\",status=\"circuit_open\"} 1\n",
+            "quota_used{quota=\"daily_tool_calls\"} 0\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("status=\"ok\"}"), "the handler ran:\n{text}");
+        // The tool's limiter was never charged (its gauge is absent or still full).
+        let tokens = text
+            .lines()
+            .find_map(|l| l.strip_prefix("rate_limit_available_tokens{tool=\"ping\"} "));
+        assert!(matches!(tokens, None | Some("100")), "{tokens:?}");
+    }
 }
