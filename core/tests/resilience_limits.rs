@@ -207,7 +207,7 @@ fn every_core_error_is_an_error() {
     ) -> Box<dyn std::error::Error + Send + Sync> {
         Box::new(e)
     }
-    let errors = [
+    let errors = vec![
         boxed(RateLimited { retry_after: 1 }),
         boxed(AcquireError::ExceedsBurst {
             requested: 2,
@@ -221,8 +221,13 @@ fn every_core_error_is_an_error() {
         boxed(RetriesExhausted { max_attempts: 1 }),
         boxed(vitals_core::Bounds::try_new([2, 1], vitals_core::Scale::MICRO).unwrap_err()),
         boxed(vitals_core::RenderError::BufferTooSmall { needed: 1 }),
-        boxed(vitals_core::LabelError::Full),
     ];
+    #[cfg(feature = "string-labels")]
+    let errors = {
+        let mut errors = errors;
+        errors.push(boxed(vitals_core::LabelError::Full));
+        errors
+    };
     assert!(errors.iter().all(|e| !e.to_string().is_empty()));
 }
 
