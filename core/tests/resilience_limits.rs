@@ -207,7 +207,7 @@ fn every_core_error_is_an_error() {
     ) -> Box<dyn std::error::Error + Send + Sync> {
         Box::new(e)
     }
-    let errors = vec![
+    let errors = [
         boxed(RateLimited { retry_after: 1 }),
         boxed(AcquireError::ExceedsBurst {
             requested: 2,
@@ -224,7 +224,7 @@ fn every_core_error_is_an_error() {
     ];
     #[cfg(feature = "string-labels")]
     let errors = {
-        let mut errors = errors;
+        let mut errors = Vec::from(errors);
         errors.push(boxed(vitals_core::LabelError::Full));
         errors
     };
