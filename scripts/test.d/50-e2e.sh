@@ -7,3 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p vitals-server
 cargo test -p vitals-tests --features e2e --no-fail-fast
+# The documentation names only flags, environment variables and paths that exist, and documents
+# every flag the server has.
+scripts/check-docs target/debug/vitals-server
