@@ -175,7 +175,8 @@ impl ServerHandler for VitalsServer {
             .enable_logging()
             .enable_completions();
         let caps = if self.fixtures {
-            caps.enable_resources()
+            caps.enable_tool_list_changed()
+                .enable_resources()
                 .enable_resources_subscribe()
                 .enable_prompts()
                 .build()
@@ -286,7 +287,7 @@ impl ServerHandler for VitalsServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if !self.fixtures {
             return Err(McpError::invalid_params(
@@ -294,6 +295,19 @@ impl ServerHandler for VitalsServer {
                 None,
             ));
         }
-        fixtures::get_prompt(&request).map(Into::into)
+        fixtures::get_prompt(&request, &context).await
+    }
+
+    /// `subscriptions/listen` (2026-07-28): the fixtures accept every requested category the
+    /// server advertises; the default server has nothing that changes, so no stream.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.fixtures.then(|| requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        fixtures::listen(context).await
     }
 }
