@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::tools::VitalsServer;
 
 mod revision_2026;
-pub use revision_2026::listen;
+pub use revision_2026::{listen, mark_tools};
 
 /// A 1×1 red PNG.
 pub const PNG_BASE64: &str =
@@ -358,7 +358,7 @@ pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
 /// The fixture prompts.
 pub fn prompts() -> ListPromptsResult {
     complete_from_json(json!({"prompts": [
-        {"name": "test_simple_prompt", "description": "A simple prompt without arguments"},
+        {"name": "test_simple_prompt", "description": revision_2026::simple_prompt_description()},
         {"name": "test_prompt_with_arguments", "description": "A prompt with arguments", "arguments": [
             {"name": "arg1", "description": "First test argument", "required": true},
             {"name": "arg2", "description": "Second test argument", "required": true}]},

@@ -65,3 +65,6 @@ pub async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), M
     context.cancelled().await;
     Ok(())
 }
+
+/// No fixture tools to mark.
+pub fn mark_tools(_tools: &mut [Tool]) {}

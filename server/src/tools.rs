@@ -169,6 +169,26 @@ impl ServerHandler for VitalsServer {
         }
     }
 
+    /// The routed tools (the macro's list, with the fixtures' changing description marked).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut tools = self.tool_router.list_all();
+        if self.fixtures {
+            fixtures::mark_tools(&mut tools);
+        }
+        let mut r = ListToolsResult::with_all_items(tools);
+        if context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+        {
+            r = r.with_ttl_ms(0).with_cache_scope(CacheScope::Public);
+        }
+        Ok(r)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
             .enable_tools()
@@ -179,6 +199,7 @@ impl ServerHandler for VitalsServer {
                 .enable_resources()
                 .enable_resources_subscribe()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .build()
         } else {
             caps.build()

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use rmcp::model::*;
-use rmcp::service::{MaybeSendFuture, NotificationContext, Peer, RequestContext, RoleServer};
+use rmcp::service::{
+    MaybeSendFuture, NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext,
+    SubscriptionSink,
+};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use super::config::{PrefixMode, CLIENT_NAME_LIMIT};
@@ -118,6 +121,11 @@ struct Shared {
     warned_long: Mutex<HashSet<String>>,
     /// Children of each `per_session` upstream, across sessions.
     session_counts: Arc<[AtomicUsize]>,
+    /// Open `subscriptions/listen` streams of 2026-07-28 clients (told of list changes as
+    /// sessions are; each stream's filter is checked by rmcp when sending).
+    listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
+    /// Key of the next listen stream (JSON-RPC ids of different clients may collide).
+    next_listener: std::sync::atomic::AtomicU64,
 }
 
 /// The gateway's MCP handler: `local` (the gateway's own tools, e.g. the operator tools) plus
@@ -155,6 +163,8 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             local_has_tool: Box::new(move |name| probe.get_tool(name).is_some()),
             warned_long: Mutex::new(HashSet::new()),
             session_counts: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: std::sync::atomic::AtomicU64::new(0),
         });
         for u in &shared.upstreams {
             let weak = Arc::downgrade(&shared);
@@ -474,8 +484,8 @@ impl Shared {
         let prompts_changed = old
             .prompts
             .iter()
-            .map(|p| &p.name)
-            .ne(new.prompts.iter().map(|p| &p.name));
+            .map(|p| (&p.name, &p.description))
+            .ne(new.prompts.iter().map(|p| (&p.name, &p.description)));
         let resources_changed = old
             .resources
             .iter()
@@ -493,6 +503,27 @@ impl Shared {
                     }
                     if resources_changed {
                         let _ = peer.notify_resource_list_changed().await;
+                    }
+                });
+            }
+            let listeners: Vec<SubscriptionSink> = self
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(_, s)| s.clone())
+                .collect();
+            for sink in listeners {
+                tokio::spawn(async move {
+                    // A category the stream did not ask for is refused by the sink: ignored.
+                    if tools_changed {
+                        let _ = sink.notify_tool_list_changed().await;
+                    }
+                    if prompts_changed {
+                        let _ = sink.notify_prompt_list_changed().await;
+                    }
+                    if resources_changed {
+                        let _ = sink.notify_resource_list_changed().await;
                     }
                 });
             }
@@ -641,6 +672,34 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
             info.instructions = Some(text);
         }
         info
+    }
+
+    /// `subscriptions/listen` (2026-07-28): list changes of the merged view, in every category
+    /// the client asks for (rmcp keeps only those [`get_info`](Self::get_info) advertises).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        // Per-resource updates are relayed to legacy subscribers only.
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let key = self.shared.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, context.sink().clone()));
+        context.cancelled().await;
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(k, _)| *k != key);
+        Ok(())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
