@@ -202,7 +202,9 @@ impl ServerHandler for VitalsServer {
                 .enable_prompts_list_changed()
                 .build()
         } else {
-            caps.build()
+            // prompts/list answers (an empty list), so the capability is declared: 2026-07-28
+            // requires the discovered capabilities to match the handlers (SEP-2575).
+            caps.enable_prompts().build()
         };
         ServerConfig::new(caps)
             .with_server_info(Implementation::new("vitals-server", env!("CARGO_PKG_VERSION")))
