@@ -624,6 +624,47 @@ fn report(context: &RequestContext<RoleServer>, outcome: CallOutcome, failure: b
     }
 }
 
+/// Rounds of questions the gateway asks a legacy client on behalf of one upstream call (as
+/// rmcp's own client does, `DEFAULT_MRTR_MAX_ROUNDS`).
+const MAX_INPUT_ROUNDS: usize = DEFAULT_MRTR_MAX_ROUNDS;
+
+/// True when the client speaks a revision before 2026-07-28, which has no input-required
+/// results (it is asked through server-to-client requests instead).
+fn legacy_client(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_none_or(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Asks a legacy client an upstream's input requests, one server-to-client request each (its
+/// elicitation, sampling or roots handler answers); the answers keyed as the questions were.
+async fn ask_client(
+    context: &RequestContext<RoleServer>,
+    questions: Option<InputRequests>,
+) -> Result<InputResponses, McpError> {
+    let mut answers = InputResponses::new();
+    for (key, question) in questions.unwrap_or_default() {
+        let request = match question {
+            InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
+            InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
+            InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
+            _ => {
+                return Err(McpError::internal_error(
+                    format!("the upstream asked `{key}` of a kind the gateway cannot relay"),
+                    None,
+                ))
+            }
+        };
+        let answer = context.peer.send_request(request).await.map_err(|e| {
+            McpError::internal_error(format!("asking the client for `{key}` failed: {e}"), None)
+        })?;
+        let answer = serde_json::to_value(answer)
+            .map_err(|e| McpError::internal_error(format!("client answer `{key}`: {e}"), None))?;
+        answers.insert(key, answer);
+    }
+    Ok(answers)
+}
+
 fn unexpected(method: &str) -> McpError {
     McpError::internal_error(
         format!("the upstream answered `{method}` with a result of the wrong kind"),
@@ -742,13 +783,42 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         let mut params = request;
         params.name = route.name.into();
         params.meta = None;
-        let result = upstream
-            .forward(
-                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
-                "tools/call",
-                &context,
-            )
-            .await;
+        let mut rounds = 0;
+        let result = loop {
+            let result = upstream
+                .forward(
+                    ClientRequest::CallToolRequest(CallToolRequest::new(params.clone())),
+                    "tools/call",
+                    &context,
+                )
+                .await;
+            match result {
+                // A legacy client cannot read an input-required result: the gateway asks it
+                // the upstream's questions itself and calls the upstream again with the answers.
+                Ok(ServerResult::InputRequiredResult(ask))
+                    if legacy_client(&context) && rounds < MAX_INPUT_ROUNDS =>
+                {
+                    rounds += 1;
+                    self.shared
+                        .vitals
+                        .mcp_metrics()
+                        .tool_input_rounds
+                        .labels([upstream.name(), params.name.as_ref()])
+                        .inc();
+                    match ask_client(&context, ask.input_requests).await {
+                        Ok(answers) => {
+                            params.input_responses = Some(answers);
+                            params.request_state = ask.request_state;
+                        }
+                        Err(e) => {
+                            report(&context, CallOutcome::JsonRpcError, false);
+                            return Err(e);
+                        }
+                    }
+                }
+                other => break other,
+            }
+        };
         match result {
             Ok(ServerResult::CallToolResult(r)) => {
                 let failed = r.is_error == Some(true);
@@ -817,19 +887,32 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         let mut params = request;
         params.name = route.name;
         params.meta = None;
-        match self
-            .forward(
-                route.upstream,
-                ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
-                "prompts/get",
-                &context,
-            )
-            .await?
-        {
-            ServerResult::GetPromptResult(r) => Ok(r.into()),
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            _ => Err(unexpected("prompts/get")),
+        for _ in 0..=MAX_INPUT_ROUNDS {
+            match self
+                .forward(
+                    route.upstream,
+                    ClientRequest::GetPromptRequest(GetPromptRequest::new(params.clone())),
+                    "prompts/get",
+                    &context,
+                )
+                .await?
+            {
+                ServerResult::GetPromptResult(r) => return Ok(r.into()),
+                // A legacy client is asked the upstream's questions by the gateway.
+                ServerResult::InputRequiredResult(ask) if legacy_client(&context) => {
+                    params.input_responses = Some(ask_client(&context, ask.input_requests).await?);
+                    params.request_state = ask.request_state;
+                }
+                ServerResult::InputRequiredResult(r) => {
+                    return Ok(GetPromptResponse::InputRequired(r))
+                }
+                _ => return Err(unexpected("prompts/get")),
+            }
         }
+        Err(McpError::internal_error(
+            format!("the upstream asked for input more than {MAX_INPUT_ROUNDS} times"),
+            None,
+        ))
     }
 
     async fn list_resources(
