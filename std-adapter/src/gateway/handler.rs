@@ -341,8 +341,28 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             .map_err(ForwardError::into_mcp)?;
         u.forward(request, method, context)
             .await
+            .map(complete)
             .map_err(ForwardError::into_mcp)
     }
+}
+
+/// An upstream's result, marked `resultType: "complete"` when it has no type: a legacy-only
+/// upstream sends none, and a 2026-07-28 client requires one (rmcp removes the mark again for
+/// clients of older revisions).
+fn complete(mut result: ServerResult) -> ServerResult {
+    let slot = match &mut result {
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        _ => return result,
+    };
+    slot.get_or_insert(ResultType::COMPLETE);
+    result
 }
 
 impl Shared {
@@ -791,7 +811,8 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
                     "tools/call",
                     &context,
                 )
-                .await;
+                .await
+                .map(complete);
             match result {
                 // A legacy client cannot read an input-required result: the gateway asks it
                 // the upstream's questions itself and calls the upstream again with the answers.
