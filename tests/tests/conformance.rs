@@ -167,10 +167,39 @@ fn assert_delete_ends_session(addr: std::net::SocketAddr) {
     assert_eq!(after.status, 404, "the ended session still answers: {}", after.text());
 }
 
+/// The value of the one series of `family` whose labels include `tool="TOOL"`.
+fn tool_series(text: &str, family: &str, tool: &str, status: Option<&str>) -> Option<f64> {
+    let tool = format!("tool=\"{tool}\"");
+    let status = status.map(|s| format!("status=\"{s}\""));
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(&tool))
+        .filter(|l| status.as_ref().is_none_or(|s| l.contains(s.as_str())))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").parse::<f64>().unwrap_or(f64::NAN))
+        .reduce(|a, b| a + b)
+}
+
 #[test]
 fn fixtures_server_passes_both_revisions() {
     let server = Server::start(&["--conformance-fixtures", "--log-level", "warn"]);
     check_target("fixtures", &server.url(), true);
+    // The suite's three-round call (two input-required rounds, then the answer; only the
+    // 2026-07-28 run uses this tool) is one call in the metrics, its rounds counted apart.
+    let text = server.metrics();
+    let tool = "test_input_required_result_multi_round";
+    assert_eq!(
+        tool_series(&text, "mcp_tool_calls_total", tool, None),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        tool_series(&text, "mcp_tool_calls_total", tool, Some("ok")),
+        Some(1.0)
+    );
+    assert_eq!(
+        tool_series(&text, "mcp_tool_input_rounds_total", tool, None),
+        Some(2.0),
+        "{text}"
+    );
     assert_delete_ends_session(server.addr);
 }
 
