@@ -230,7 +230,12 @@ impl Drop for CallGuard {
             if let (Some(u), Some(ticket)) = (&self.upstream, self.ticket.take()) {
                 u.breaker().release(ticket);
             }
-            tracing::debug!(method = "tools/call", tool = label, upstream, "input required");
+            tracing::debug!(
+                method = "tools/call",
+                tool = label,
+                upstream,
+                "input required"
+            );
             return;
         }
         m.tool_calls.labels([upstream, label, status]).inc();

@@ -65,16 +65,20 @@ fn run_suite(url: &str, revision: &str) -> Run {
     let output = format!("{}{}", done.stdout, done.stderr);
     let mut checks = Vec::new();
     let mut messages = Vec::new();
-    let dirs = std::fs::read_dir(&results)
-        .unwrap_or_else(|e| panic!("no per-check results in {}: {e}\n{output}", results.display()));
+    let dirs = std::fs::read_dir(&results).unwrap_or_else(|e| {
+        panic!(
+            "no per-check results in {}: {e}\n{output}",
+            results.display()
+        )
+    });
     for entry in dirs {
         let entry = entry.unwrap();
         let scenario = scenario_of(&entry.file_name().to_string_lossy());
         let file = entry.path().join("checks.json");
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let list: Vec<Value> = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let list: Vec<Value> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for c in list {
             let id = c["id"].as_str().unwrap_or("?").to_owned();
             let status = c["status"].as_str().unwrap_or("?").to_owned();
@@ -142,7 +146,10 @@ fn check_target(target: &str, url: &str, scored_must_pass: bool) {
             ));
         }
         if !problems.is_empty() {
-            problems.push(format!("{revision} details:\n  {}", run.messages.join("\n  ")));
+            problems.push(format!(
+                "{revision} details:\n  {}",
+                run.messages.join("\n  ")
+            ));
         }
     }
     assert!(
@@ -162,9 +169,19 @@ fn assert_delete_ends_session(addr: std::net::SocketAddr) {
         ("MCP-Protocol-Version", "2025-11-25"),
     ];
     let d = request(addr, "DELETE", "/mcp", &headers, b"");
-    assert!((200..300).contains(&d.status), "DELETE: {} {}", d.status, d.text());
+    assert!(
+        (200..300).contains(&d.status),
+        "DELETE: {} {}",
+        d.status,
+        d.text()
+    );
     let after = s.post(&serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}));
-    assert_eq!(after.status, 404, "the ended session still answers: {}", after.text());
+    assert_eq!(
+        after.status,
+        404,
+        "the ended session still answers: {}",
+        after.text()
+    );
 }
 
 /// The value of the one series of `family` whose labels include `tool="TOOL"`.
@@ -174,7 +191,13 @@ fn tool_series(text: &str, family: &str, tool: &str, status: Option<&str>) -> Op
     text.lines()
         .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(&tool))
         .filter(|l| status.as_ref().is_none_or(|s| l.contains(s.as_str())))
-        .map(|l| l.rsplit(' ').next().unwrap_or("").parse::<f64>().unwrap_or(f64::NAN))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .unwrap_or("")
+                .parse::<f64>()
+                .unwrap_or(f64::NAN)
+        })
         .reduce(|a, b| a + b)
 }
 

@@ -286,7 +286,10 @@ fn modern_clients_reach_a_legacy_upstream_through_the_gateway() {
         for (through, how) in [(http, "HTTP"), (stdio, "stdio")] {
             let how = format!("{mode} over {how}");
             let t = through.as_object().unwrap();
-            assert!(t["calls"].as_object().unwrap().len() >= 10, "{how}: {through}");
+            assert!(
+                t["calls"].as_object().unwrap().len() >= 10,
+                "{how}: {through}"
+            );
             // The same answers as the legacy client's, for everything the modern run covers.
             let mut expected = serde_json::Map::new();
             for (k, v) in t {
@@ -314,5 +317,9 @@ fn modern_clients_reach_a_legacy_upstream_through_the_gateway() {
         &text,
         "mcp_tool_calls_total{upstream=\"everything\",tool=\"echo\",status=\"ok\"}",
     );
-    assert_eq!(echo, Some(2.0), "two HTTP runs through this gateway:\n{text}");
+    assert_eq!(
+        echo,
+        Some(2.0),
+        "two HTTP runs through this gateway:\n{text}"
+    );
 }

@@ -33,7 +33,9 @@ fn python_sdk_over_http() {
     }
     // Every mode's four operator calls (and one refused) counted alike: 2026-07-28 requests
     // have no session, and are instrumented as legacy ones.
-    let health = server.metric("mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"}");
+    let health = server.metric(
+        "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"}",
+    );
     assert_eq!(health, Some(3.0), "{}", server.metrics());
 }
 

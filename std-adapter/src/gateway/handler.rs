@@ -8,6 +8,9 @@
 //!   gateway's own tools, then upstreams in configuration order); the others are hidden,
 //!   counted in `mcp_gateway_name_conflicts` and logged.
 //! - Nothing is cached but the lists: every call, read and prompt goes to the upstream.
+//! - Every result is valid for the client's revision: an upstream's untyped result is marked
+//!   `resultType: "complete"` (rmcp removes it again for legacy clients), and an input-required
+//!   result never reaches a legacy client (the gateway asks it the questions itself).
 
 #![allow(deprecated)] // logging and subscriptions are deprecated by 2026-07-28; forwarded for 2025-11-25.
 
