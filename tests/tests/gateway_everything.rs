@@ -279,6 +279,9 @@ fn modern_clients_reach_a_legacy_upstream_through_the_gateway() {
             "warn".into(),
             "--upstream-name".into(),
             "everything".into(),
+            // Under load, node may take long to start: the first list waits for it (bounded).
+            "--upstream-start-wait".into(),
+            "120".into(),
             "--".into(),
         ];
         args.extend(everything());
