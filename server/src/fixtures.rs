@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 
 use crate::tools::VitalsServer;
 
+mod revision_2026;
+pub use revision_2026::{listen, mark_tools};
+
 /// A 1×1 red PNG.
 pub const PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -45,6 +48,13 @@ fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, McpError> {
     serde_json::from_value(v).map_err(|e| McpError::internal_error(format!("fixture: {e}"), None))
 }
 
+/// A result built from JSON, with `resultType: "complete"` (required by 2026-07-28; rmcp strips
+/// it for peers of older revisions).
+fn complete_from_json<T: serde::de::DeserializeOwned>(mut v: Value) -> Result<T, McpError> {
+    v["resultType"] = json!("complete");
+    from_json(v)
+}
+
 fn text(s: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(s)])
 }
@@ -63,7 +73,16 @@ pub struct MessageArg {
     pub message: String,
 }
 
-#[tool_router(router = fixture_router, vis = "pub(crate)")]
+impl VitalsServer {
+    /// Every fixture tool: the 2025-11-25 suite's and the 2026-07-28 suite's.
+    pub(crate) fn fixture_router() -> rmcp::handler::server::router::tool::ToolRouter<Self> {
+        let mut router = Self::fixture_router_2025();
+        router += Self::revision_2026_router();
+        router
+    }
+}
+
+#[tool_router(router = fixture_router_2025)]
 impl VitalsServer {
     #[tool(description = "Returns simple text content")]
     async fn test_simple_text(&self) -> CallToolResult {
@@ -281,7 +300,7 @@ pub fn complete(request: &CompleteRequestParams) -> CompleteResult {
         .into_iter()
         .filter(|s| s.starts_with(prefix))
         .collect();
-    serde_json::from_value(
+    complete_from_json(
         json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
     )
     .unwrap_or_default()
@@ -289,7 +308,7 @@ pub fn complete(request: &CompleteRequestParams) -> CompleteResult {
 
 /// The fixture resources.
 pub fn resources() -> ListResourcesResult {
-    serde_json::from_value(json!({"resources": [
+    complete_from_json(json!({"resources": [
         {"uri": "test://static-text", "name": "static-text", "description": "A static text resource", "mimeType": "text/plain"},
         {"uri": "test://static-binary", "name": "static-binary", "description": "A static binary resource (PNG)", "mimeType": "image/png"},
         {"uri": "test://watched-resource", "name": "watched-resource", "description": "A resource to subscribe to", "mimeType": "text/plain"}
@@ -298,7 +317,7 @@ pub fn resources() -> ListResourcesResult {
 
 /// The fixture resource templates.
 pub fn resource_templates() -> ListResourceTemplatesResult {
-    serde_json::from_value(json!({"resourceTemplates": [
+    complete_from_json(json!({"resourceTemplates": [
         {"uriTemplate": "test://template/{id}/data", "name": "template-data",
          "description": "Data for an id", "mimeType": "application/json"}
     ]}))
@@ -333,24 +352,36 @@ pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
             _ => return Err(resource_not_found(uri)),
         },
     };
-    from_json(json!({"contents": [contents]}))
+    complete_from_json(json!({"contents": [contents]}))
 }
 
 /// The fixture prompts.
 pub fn prompts() -> ListPromptsResult {
-    serde_json::from_value(json!({"prompts": [
-        {"name": "test_simple_prompt", "description": "A simple prompt without arguments"},
+    complete_from_json(json!({"prompts": [
+        {"name": "test_simple_prompt", "description": revision_2026::simple_prompt_description()},
         {"name": "test_prompt_with_arguments", "description": "A prompt with arguments", "arguments": [
             {"name": "arg1", "description": "First test argument", "required": true},
             {"name": "arg2", "description": "Second test argument", "required": true}]},
         {"name": "test_prompt_with_embedded_resource", "description": "A prompt embedding a resource", "arguments": [
             {"name": "resourceUri", "description": "URI of the resource to embed", "required": true}]},
-        {"name": "test_prompt_with_image", "description": "A prompt with an image"}
+        {"name": "test_prompt_with_image", "description": "A prompt with an image"},
+        {"name": "test_input_required_result_prompt", "description": "Asks the user for context (input required) before answering"}
     ]})).unwrap_or_default()
 }
 
-/// Gets a fixture prompt.
-pub fn get_prompt(request: &GetPromptRequestParams) -> Result<GetPromptResult, McpError> {
+/// Gets a fixture prompt (the input-required one asks the client first).
+pub async fn get_prompt(
+    request: &GetPromptRequestParams,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<GetPromptResponse, McpError> {
+    if request.name == "test_input_required_result_prompt" {
+        return revision_2026::input_required_prompt(request, ctx).await;
+    }
+    fixed_prompt(request).map(Into::into)
+}
+
+/// The prompts with fixed text.
+fn fixed_prompt(request: &GetPromptRequestParams) -> Result<GetPromptResult, McpError> {
     let arg = |name: &str| -> Result<String, McpError> {
         request
             .arguments
@@ -386,5 +417,5 @@ pub fn get_prompt(request: &GetPromptRequestParams) -> Result<GetPromptResult, M
             ))
         }
     };
-    from_json(json!({"messages": messages}))
+    complete_from_json(json!({"messages": messages}))
 }

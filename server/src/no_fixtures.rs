@@ -50,9 +50,21 @@ pub fn prompts() -> ListPromptsResult {
 }
 
 /// Every prompt is unknown.
-pub fn get_prompt(request: &GetPromptRequestParams) -> Result<GetPromptResult, McpError> {
+pub async fn get_prompt(
+    request: &GetPromptRequestParams,
+    _ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<GetPromptResponse, McpError> {
     Err(McpError::invalid_params(
         format!("unknown prompt `{}`", request.name),
         None,
     ))
 }
+
+/// No listen streams (the default server advertises nothing that changes).
+pub async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+    context.cancelled().await;
+    Ok(())
+}
+
+/// No fixture tools to mark.
+pub fn mark_tools(_tools: &mut [Tool]) {}

@@ -169,18 +169,42 @@ impl ServerHandler for VitalsServer {
         }
     }
 
+    /// The routed tools (the macro's list, with the fixtures' changing description marked).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut tools = self.tool_router.list_all();
+        if self.fixtures {
+            fixtures::mark_tools(&mut tools);
+        }
+        let mut r = ListToolsResult::with_all_items(tools);
+        if context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+        {
+            r = r.with_ttl_ms(0).with_cache_scope(CacheScope::Public);
+        }
+        Ok(r)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
             .enable_tools()
             .enable_logging()
             .enable_completions();
         let caps = if self.fixtures {
-            caps.enable_resources()
+            caps.enable_tool_list_changed()
+                .enable_resources()
                 .enable_resources_subscribe()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .build()
         } else {
-            caps.build()
+            // prompts/list answers (an empty list), so the capability is declared: 2026-07-28
+            // requires the discovered capabilities to match the handlers (SEP-2575).
+            caps.enable_prompts().build()
         };
         ServerConfig::new(caps)
             .with_server_info(Implementation::new("vitals-server", env!("CARGO_PKG_VERSION")))
@@ -286,7 +310,7 @@ impl ServerHandler for VitalsServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if !self.fixtures {
             return Err(McpError::invalid_params(
@@ -294,6 +318,19 @@ impl ServerHandler for VitalsServer {
                 None,
             ));
         }
-        fixtures::get_prompt(&request).map(Into::into)
+        fixtures::get_prompt(&request, &context).await
+    }
+
+    /// `subscriptions/listen` (2026-07-28): the fixtures accept every requested category the
+    /// server advertises; the default server has nothing that changes, so no stream.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.fixtures.then(|| requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        fixtures::listen(context).await
     }
 }

@@ -203,6 +203,8 @@ struct CallGuard {
     outcome: CallOutcome,
     error_type: Option<&'static str>,
     breaker_failure: bool,
+    /// The round asked the client for input (2026-07-28): counted as a round, not as a call.
+    input_round: bool,
 }
 
 impl CallGuard {
@@ -222,6 +224,20 @@ impl Drop for CallGuard {
         let upstream = self.upstream.as_ref().map_or("", |u| u.name());
         let label = self.tool.as_str();
         let status = self.outcome.as_str();
+        if self.input_round {
+            // Not a call yet: the client answers and calls again; the breaker learns nothing.
+            m.tool_input_rounds.labels([upstream, label]).inc();
+            if let (Some(u), Some(ticket)) = (&self.upstream, self.ticket.take()) {
+                u.breaker().release(ticket);
+            }
+            tracing::debug!(
+                method = "tools/call",
+                tool = label,
+                upstream,
+                "input required"
+            );
+            return;
+        }
         m.tool_calls.labels([upstream, label, status]).inc();
         m.tool_duration
             .labels([upstream, label])
@@ -373,6 +389,7 @@ impl<H: ServerHandler> Instrumented<H> {
             outcome: CallOutcome::Cancelled,
             error_type: None,
             breaker_failure: false,
+            input_round: false,
         };
         let report = CallReport::default();
         context.extensions.insert(report.clone());
@@ -404,6 +421,7 @@ impl<H: ServerHandler> Instrumented<H> {
             guard.tool = name;
         }
         guard.finish(outcome, error_type, breaker_failure.unwrap_or(failure));
+        guard.input_round = matches!(result, Ok(CallToolResponse::InputRequired(_)));
         drop(guard);
         result
     }

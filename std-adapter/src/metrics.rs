@@ -39,6 +39,10 @@ pub struct McpMetrics {
     pub tool_duration: StrFamily<HistogramCells<12>, 2, 128, 96>,
     /// `mcp_active_requests`: tool calls in progress.
     pub active_requests: Gauge,
+    /// `mcp_tool_input_rounds_total{upstream,tool}`: rounds of a 2026-07-28 multi-round call
+    /// that asked the client for input (an input-required result). Such a round is not a call:
+    /// the call is counted once in `mcp_tool_calls_total`, by the round that answers it.
+    pub tool_input_rounds: StrFamily<Counter, 2, 128, 96>,
 }
 
 impl Default for McpMetrics {
@@ -55,6 +59,7 @@ impl McpMetrics {
             tool_errors: StrFamily::new(["upstream", "tool", "error_type"]),
             tool_duration: StrFamily::with_shared(["upstream", "tool"], TOOL_DURATION_BOUNDS),
             active_requests: Gauge::new(),
+            tool_input_rounds: StrFamily::new(["upstream", "tool"]),
         }
     }
 
@@ -83,6 +88,12 @@ impl McpMetrics {
             "MCP tool calls in progress.",
             None,
             &self.active_requests,
+        )?;
+        b.register(
+            "mcp_tool_input_rounds_total",
+            "MCP tool call rounds answered with an input-required result (2026-07-28), by upstream and tool; the call itself is counted once in mcp_tool_calls_total.",
+            None,
+            &self.tool_input_rounds,
         )?;
         Ok(())
     }

@@ -22,6 +22,15 @@ options:
   --timeout S      give up after S seconds in all (default 120); each request times out after 30.
   --ignore-tools N1,N2
                    tools the gateway adds of its own (e.g. its operator tools), left out.
+  --mode M         the SDK's connection mode: legacy (default: the 2025-11-25 initialize
+                   handshake), auto (server/discover, falling back to legacy) or 2026-07-28.
+                   In auto and 2026-07-28 modes the client must negotiate 2026-07-28 (so the
+                   target is a dual-era server such as vitals-server's gateway; server-everything
+                   itself is legacy-only), and only what that revision still has is exercised:
+                   tools/list, the tool calls and errors, resources, prompts and completion (no
+                   ping, logging, subscriptions, and no sampling or elicitation: the gateway does
+                   not turn a legacy upstream's server-to-client requests into input-required
+                   results).
 
 The client declares sampling and elicitation (form and url) and answers them with fixed values,
 and declares no roots and no tasks: server-everything then lists exactly EXPECTED_TOOLS.
@@ -544,6 +553,21 @@ class Run:
         out["resourceId:7"] = r.completion.values
         self.summary["completions"] = out
 
+    async def modern(self):
+        """The 2026-07-28 subset (see --mode)."""
+        check(self.c.protocol_version == "2026-07-28",
+              f"negotiated protocol version {self.c.protocol_version}, want 2026-07-28")
+        await self.tools()
+        if "resources" not in self.skip:
+            await self.resources()
+        await self.plain_tools()
+        await self.tool_errors()
+        for group in ["prompts", "completion"]:
+            if group not in self.skip:
+                await getattr(self, group)()
+        check(not self.seen.transport_errors, f"transport errors: {self.seen.transport_errors}")
+        return self.summary
+
     async def all(self):
         check(self.c.protocol_version in ("2025-11-25", "2025-06-18", "2025-03-26"),
               f"negotiated protocol version {self.c.protocol_version}")
@@ -562,11 +586,11 @@ class Run:
         return self.summary
 
 
-async def run(target, prefix, skip, ignore):
+async def run(target, prefix, skip, ignore, mode):
     seen = Seen()
     async with Client(
         target,
-        mode="legacy",
+        mode=mode,
         read_timeout_seconds=REQUEST_TIMEOUT,
         sampling_callback=seen.sampling,
         elicitation_callback=seen.elicitation,
@@ -574,7 +598,8 @@ async def run(target, prefix, skip, ignore):
         message_handler=seen.message,
         cache=None,  # every request reaches the server
     ) as client:
-        return typed_model_neutral(await Run(client, seen, prefix, skip, ignore).all())
+        r = Run(client, seen, prefix, skip, ignore)
+        return typed_model_neutral(await (r.all() if mode == "legacy" else r.modern()))
 
 
 def leaf(exc):
@@ -585,12 +610,12 @@ def leaf(exc):
 
 
 def parse_args(argv):
-    prefix, skip, timeout, ignore = "", set(), 120.0, set()
+    prefix, skip, timeout, ignore, conn = "", set(), 120.0, set(), "legacy"
     rest = list(argv)
     target = None
 
     def options():
-        nonlocal prefix, timeout, ignore
+        nonlocal prefix, timeout, ignore, conn
         while rest and rest[0].startswith("--"):
             opt = rest.pop(0)
             if not rest:
@@ -607,6 +632,10 @@ def parse_args(argv):
                 timeout = float(val)
             elif opt == "--ignore-tools":
                 ignore = set(filter(None, val.split(",")))
+            elif opt == "--mode":
+                if val not in ("legacy", "auto", "2026-07-28"):
+                    sys.exit(f"gateway_client: --mode legacy, auto or 2026-07-28, not {val!r}")
+                conn = val
             else:
                 sys.exit(f"gateway_client: unknown option {opt}\n{__doc__}")
 
@@ -621,13 +650,13 @@ def parse_args(argv):
         target = StdioServerParameters(command=rest[0], args=rest[1:])
     else:
         sys.exit(__doc__)
-    return target, prefix, skip, timeout, ignore
+    return target, prefix, skip, timeout, ignore, conn
 
 
 def main():
-    target, prefix, skip, timeout, ignore = parse_args(sys.argv[1:])
+    target, prefix, skip, timeout, ignore, conn = parse_args(sys.argv[1:])
     try:
-        summary = asyncio.run(asyncio.wait_for(run(target, prefix, skip, ignore), timeout))
+        summary = asyncio.run(asyncio.wait_for(run(target, prefix, skip, ignore, conn), timeout))
     except Exception as e:  # one clear line, whatever failed
         e = leaf(e)
         if isinstance(e, asyncio.TimeoutError):

@@ -2,7 +2,11 @@
 stdio (a command), lists the tools, calls each operator tool and checks the structured results.
 Prints one JSON line with what it saw; exits non-zero on any mismatch.
 
-usage: operator_client.py http URL | operator_client.py stdio SERVER_BINARY [ARGS...]
+usage: operator_client.py [--mode M] http URL | operator_client.py [--mode M] stdio SERVER_BINARY [ARGS...]
+
+--mode is the SDK's connection mode: legacy (default; the 2025-11-25 initialize handshake), auto
+(server/discover first) or 2026-07-28. vitals-server is dual-era: auto and 2026-07-28 must
+negotiate 2026-07-28, legacy 2025-11-25.
 """
 import asyncio
 import json
@@ -18,9 +22,13 @@ def check(cond, what):
         raise AssertionError(what)
 
 
-async def run(target):
+async def run(target, mode):
     seen = {}
-    async with Client(target, mode="legacy") as client:
+    async with Client(target, mode=mode) as client:
+        want = "2025-11-25" if mode == "legacy" else "2026-07-28"
+        check(client.protocol_version == want,
+              f"mode {mode} negotiated {client.protocol_version}, want {want}")
+        seen["protocol_version"] = client.protocol_version
         listed = await client.list_tools()
         names = [t.name for t in listed.tools]
         seen["tools"] = names
@@ -70,14 +78,21 @@ async def run(target):
 
 
 def main():
-    mode = sys.argv[1]
-    if mode == "http":
-        target = sys.argv[2]
-    elif mode == "stdio":
-        target = StdioServerParameters(command=sys.argv[2], args=sys.argv[3:])
+    args = sys.argv[1:]
+    conn = "legacy"
+    if args[:1] == ["--mode"]:
+        conn = args[1]
+        args = args[2:]
+        if conn not in ("legacy", "auto", "2026-07-28"):
+            raise SystemExit(f"--mode legacy, auto or 2026-07-28, not {conn!r}")
+    transport = args[0]
+    if transport == "http":
+        target = args[1]
+    elif transport == "stdio":
+        target = StdioServerParameters(command=args[1], args=args[2:])
     else:
-        raise SystemExit(f"unknown mode {mode}")
-    seen = asyncio.run(asyncio.wait_for(run(target), timeout=60))
+        raise SystemExit(f"unknown transport {transport}")
+    seen = asyncio.run(asyncio.wait_for(run(target, conn), timeout=60))
     print(json.dumps(seen))
 
 

@@ -249,3 +249,80 @@ fn two_upstreams_are_composed_with_prefixes_and_conflicts_are_resolved() {
     assert_eq!(r["result"]["structuredContent"]["sum"], json!(2), "{r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The official Python SDK in its 2026-07-28 modes (`auto`, which discovers, and `2026-07-28`)
+/// in front of the legacy-only server-everything, over HTTP and stdio: the gateway speaks
+/// 2026-07-28 to the client and 2025-11-25 to the upstream. Every tool, resource, prompt and
+/// completion answer the client checks equals the legacy client's direct one.
+#[test]
+fn modern_clients_reach_a_legacy_upstream_through_the_gateway() {
+    let direct = direct_summary();
+    let server = gateway(&[]);
+    for mode in ["auto", "2026-07-28"] {
+        let http = client(&[
+            "--mode".into(),
+            mode.into(),
+            "--ignore-tools".into(),
+            OPERATOR_TOOLS.into(),
+            "http".into(),
+            format!("{}/mcp", server.url()),
+        ]);
+        let mut args = vec![
+            "--mode".to_owned(),
+            mode.into(),
+            "--ignore-tools".into(),
+            OPERATOR_TOOLS.into(),
+            "stdio".into(),
+            server_bin().display().to_string(),
+            "--stdio".into(),
+            "--log-level".into(),
+            "warn".into(),
+            "--upstream-name".into(),
+            "everything".into(),
+            // Under load, node may take long to start: the first list waits for it (bounded).
+            "--upstream-start-wait".into(),
+            "120".into(),
+            "--".into(),
+        ];
+        args.extend(everything());
+        let stdio = client(&args);
+        for (through, how) in [(http, "HTTP"), (stdio, "stdio")] {
+            let how = format!("{mode} over {how}");
+            let t = through.as_object().unwrap();
+            assert!(
+                t["calls"].as_object().unwrap().len() >= 10,
+                "{how}: {through}"
+            );
+            // The same answers as the legacy client's, for everything the modern run covers.
+            let mut expected = serde_json::Map::new();
+            for (k, v) in t {
+                let d = &direct[k.as_str()];
+                expected.insert(
+                    k.clone(),
+                    match (k.as_str(), d) {
+                        ("calls", Value::Object(calls)) => Value::Object(
+                            calls
+                                .iter()
+                                .filter(|(c, _)| v.get(c.as_str()).is_some())
+                                .map(|(c, x)| (c.clone(), x.clone()))
+                                .collect(),
+                        ),
+                        _ => d.clone(),
+                    },
+                );
+            }
+            assert_same(&Value::Object(expected), &through, &how);
+        }
+    }
+    // Each of the four runs called echo once (2026-07-28 requests counted as legacy ones).
+    let text = server.metrics();
+    let echo = metric_value(
+        &text,
+        "mcp_tool_calls_total{upstream=\"everything\",tool=\"echo\",status=\"ok\"}",
+    );
+    assert_eq!(
+        echo,
+        Some(2.0),
+        "two HTTP runs through this gateway:\n{text}"
+    );
+}

@@ -1,4 +1,6 @@
-//! The official MCP Python SDK as a client, over Streamable HTTP and over stdio.
+//! The official MCP Python SDK as a client, over Streamable HTTP and over stdio, in each of its
+//! connection modes: `legacy` (2025-11-25 handshake), `auto` (discovers, then 2026-07-28) and
+//! `2026-07-28`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,22 +21,37 @@ fn run_client(args: &[&str]) -> String {
     done.stdout
 }
 
+const MODES: [&str; 3] = ["legacy", "auto", "2026-07-28"];
+
 #[test]
 fn python_sdk_over_http() {
     let server = Server::start(&[]);
-    let out = run_client(&["http", &format!("{}/mcp", server.url())]);
-    assert!(out.contains("\"ok\": true"), "{out}");
+    let url = format!("{}/mcp", server.url());
+    for mode in MODES {
+        let out = run_client(&["--mode", mode, "http", &url]);
+        assert!(out.contains("\"ok\": true"), "{mode}: {out}");
+    }
+    // Every mode's four operator calls (and one refused) counted alike: 2026-07-28 requests
+    // have no session, and are instrumented as legacy ones.
+    let health = server.metric(
+        "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"}",
+    );
+    assert_eq!(health, Some(3.0), "{}", server.metrics());
 }
 
 #[test]
 fn python_sdk_over_stdio() {
     let bin = server_bin();
-    let out = run_client(&[
-        "stdio",
-        bin.to_str().unwrap(),
-        "--stdio",
-        "--log-level",
-        "warn",
-    ]);
-    assert!(out.contains("\"ok\": true"), "{out}");
+    for mode in MODES {
+        let out = run_client(&[
+            "--mode",
+            mode,
+            "stdio",
+            bin.to_str().unwrap(),
+            "--stdio",
+            "--log-level",
+            "warn",
+        ]);
+        assert!(out.contains("\"ok\": true"), "{mode}: {out}");
+    }
 }

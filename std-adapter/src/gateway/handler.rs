@@ -8,6 +8,9 @@
 //!   gateway's own tools, then upstreams in configuration order); the others are hidden,
 //!   counted in `mcp_gateway_name_conflicts` and logged.
 //! - Nothing is cached but the lists: every call, read and prompt goes to the upstream.
+//! - Every result is valid for the client's revision: an upstream's untyped result is marked
+//!   `resultType: "complete"` (rmcp removes it again for legacy clients), and an input-required
+//!   result never reaches a legacy client (the gateway asks it the questions itself).
 
 #![allow(deprecated)] // logging and subscriptions are deprecated by 2026-07-28; forwarded for 2025-11-25.
 
@@ -17,7 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use rmcp::model::*;
-use rmcp::service::{MaybeSendFuture, NotificationContext, Peer, RequestContext, RoleServer};
+use rmcp::service::{
+    MaybeSendFuture, NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext,
+    SubscriptionSink,
+};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use super::config::{PrefixMode, CLIENT_NAME_LIMIT};
@@ -118,6 +124,11 @@ struct Shared {
     warned_long: Mutex<HashSet<String>>,
     /// Children of each `per_session` upstream, across sessions.
     session_counts: Arc<[AtomicUsize]>,
+    /// Open `subscriptions/listen` streams of 2026-07-28 clients (told of list changes as
+    /// sessions are; each stream's filter is checked by rmcp when sending).
+    listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
+    /// Key of the next listen stream (JSON-RPC ids of different clients may collide).
+    next_listener: std::sync::atomic::AtomicU64,
 }
 
 /// The gateway's MCP handler: `local` (the gateway's own tools, e.g. the operator tools) plus
@@ -155,6 +166,8 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             local_has_tool: Box::new(move |name| probe.get_tool(name).is_some()),
             warned_long: Mutex::new(HashSet::new()),
             session_counts: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: std::sync::atomic::AtomicU64::new(0),
         });
         for u in &shared.upstreams {
             let weak = Arc::downgrade(&shared);
@@ -331,8 +344,28 @@ impl<L: ServerHandler + Clone> Gateway<L> {
             .map_err(ForwardError::into_mcp)?;
         u.forward(request, method, context)
             .await
+            .map(complete)
             .map_err(ForwardError::into_mcp)
     }
+}
+
+/// An upstream's result, marked `resultType: "complete"` when it has no type: a legacy-only
+/// upstream sends none, and a 2026-07-28 client requires one (rmcp removes the mark again for
+/// clients of older revisions).
+fn complete(mut result: ServerResult) -> ServerResult {
+    let slot = match &mut result {
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        _ => return result,
+    };
+    slot.get_or_insert(ResultType::COMPLETE);
+    result
 }
 
 impl Shared {
@@ -474,8 +507,8 @@ impl Shared {
         let prompts_changed = old
             .prompts
             .iter()
-            .map(|p| &p.name)
-            .ne(new.prompts.iter().map(|p| &p.name));
+            .map(|p| (&p.name, &p.description))
+            .ne(new.prompts.iter().map(|p| (&p.name, &p.description)));
         let resources_changed = old
             .resources
             .iter()
@@ -493,6 +526,27 @@ impl Shared {
                     }
                     if resources_changed {
                         let _ = peer.notify_resource_list_changed().await;
+                    }
+                });
+            }
+            let listeners: Vec<SubscriptionSink> = self
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(_, s)| s.clone())
+                .collect();
+            for sink in listeners {
+                tokio::spawn(async move {
+                    // A category the stream did not ask for is refused by the sink: ignored.
+                    if tools_changed {
+                        let _ = sink.notify_tool_list_changed().await;
+                    }
+                    if prompts_changed {
+                        let _ = sink.notify_prompt_list_changed().await;
+                    }
+                    if resources_changed {
+                        let _ = sink.notify_resource_list_changed().await;
                     }
                 });
             }
@@ -593,6 +647,47 @@ fn report(context: &RequestContext<RoleServer>, outcome: CallOutcome, failure: b
     }
 }
 
+/// Rounds of questions the gateway asks a legacy client on behalf of one upstream call (as
+/// rmcp's own client does, `DEFAULT_MRTR_MAX_ROUNDS`).
+const MAX_INPUT_ROUNDS: usize = DEFAULT_MRTR_MAX_ROUNDS;
+
+/// True when the client speaks a revision before 2026-07-28, which has no input-required
+/// results (it is asked through server-to-client requests instead).
+fn legacy_client(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_none_or(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Asks a legacy client an upstream's input requests, one server-to-client request each (its
+/// elicitation, sampling or roots handler answers); the answers keyed as the questions were.
+async fn ask_client(
+    context: &RequestContext<RoleServer>,
+    questions: Option<InputRequests>,
+) -> Result<InputResponses, McpError> {
+    let mut answers = InputResponses::new();
+    for (key, question) in questions.unwrap_or_default() {
+        let request = match question {
+            InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
+            InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
+            InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
+            _ => {
+                return Err(McpError::internal_error(
+                    format!("the upstream asked `{key}` of a kind the gateway cannot relay"),
+                    None,
+                ))
+            }
+        };
+        let answer = context.peer.send_request(request).await.map_err(|e| {
+            McpError::internal_error(format!("asking the client for `{key}` failed: {e}"), None)
+        })?;
+        let answer = serde_json::to_value(answer)
+            .map_err(|e| McpError::internal_error(format!("client answer `{key}`: {e}"), None))?;
+        answers.insert(key, answer);
+    }
+    Ok(answers)
+}
+
 fn unexpected(method: &str) -> McpError {
     McpError::internal_error(
         format!("the upstream answered `{method}` with a result of the wrong kind"),
@@ -643,6 +738,34 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         info
     }
 
+    /// `subscriptions/listen` (2026-07-28): list changes of the merged view, in every category
+    /// the client asks for (rmcp keeps only those [`get_info`](Self::get_info) advertises).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        // Per-resource updates are relayed to legacy subscribers only.
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let key = self.shared.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, context.sink().clone()));
+        context.cancelled().await;
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(k, _)| *k != key);
+        Ok(())
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         if let Some(t) = self.local.get_tool(name) {
             return Some(t);
@@ -683,13 +806,43 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         let mut params = request;
         params.name = route.name.into();
         params.meta = None;
-        let result = upstream
-            .forward(
-                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
-                "tools/call",
-                &context,
-            )
-            .await;
+        let mut rounds = 0;
+        let result = loop {
+            let result = upstream
+                .forward(
+                    ClientRequest::CallToolRequest(CallToolRequest::new(params.clone())),
+                    "tools/call",
+                    &context,
+                )
+                .await
+                .map(complete);
+            match result {
+                // A legacy client cannot read an input-required result: the gateway asks it
+                // the upstream's questions itself and calls the upstream again with the answers.
+                Ok(ServerResult::InputRequiredResult(ask))
+                    if legacy_client(&context) && rounds < MAX_INPUT_ROUNDS =>
+                {
+                    rounds += 1;
+                    self.shared
+                        .vitals
+                        .mcp_metrics()
+                        .tool_input_rounds
+                        .labels([upstream.name(), params.name.as_ref()])
+                        .inc();
+                    match ask_client(&context, ask.input_requests).await {
+                        Ok(answers) => {
+                            params.input_responses = Some(answers);
+                            params.request_state = ask.request_state;
+                        }
+                        Err(e) => {
+                            report(&context, CallOutcome::JsonRpcError, false);
+                            return Err(e);
+                        }
+                    }
+                }
+                other => break other,
+            }
+        };
         match result {
             Ok(ServerResult::CallToolResult(r)) => {
                 let failed = r.is_error == Some(true);
@@ -758,19 +911,32 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
         let mut params = request;
         params.name = route.name;
         params.meta = None;
-        match self
-            .forward(
-                route.upstream,
-                ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
-                "prompts/get",
-                &context,
-            )
-            .await?
-        {
-            ServerResult::GetPromptResult(r) => Ok(r.into()),
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            _ => Err(unexpected("prompts/get")),
+        for _ in 0..=MAX_INPUT_ROUNDS {
+            match self
+                .forward(
+                    route.upstream,
+                    ClientRequest::GetPromptRequest(GetPromptRequest::new(params.clone())),
+                    "prompts/get",
+                    &context,
+                )
+                .await?
+            {
+                ServerResult::GetPromptResult(r) => return Ok(r.into()),
+                // A legacy client is asked the upstream's questions by the gateway.
+                ServerResult::InputRequiredResult(ask) if legacy_client(&context) => {
+                    params.input_responses = Some(ask_client(&context, ask.input_requests).await?);
+                    params.request_state = ask.request_state;
+                }
+                ServerResult::InputRequiredResult(r) => {
+                    return Ok(GetPromptResponse::InputRequired(r))
+                }
+                _ => return Err(unexpected("prompts/get")),
+            }
         }
+        Err(McpError::internal_error(
+            format!("the upstream asked for input more than {MAX_INPUT_ROUNDS} times"),
+            None,
+        ))
     }
 
     async fn list_resources(
