@@ -10,7 +10,9 @@ use vitals_std::shared_limits::{Admission, Budgets, SharedLimits, SharedLimitsCo
 use vitals_std::vitals_core::health::Status;
 use vitals_std::vitals_core::resilience::BreakerState;
 use vitals_std::HealthSource;
-use vitals_tests::*;
+
+mod redis_support;
+use redis_support::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// Bound on one decision: the timeout plus a margin generous enough for a loaded machine.

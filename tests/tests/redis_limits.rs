@@ -14,6 +14,9 @@ use vitals_std::vitals_core::resilience::{
 use vitals_std::RateSpec;
 use vitals_tests::*;
 
+mod redis_support;
+use redis_support::RedisServer;
+
 /// xorshift64*: reproducible sequences without a dependency. `VITALS_REDIS_SEED` picks the seed.
 struct Rng(u64);
 
@@ -272,7 +275,7 @@ async fn the_quota_is_never_exceeded_across_replicas() {
         })
         .collect();
     let mut tasks = Vec::new();
-    for r in replicas.iter().copied() {
+    for r in replicas {
         for c in 0..4 {
             tasks.push(tokio::spawn(async move {
                 let mut admitted = 0u32;
