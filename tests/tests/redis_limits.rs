@@ -350,3 +350,36 @@ fn two_servers_with_redis_share_a_client_budget() {
     let h = a.request("GET", "/healthz", &[], b"").text();
     assert!(h.contains("shared_limits"), "{h}");
 }
+
+#[test]
+fn a_server_starts_and_serves_with_the_store_down() {
+    let dir = std::env::temp_dir().join(format!("vitals-no-redis-{}", std::process::id()));
+    let url = format!("unix://{}/absent.sock", dir.display());
+    let server = Server::start(&["--redis", url.as_str()]);
+    let mut s = McpSession::open(server.addr);
+    for _ in 0..5 {
+        let r = s.call_tool("server_health", json!({}));
+        assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    }
+    let m = server.metrics();
+    assert!(
+        metric_value(
+            &m,
+            "shared_limits_decisions_total{source=\"fallback\",verdict=\"admitted\"}"
+        ) == Some(5.0),
+        "{m}"
+    );
+    assert!(
+        metric_value(&m, "shared_limits_store_errors_total{kind=\"connection\"}")
+            .is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    assert!(m.contains("shared_limits_breaker_state 1\n"), "{m}");
+    let h = server.request("GET", "/healthz", &[], b"").text();
+    assert!(
+        h.contains("\"name\":\"shared_limits\",\"status\":\"degraded\""),
+        "{h}"
+    );
+    // Degraded, not unhealthy: still ready.
+    assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
+}

@@ -65,8 +65,8 @@ impl FromStr for FallbackMode {
 /// Where the shared limits live and how they degrade.
 #[derive(Clone)]
 pub struct SharedLimitsConfig {
-    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS, feature `redis-tls`) or
-    /// `unix:///path/to/socket`.
+    /// `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket` (`rediss://` is
+    /// refused: no TLS client is built in).
     pub url: String,
     /// How long one decision may wait for the store.
     pub timeout: Duration,

@@ -101,7 +101,7 @@ impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid store URL (expected redis://, rediss:// or unix://): {}",
+            "invalid store URL (expected redis:// or unix://): {}",
             self.0
         )
     }
