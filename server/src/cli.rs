@@ -123,6 +123,10 @@ pub struct Cli {
     )]
     pub daily_quota: u32,
 
+    /// The shared store (`--redis` and its companions).
+    #[command(flatten)]
+    pub redis: crate::shared::RedisArgs,
+
     /// Log line format: text or json.
     #[arg(long, env = "VITALS_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -26,6 +26,7 @@ pub mod http;
 mod nofile;
 mod probe;
 mod sessions;
+pub mod shared;
 mod sse;
 mod tokens;
 pub mod tools;
@@ -61,6 +62,14 @@ pub async fn run_until(
         .metrics_token(cli.metrics_token.clone());
     if cli.is_gateway() {
         builder = builder.gateway();
+    }
+    #[cfg(feature = "redis")]
+    if let Some(limits) = shared::shared_limits(&cli)? {
+        builder = builder.shared_limits(limits);
+    }
+    #[cfg(not(feature = "redis"))]
+    if cli.redis.url.is_some() {
+        return Err("--redis: this vitals-server was built without the `redis` feature".into());
     }
     let vitals = builder.build()?;
     let fixtures = cli.conformance_fixtures;

@@ -42,6 +42,8 @@ pub mod metrics;
 pub mod process;
 pub mod quota;
 pub mod registry;
+#[cfg(feature = "redis")]
+pub mod shared_limits;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +82,8 @@ pub struct VitalsBuilder {
     tool_quota: Option<NamedQuota>,
     #[cfg(feature = "gateway")]
     gateway: bool,
+    #[cfg(feature = "redis")]
+    shared: Option<&'static shared_limits::SharedLimits>,
     extra: Vec<RegisterFn>,
 }
 
@@ -184,6 +188,15 @@ impl VitalsBuilder {
         self
     }
 
+    /// Decides the per-client and per-tool `tools/call` limits and the tool-call quota through a
+    /// store shared by every replica ([`shared_limits`]) instead of this process's own limiters
+    /// (which stay the fallback's model). Build `limits` with the same budgets as given here.
+    #[cfg(feature = "redis")]
+    pub fn shared_limits(mut self, limits: &'static shared_limits::SharedLimits) -> Self {
+        self.shared = Some(limits);
+        self
+    }
+
     /// Registers application metrics next to the standard ones.
     pub fn metrics(
         mut self,
@@ -230,6 +243,10 @@ impl VitalsBuilder {
         } else {
             None
         };
+        #[cfg(feature = "redis")]
+        if let Some(s) = self.shared {
+            s.register(&mut b)?;
+        }
         for f in self.extra {
             f(&mut b)?;
         }
@@ -250,6 +267,13 @@ impl VitalsBuilder {
                 }
             }
         };
+        #[allow(unused_mut)]
+        let mut sources: Vec<(Arc<dyn HealthSource>, bool)> = Vec::new();
+        #[cfg(feature = "redis")]
+        if let Some(s) = self.shared {
+            // Non-critical: the server serves through its fallback while the store is down.
+            sources.push((Arc::new(StaticSource(s)), false));
+        }
         let exposition = Exposition::new(b.build(), Some(Box::new(refresh)))
             .with_token(self.metrics_token.as_deref());
         Ok(Vitals(Arc::new(Inner {
@@ -267,7 +291,9 @@ impl VitalsBuilder {
             upstreams,
             ready: AtomicBool::new(true),
             server: StatusCell::new(Status::Healthy),
-            sources: RwLock::new(Vec::new()),
+            sources: RwLock::new(sources),
+            #[cfg(feature = "redis")]
+            shared: self.shared,
             #[cfg(feature = "gateway")]
             gateway,
         })))
@@ -292,6 +318,33 @@ struct Inner {
     sources: RwLock<Vec<(Arc<dyn HealthSource>, bool)>>,
     #[cfg(feature = "gateway")]
     gateway: Option<&'static gateway::GatewayMetrics>,
+    #[cfg(feature = "redis")]
+    shared: Option<&'static shared_limits::SharedLimits>,
+}
+
+/// A health source that lives for the process.
+#[cfg(feature = "redis")]
+struct StaticSource(&'static dyn HealthSource);
+
+#[cfg(feature = "redis")]
+impl HealthSource for StaticSource {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn snapshot(&self) -> (Status, Option<String>) {
+        self.0.snapshot()
+    }
+}
+
+/// Why a `tools/call` was refused before it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The `status` label (rate limited, quota exhausted, unavailable).
+    pub outcome: CallOutcome,
+    /// The wait to report.
+    pub retry: RetryAfter,
+    /// The message the client reads.
+    pub message: String,
 }
 
 /// The instruments of one server: metrics, limits, breakers, health. Cheap to clone (shared).
@@ -443,6 +496,78 @@ impl Vitals {
             })?;
         }
         Ok(())
+    }
+
+    /// Decides one `tools/call` by `client` to `tool` at `now`: the per-client and per-tool
+    /// limits and the quota, on the shared store when one is configured, else on this process's
+    /// limiters (a spent quota refuses first, so that it costs no rate budget; a call one limit
+    /// refuses spends nothing at the others).
+    pub async fn admit_tool_call(
+        &self,
+        client: ClientKey,
+        tool: &str,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.0.shared {
+            use shared_limits::Admission;
+            if let Some(t) = self.0.tool_tokens {
+                t.track(tool);
+            }
+            return match shared.admit(client, tool).await {
+                Admission::Admitted => Ok(()),
+                Admission::RateLimited { retry, scope } => {
+                    self.0.resilience.rate_limit_rejected.labels([scope]).inc();
+                    Err(Refusal {
+                        outcome: CallOutcome::RateLimited,
+                        retry,
+                        message: format!("rate limited: retry after {} s", retry.secs()),
+                    })
+                }
+                Admission::QuotaExhausted(retry) => {
+                    let quota = self.tool_quota().map_or("", |q| q.name());
+                    Err(Refusal {
+                        outcome: CallOutcome::QuotaExhausted,
+                        retry,
+                        message: format!(
+                            "quota `{quota}` exhausted: retry after {} s",
+                            retry.secs()
+                        ),
+                    })
+                }
+                Admission::Unavailable(retry) => Err(Refusal {
+                    outcome: CallOutcome::RateLimited,
+                    retry,
+                    message: format!(
+                        "rate limit store unavailable: retry after {} s",
+                        retry.secs()
+                    ),
+                }),
+            };
+        }
+        let quota_spent = self.tool_quota_exhausted();
+        if !quota_spent {
+            self.check_tool_limits(client, tool, now)
+                .map_err(|retry| Refusal {
+                    outcome: CallOutcome::RateLimited,
+                    retry,
+                    message: format!("rate limited: retry after {} s", retry.secs()),
+                })?;
+        }
+        self.check_tool_quota().map_err(|retry| {
+            let quota = self.tool_quota().map_or("", |q| q.name());
+            Refusal {
+                outcome: CallOutcome::QuotaExhausted,
+                retry,
+                message: format!("quota `{quota}` exhausted: retry after {} s", retry.secs()),
+            }
+        })
+    }
+
+    /// The shared limits, when configured.
+    #[cfg(feature = "redis")]
+    pub fn shared_limits(&self) -> Option<&'static shared_limits::SharedLimits> {
+        self.0.shared
     }
 
     /// Whether the `tools/call` quota is spent for its current window (a look, spending nothing).

@@ -189,6 +189,23 @@ fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse
     CallToolResponse::Complete(result)
 }
 
+/// A breaker ticket held across an await: given back unreported if the future is dropped.
+struct HeldTicket<'a>(&'a vitals_core::resilience::CircuitBreaker, Option<Ticket>);
+
+impl HeldTicket<'_> {
+    fn into_inner(mut self) -> Option<Ticket> {
+        self.1.take()
+    }
+}
+
+impl Drop for HeldTicket<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.1.take() {
+            self.0.release(t);
+        }
+    }
+}
+
 /// The bookkeeping of one admitted call. Whatever way the call ends (a result, an error, a
 /// cancellation that drops the future, a lost connection, shutdown), [`Drop`] records it exactly
 /// once: the in-flight gauge goes back down, the call is counted and timed, and its breaker
@@ -337,43 +354,18 @@ impl<H: ServerHandler> Instrumented<H> {
                     ));
                 }
             };
-            // Rate limits: per client, then per tool. A refusal is a tool error with retry-after
-            // and gives the breaker ticket back unreported. A spent quota refuses first (below),
-            // so that it costs no rate budget either.
-            let quota_spent = v.tool_quota_exhausted();
-            let limits = if quota_spent {
-                Ok(())
-            } else {
-                v.check_tool_limits(client, label, now)
-            };
-            if let Err(retry) = limits {
+            // The limits and the quota ([`Vitals::admit_tool_call`]; shared across replicas when
+            // a store is configured, which is an await). A refusal is a tool error with
+            // retry-after and gives the breaker ticket back unreported, as does a call dropped
+            // while it waits.
+            let held = HeldTicket(u.breaker(), ticket.take());
+            let admitted = v.admit_tool_call(client, label, now).await;
+            ticket = held.into_inner();
+            if let Err(r) = admitted {
                 if let Some(t) = ticket.take() {
                     u.breaker().release(t);
                 }
-                return Ok(self.refuse(
-                    u.name(),
-                    label,
-                    CallOutcome::RateLimited,
-                    client,
-                    retry,
-                    format!("rate limited: retry after {} s", retry.secs()),
-                ));
-            }
-            // The tool-call quota: only calls that would run spend a unit. A refusal gives the
-            // breaker ticket back unreported.
-            if let Err(retry) = v.check_tool_quota() {
-                if let Some(t) = ticket.take() {
-                    u.breaker().release(t);
-                }
-                let quota = v.tool_quota().map_or("", |q| q.name());
-                return Ok(self.refuse(
-                    u.name(),
-                    label,
-                    CallOutcome::QuotaExhausted,
-                    client,
-                    retry,
-                    format!("quota `{quota}` exhausted: retry after {} s", retry.secs()),
-                ));
+                return Ok(self.refuse(u.name(), label, r.outcome, client, r.retry, r.message));
             }
         }
 
