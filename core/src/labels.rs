@@ -79,7 +79,16 @@ impl<A: LabelSet, B: LabelSet, C: LabelSet> LabelSet for (A, B, C) {
 /// assert_eq!(Method::value(1, 0), "POST");
 /// ```
 ///
-/// The label name is checked at compile time.
+/// The label name is checked at compile time: the same declaration with the reserved name `le`
+/// does not compile (E0080: the constant's evaluation panics with "label name `le` is reserved for
+/// histogram buckets"):
+///
+/// ```compile_fail,E0080
+/// vitals_core::label_enum! {
+///     /// HTTP method.
+///     pub enum Method: "le" { Get = "GET", Post = "POST" }
+/// }
+/// ```
 #[macro_export]
 macro_rules! label_enum {
     ($(#[$meta:meta])* $vis:vis enum $name:ident : $label:literal { $($(#[$vmeta:meta])* $variant:ident = $value:literal),+ $(,)? }) => {

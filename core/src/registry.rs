@@ -128,6 +128,26 @@ impl<'a> Entry<'a> {
     /// Describes `metric`. Counter names may be given with or without `_total`, info names with or
     /// without `_info`: the renderer adds the suffix. An invalid name is a compile error in a
     /// `static` (use [`Entry::try_new`] for names chosen at run time).
+    ///
+    /// ```
+    /// # use vitals_core::{Counter, Entry, Registry};
+    /// static REQUESTS: Counter = Counter::new();
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("http_requests", "Requests served.", &REQUESTS),
+    /// ]);
+    /// # assert_eq!(REGISTRY.entries()[0].name(), "http_requests");
+    /// ```
+    ///
+    /// The same declaration with a hyphen in the name does not compile (E0080: the constant's
+    /// evaluation panics with "name has a character outside [a-zA-Z0-9_] or starts with a digit"):
+    ///
+    /// ```compile_fail,E0080
+    /// # use vitals_core::{Counter, Entry, Registry};
+    /// static REQUESTS: Counter = Counter::new();
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("http-requests", "Requests served.", &REQUESTS),
+    /// ]);
+    /// ```
     pub const fn new<M: Instrument>(name: &'a str, help: &'a str, metric: &'a M) -> Self {
         match Self::try_new(name, help, metric) {
             Ok(e) => e,
@@ -170,6 +190,26 @@ impl<'a> Entry<'a> {
 
     /// Sets the unit (OpenMetrics `# UNIT`); the name must end with `_<unit>`. A mismatch is a
     /// compile error in a `static` (use [`Entry::try_unit`] at run time).
+    ///
+    /// ```
+    /// # use vitals_core::{Bounds, Entry, Histogram, Registry};
+    /// static LATENCY: Histogram<2> = Histogram::new(Bounds::micros([1_000, 5_000]));
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("request_duration_seconds", "Time to serve.", &LATENCY).unit("seconds"),
+    /// ]);
+    /// # assert_eq!(REGISTRY.entries()[0].unit_name(), Some("seconds"));
+    /// ```
+    ///
+    /// The same declaration with a unit the name does not end with does not compile (E0080: the
+    /// constant's evaluation panics with "the unit must be a suffix of the metric name (`_<unit>`)"):
+    ///
+    /// ```compile_fail,E0080
+    /// # use vitals_core::{Bounds, Entry, Histogram, Registry};
+    /// static LATENCY: Histogram<2> = Histogram::new(Bounds::micros([1_000, 5_000]));
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("request_duration_seconds", "Time to serve.", &LATENCY).unit("milliseconds"),
+    /// ]);
+    /// ```
     pub const fn unit(self, unit: &'a str) -> Self {
         match self.try_unit(unit) {
             Ok(e) => e,
@@ -221,6 +261,31 @@ pub struct Registry<'a> {
 impl<'a> Registry<'a> {
     /// A registry over `entries`. Duplicate names are a compile error in a `static` (use
     /// [`Registry::try_new`] for entries built at run time).
+    ///
+    /// ```
+    /// # use vitals_core::{Counter, Entry, Registry};
+    /// static SENT: Counter = Counter::new();
+    /// static RECEIVED: Counter = Counter::new();
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("bytes_sent", "Bytes sent.", &SENT),
+    ///     Entry::new("bytes_received", "Bytes received.", &RECEIVED),
+    /// ]);
+    /// # assert_eq!(REGISTRY.entries().len(), 2);
+    /// ```
+    ///
+    /// The same registry with both entries named alike does not compile (E0080: the constant's
+    /// evaluation panics with "two metrics of the registry have the same name"). Counter names
+    /// are compared without `_total`, so `bytes_sent` and `bytes_sent_total` collide:
+    ///
+    /// ```compile_fail,E0080
+    /// # use vitals_core::{Counter, Entry, Registry};
+    /// static SENT: Counter = Counter::new();
+    /// static RECEIVED: Counter = Counter::new();
+    /// static REGISTRY: Registry = Registry::new(&[
+    ///     Entry::new("bytes_sent", "Bytes sent.", &SENT),
+    ///     Entry::new("bytes_sent_total", "Bytes received.", &RECEIVED),
+    /// ]);
+    /// ```
     pub const fn new(entries: &'a [Entry<'a>]) -> Self {
         match Self::try_new(entries) {
             Ok(r) => r,
