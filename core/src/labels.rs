@@ -2,7 +2,7 @@
 //!
 //! Two kinds of labels, chosen per family:
 //! - **Typed** ([`LabelSet`]): an enum (or a tuple of enums) maps to a dense index, so a labelled
-//!   update is an array index with no lookup and no hashing. Declare one with [`label_enum!`].
+//!   update is an array index with no lookup and no hashing. Declare one with [`label_enum!`](crate::label_enum).
 //! - **String values** ([`crate::StrFamily`]): values known only at run time, kept in a fixed table.
 //!
 //! Label values are escaped when rendered (`\\`, `\"`, `\n`), never trusted.
@@ -12,7 +12,7 @@ use crate::sync::AtomicU8;
 
 /// A set of label values known at compile time, mapped to a dense index `0..CARDINALITY`.
 ///
-/// Contract (kept by [`label_enum!`] and the tuple impls): `index()` is below `CARDINALITY`,
+/// Contract (kept by [`label_enum!`](crate::label_enum) and the tuple impls): `index()` is below `CARDINALITY`,
 /// `name(i)` is a valid label name for `i < LABELS`, `value(index, i)` is the value of label `i` in
 /// the label set with that index.
 pub trait LabelSet: Copy + 'static {

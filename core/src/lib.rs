@@ -1,37 +1,4 @@
-//! # vitals-core
-//!
-//! Production instruments for a service or a microcontroller, with no heap, no lock and no panic:
-//! counters, gauges, fixed-bucket histograms, labelled families and info metrics, rendered as
-//! Prometheus text 0.0.4 or OpenMetrics 1.0 into buffers the caller lends; a health report
-//! serialised as JSON; and the resilience primitives (token bucket, keyed limiter, quota, circuit
-//! breaker, backoff).
-//!
-//! Everything is `const`-constructible, so it lives in a `static`:
-//!
-//! ```
-//! use vitals_core::{Counter, Histogram, Bounds, Registry, Entry, Cursor, Format};
-//!
-//! static REQUESTS: Counter = Counter::new();
-//! static LATENCY: Histogram<4> = Histogram::new(Bounds::micros([1_000, 5_000, 25_000, 100_000]));
-//! static REGISTRY: Registry = Registry::new(&[
-//!     Entry::new("http_requests", "Requests served.", &REQUESTS),
-//!     Entry::new("http_request_duration_seconds", "Time to serve a request.", &LATENCY).unit("seconds"),
-//! ]);
-//!
-//! REQUESTS.inc();
-//! LATENCY.observe(3_200); // microseconds, no float maths on the hot path
-//!
-//! let mut buf = [0u8; 64]; // a UART-sized buffer: the render resumes where it stopped
-//! let mut cursor = Cursor::new(Format::Prometheus);
-//! let mut out = Vec::new();
-//! while let n @ 1.. = REGISTRY.render(&mut cursor, &mut buf).unwrap() {
-//!     out.extend_from_slice(&buf[..n]);
-//! }
-//! assert!(String::from_utf8(out).unwrap().contains("http_requests_total 1\n"));
-//! ```
-//!
-//! Time never comes from a clock: the caller passes `now` as monotonic ticks. Memory never comes
-//! from an allocator: the caller passes `&mut [u8]`.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
