@@ -1,12 +1,12 @@
-//! # vitals-std
+#![doc = include_str!("../README.md")]
 //!
-//! Hosts the `no_std` [`vitals_core`] in a std process: a monotonic clock, a runtime registry,
-//! Linux process metrics, an HTTP exposition handler (content negotiation, gzip, bearer token,
-//! streamed without per-scrape allocation), rate limits per client and per tool, a daily tool-call
-//! quota, circuit breakers per upstream, a health report, JSON logs — and [`Instrumented`], which adds all of it to any
-//! [`rmcp`] server handler in one line.
+//! ## The same over stdio
 //!
-//! ```no_run
+//! A complete server on the process's stdin and stdout. This block is compiled but its `run` is not
+//! called here: over stdio it would wait for a client that a doc test does not have (the example
+//! above runs the same calls over an in-memory pipe).
+//!
+//! ```
 //! use rmcp::{ServerHandler, ServiceExt, model::ServerConfig};
 //!
 //! #[derive(Clone)]
@@ -15,16 +15,19 @@
 //!     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
 //! }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let vitals = vitals_std::Vitals::builder()
-//!     .tool_rate_limit("100/1s".parse()?)      // per tool, all clients
-//!     .tool_client_rate_limit("20/1s".parse()?) // per client, all tools
-//!     .daily_tool_quota(100_000)                 // tool calls per UTC day
-//!     .tool_upstream("search", "search_db")      // one breaker per upstream
-//!     .build()?;
-//! let server = vitals.instrument(MyServer).serve(rmcp::transport::stdio()).await?;
-//! // Expose vitals.exposition().respond(&method, &headers) at GET /metrics.
-//! # server.waiting().await?; Ok(()) }
+//! # #[allow(dead_code)]
+//! async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//!     let vitals = vitals_std::Vitals::builder()
+//!         .tool_rate_limit("100/1s".parse()?)      // per tool, all clients
+//!         .tool_client_rate_limit("20/1s".parse()?) // per client, all tools
+//!         .daily_tool_quota(100_000)                 // tool calls per UTC day
+//!         .tool_upstream("search", "search_db")      // one breaker per upstream
+//!         .build()?;
+//!     let server = vitals.instrument(MyServer).serve(rmcp::transport::stdio()).await?;
+//!     // Expose vitals.exposition().respond(&method, &headers) at GET /metrics.
+//!     server.waiting().await?;
+//!     Ok(())
+//! }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
