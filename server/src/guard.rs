@@ -169,9 +169,12 @@ impl Guard {
         if let Some(s) = &session {
             match self.sessions.owner(s, client) {
                 Owner::Caller => {
-                    if parts.method == Method::DELETE && !self.sessions.exists(s).await {
-                        self.sessions.forget(s);
-                        return Err(Refusal::not_found());
+                    if parts.method == Method::DELETE {
+                        if !self.sessions.exists(s).await {
+                            self.sessions.forget(s);
+                            return Err(Refusal::not_found());
+                        }
+                        self.sessions.cancel_in_flight(s).await;
                     }
                 }
                 Owner::Other | Owner::Unknown => return Err(Refusal::not_found()),

@@ -28,6 +28,7 @@ use vitals_std::Vitals;
 use crate::clients::{client_key, KeyedCounter};
 use crate::guard::{Guard, GuardConfig, Refusal};
 use crate::probe::Triage;
+use crate::sessions::RequestInFlight;
 
 /// Every response body: rmcp's, the exposition's, or fixed bytes.
 pub type Body = BoxBody<Chunk, Infallible>;
@@ -71,6 +72,9 @@ impl Drop for InFlight {
 struct Tracked<G> {
     inner: Body,
     _in_flight: G,
+    /// The request id in flight, told when the body has been sent whole (else its drop cancels
+    /// the request: the client went away).
+    request: Option<RequestInFlight>,
 }
 
 impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
@@ -81,7 +85,18 @@ impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Chunk>, Infallible>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(_)) => self.inner.is_end_stream(),
+            std::task::Poll::Pending => false,
+        };
+        if ended {
+            if let Some(r) = &mut self.request {
+                r.answered();
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -252,12 +267,14 @@ impl<H: Handler> App<H> {
         {
             return refusal(r);
         }
-        let held = (in_flight, vetted.stream.take(), vetted.request.take());
+        let held = (in_flight, vetted.stream.take());
+        let request = vetted.request.take();
         r.map(|b| {
             let body = b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed();
             Tracked {
                 inner: body,
                 _in_flight: held,
+                request,
             }
             .boxed()
         })

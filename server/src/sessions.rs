@@ -4,7 +4,10 @@
 //!   session (404), so a leaked id is useless elsewhere;
 //! - the JSON-RPC ids of requests in flight in each session: rmcp routes responses by id, so a
 //!   second request reusing an id while the first runs would steal or lose a response. It is
-//!   refused (-32600) until the first one's response has been sent.
+//!   refused (-32600) until the first one's response has been sent;
+//! - a request whose client went away before its answer (the connection that would carry the
+//!   answer closed, or the session was deleted) is cancelled in rmcp as if the client had sent
+//!   `notifications/cancelled`, so the handler stops and the call is counted as cancelled.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -103,7 +106,25 @@ impl Sessions {
         Some(RequestInFlight {
             set: self.in_flight.clone(),
             key,
+            manager: self.manager.clone(),
+            answered: false,
         })
+    }
+
+    /// Cancels every request in flight in `session` (before it is deleted: the session's
+    /// handlers stop and are counted as cancelled at once).
+    pub async fn cancel_in_flight(&self, session: &str) {
+        let ids: Vec<String> = {
+            let set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            set.iter()
+                .filter(|(s, _)| &**s == session)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let id: SessionId = Arc::from(session);
+        for request in ids {
+            cancel(&self.manager, &id, &request, "session deleted").await;
+        }
     }
 
     /// Sessions currently owned (for tests).
@@ -118,6 +139,15 @@ impl Sessions {
 pub struct RequestInFlight {
     set: InFlightSet,
     key: (SessionId, String),
+    manager: Arc<LocalSessionManager>,
+    answered: bool,
+}
+
+impl RequestInFlight {
+    /// The response has been sent whole: dropping the guard then only frees the id.
+    pub fn answered(&mut self) {
+        self.answered = true;
+    }
 }
 
 impl Drop for RequestInFlight {
@@ -126,6 +156,32 @@ impl Drop for RequestInFlight {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.key);
+        if self.answered {
+            return;
+        }
+        // The response was dropped unsent: the client went away. (A request rmcp has already
+        // answered ignores the cancellation.)
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let manager = self.manager.clone();
+            let (session, id) = self.key.clone();
+            rt.spawn(async move { cancel(&manager, &session, &id, "client went away").await });
+        }
+    }
+}
+
+/// Delivers `notifications/cancelled` for request `id` (its JSON text) to `session`, as if its
+/// client had sent it; a session that has ended is left alone.
+async fn cancel(manager: &LocalSessionManager, session: &SessionId, id: &str, reason: &str) {
+    let Ok(request_id) = serde_json::from_str::<Value>(id) else {
+        return;
+    };
+    let message = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": request_id, "reason": reason}});
+    let Ok(message) = serde_json::from_value(message) else {
+        return;
+    };
+    if let Err(e) = manager.accept_message(session, message).await {
+        tracing::debug!(error = %e, "cancelling a request of an ended session");
     }
 }
 

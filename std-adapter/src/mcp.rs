@@ -386,7 +386,16 @@ impl<H: ServerHandler> Instrumented<H> {
         let report = CallReport::default();
         context.extensions.insert(report.clone());
         let cancelled = context.ct.clone();
-        let result = self.inner.call_tool(request, context).await;
+        // The call ends when the client cancels it (`notifications/cancelled`), its session
+        // closes or the server stops, even if the handler never looks at the token (one waiting
+        // on the client would wait for ever): its future is dropped and the guard counts it.
+        // Cancellation wins a tie: rmcp sends no answer to a cancelled request.
+        let result = tokio::select! {
+            biased;
+            () = cancelled.cancelled() => return Err(McpError::new(
+                ErrorCode::INTERNAL_ERROR, "request cancelled", None)),
+            r = self.inner.call_tool(request, context) => r,
+        };
         let (reported, breaker_failure) = report.take();
         let (outcome, error_type, failure) = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => (
