@@ -12,7 +12,6 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncWriteExt;
@@ -28,6 +27,7 @@ use vitals_std::Vitals;
 use crate::clients::{client_key, KeyedCounter};
 use crate::guard::{Guard, GuardConfig, Refusal};
 use crate::probe::Triage;
+use crate::session_caps::{self, CappedSessionManager, SessionTable};
 use crate::sessions::RequestInFlight;
 
 /// Every response body: rmcp's, the exposition's, or fixed bytes.
@@ -41,7 +41,7 @@ impl<H: rmcp::ServerHandler + Send + Sync + 'static> Handler for H {}
 pub struct App<H: Handler> {
     vitals: Vitals,
     /// None when MCP is served elsewhere (stdio): /mcp is then 404.
-    mcp: Option<StreamableHttpService<H, LocalSessionManager>>,
+    mcp: Option<StreamableHttpService<H, CappedSessionManager>>,
     /// POST/DELETE requests to /mcp from arrival until their response body (for a tool call, an
     /// SSE stream that ends with the result) has been sent or dropped: what the drain waits for.
     mcp_in_flight: Arc<AtomicUsize>,
@@ -181,24 +181,26 @@ impl<H: Handler> App<H> {
         mcp_config: StreamableHttpServerConfig,
         guard: GuardConfig,
     ) -> Self {
-        let sessions = Arc::new(LocalSessionManager::default());
+        let table = Arc::new(SessionTable::new(guard.sessions, &session_caps::METRICS));
+        let sessions = Arc::new(CappedSessionManager::new(guard.session_idle, table));
         let mcp = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), mcp_config);
         App {
             vitals,
             mcp: Some(mcp),
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
-            guard: Guard::new(guard, sessions),
+            guard: Guard::new(guard, &sessions),
             rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
 
     /// The router without /mcp (MCP is on stdio): /metrics and health only.
     pub fn without_mcp(vitals: Vitals, guard: GuardConfig) -> Self {
+        let table = Arc::new(SessionTable::new(guard.sessions, &session_caps::METRICS));
         App {
             vitals,
             mcp: None,
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
-            guard: Guard::new(guard, Arc::new(LocalSessionManager::default())),
+            guard: Guard::new(guard, &CappedSessionManager::new(None, table)),
             rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
@@ -262,7 +264,7 @@ impl<H: Handler> App<H> {
         drop(vetted.parse.take());
         if let Some(r) = self
             .guard
-            .after_mcp(&vetted, r.status(), r.headers(), client_key(client))
+            .after_mcp(&mut vetted, r.status(), r.headers())
             .await
         {
             return refusal(r);
