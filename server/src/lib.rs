@@ -13,6 +13,7 @@
 //! stdio (`--stdio`, with `/metrics` and health on `--listen` when given).
 
 mod body;
+mod build_info;
 pub mod cli;
 mod clients;
 #[cfg(feature = "conformance-fixtures")]
@@ -72,7 +73,9 @@ pub async fn run_until(
     if cli.redis.url.is_some() {
         return Err("--redis: this vitals-server was built without the `redis` feature".into());
     }
-    builder = builder.metrics(|b| session_caps::METRICS.register(b));
+    builder = builder
+        .metrics(|b| session_caps::METRICS.register(b))
+        .metrics(build_info::register);
     let vitals = builder.build()?;
     let fixtures = cli.conformance_fixtures;
     if fixtures && !cfg!(feature = "conformance-fixtures") {

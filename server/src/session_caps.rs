@@ -72,6 +72,9 @@ impl SessionMetrics {
             Some("seconds"),
             &self.duration,
         )?;
+        // Both series exist (at 0) before the first refusal.
+        self.refused.labels([SessionsFull::Total.describe().0]);
+        self.refused.labels([SessionsFull::PerClient.describe().0]);
         b.register(
             "mcp_sessions_refused_total",
             "MCP initialize requests refused because a session cap was reached, by cap.",
