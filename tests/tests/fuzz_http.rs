@@ -161,7 +161,10 @@ fn case(r: &mut Rng, session: &str) -> Vec<u8> {
         "POST", "POST", "POST", "GET", "DELETE", "PUT", "OPTIONS", "HEAD", "BREW",
     ]);
     let body: Vec<u8> = match r.below(10) {
-        0 => r.bytes(r.below(512)),
+        0 => {
+            let n = r.below(512);
+            r.bytes(n)
+        }
         1 => {
             // A batch, or deep nesting.
             if r.below(2) == 0 {
@@ -256,7 +259,6 @@ fn send(addr: SocketAddr, raw: &[u8]) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let _ = s.write_all(raw);
-    let _ = s.shutdown(std::net::Shutdown::Write);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     // Read the head only: an SSE stream may stay open (it is closed by dropping the socket).
