@@ -120,7 +120,7 @@ fn mixed_load_leaves_no_trace_but_its_counts() {
                 sent.sessions.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 let stream = waiting_call(addr, &session, 1);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                         "params": {"requestId": 1, "reason": "soak"}});
                     let r = McpSession::resume(addr, session).post(&cancel);
