@@ -389,12 +389,13 @@ impl<H: ServerHandler> Instrumented<H> {
         // The call ends when the client cancels it (`notifications/cancelled`), its session
         // closes or the server stops, even if the handler never looks at the token (one waiting
         // on the client would wait for ever): its future is dropped and the guard counts it.
-        // Cancellation wins a tie: rmcp sends no answer to a cancelled request.
+        // The handler is polled first: one that watches the token itself (the gateway) ends
+        // in the same poll and does its own bookkeeping (forwarding the cancellation upstream).
         let result = tokio::select! {
             biased;
+            r = self.inner.call_tool(request, context) => r,
             () = cancelled.cancelled() => return Err(McpError::new(
                 ErrorCode::INTERNAL_ERROR, "request cancelled", None)),
-            r = self.inner.call_tool(request, context) => r,
         };
         let (reported, breaker_failure) = report.take();
         let (outcome, error_type, failure) = match &result {
