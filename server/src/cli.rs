@@ -197,6 +197,42 @@ pub struct Cli {
     /// Limits against hostile clients.
     #[command(flatten)]
     pub hardening: Hardening,
+
+    /// MCP session caps and idle timeout.
+    #[command(flatten)]
+    pub sessions: SessionFlags,
+}
+
+/// Flags bounding the MCP sessions the server holds (see server/README.md, Sessions).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionFlags {
+    /// Most MCP sessions held at once; an `initialize` beyond gets 503 with Retry-After.
+    #[arg(
+        long,
+        env = "VITALS_MAX_SESSIONS",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    pub max_sessions: usize,
+
+    /// Most MCP sessions one client (address, or IPv6 /64) holds at once; an
+    /// `initialize` beyond gets 503 with Retry-After.
+    #[arg(
+        long,
+        env = "VITALS_MAX_SESSIONS_PER_CLIENT",
+        value_name = "N",
+        default_value_t = 64
+    )]
+    pub max_sessions_per_client: usize,
+
+    /// Seconds without a request after which an MCP session ends (0: never).
+    #[arg(
+        long,
+        env = "VITALS_SESSION_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 300.0
+    )]
+    pub session_idle_timeout: f64,
 }
 
 /// Flags bounding what one client can hold or cost (see server/README.md, Security).

@@ -10,26 +10,34 @@
 //! 4. a JSON body waits for a parse permit when large, then passes the structural pre-pass
 //!    (depth, element count: -32600), the syntax check (-32700) and the JSON-RPC envelope check
 //!    (-32600), and a request's id must not be in flight in its session (-32600);
-//! 5. after rmcp: a new session is bound to its creator, a deleted one forgotten, and a 415 that
+//! 5. an `initialize` must fit the session caps (503 with `Retry-After` and JSON-RPC -32000
+//!    otherwise; [`crate::session_caps`]);
+//! 6. after rmcp: a new session is bound to its creator, and a 415 that
 //!    rmcp gave a JSON body it could not read as an MCP message becomes 400 with -32600.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, Method, StatusCode};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::{self, BodyLimits, Envelope, JsonLimits, Kind, ParseGate};
 use crate::clients::TrustedProxies;
 use crate::hosts::AllowedHosts;
+use crate::session_caps::{CappedSessionManager, SessionLimits, SessionSlot};
 use crate::sessions::{Owner, RequestInFlight, Sessions};
 use crate::sse::{SseBudget, SseLimits, SseStream};
 
 /// The session header of Streamable HTTP.
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// JSON-RPC error of an `initialize` refused by a session cap (implementation-defined server
+/// error range).
+const SERVER_BUSY: i64 = -32000;
+
+/// `Retry-After` of an `initialize` refused by a session cap.
+const SESSIONS_FULL_RETRY_SECS: u64 = 5;
 
 /// How the guard is configured.
 #[derive(Debug, Clone)]
@@ -48,6 +56,10 @@ pub struct GuardConfig {
     pub parses: ParseGate,
     /// Bearer tokens for /mcp (none: open).
     pub tokens: crate::tokens::McpTokens,
+    /// Session caps.
+    pub sessions: SessionLimits,
+    /// Idle time after which a session ends (none: never).
+    pub session_idle: Option<std::time::Duration>,
 }
 
 /// The `/mcp` guard; see the [module docs](self).
@@ -111,6 +123,8 @@ pub struct Vetted {
     pub request: Option<RequestInFlight>,
     /// The parse permit of a large body (drop it once rmcp has answered).
     pub parse: Option<OwnedSemaphorePermit>,
+    /// The place reserved for the session an `initialize` creates.
+    slot: Option<SessionSlot>,
     envelope: Option<Envelope>,
     session: Option<String>,
     method: Method,
@@ -133,7 +147,7 @@ pub fn content_is_json(headers: &HeaderMap) -> bool {
 
 impl Guard {
     /// A guard over the sessions of `manager`.
-    pub fn new(config: GuardConfig, manager: Arc<LocalSessionManager>) -> Self {
+    pub fn new(config: GuardConfig, manager: &CappedSessionManager) -> Self {
         Guard {
             sse: SseBudget::new(config.sse),
             sessions: Sessions::new(manager),
@@ -169,9 +183,8 @@ impl Guard {
         if let Some(s) = &session {
             match self.sessions.owner(s, client) {
                 Owner::Caller => {
-                    if parts.method == Method::DELETE && !self.sessions.exists(s).await {
-                        self.sessions.forget(s);
-                        return Err(Refusal::not_found());
+                    if parts.method == Method::DELETE {
+                        self.sessions.cancel_in_flight(s).await;
                     }
                 }
                 Owner::Other | Owner::Unknown => return Err(Refusal::not_found()),
@@ -202,6 +215,7 @@ impl Guard {
             stream,
             request: None,
             parse: None,
+            slot: None,
             envelope: None,
             session,
             method: parts.method.clone(),
@@ -252,6 +266,21 @@ impl Guard {
                 )
             })?);
         }
+        if vetted.session.is_none()
+            && envelope.kind == Kind::Request
+            && envelope.method.as_deref() == Some("initialize")
+        {
+            let slot = self.sessions.reserve(client).map_err(|full| {
+                let (_, message) = full.describe();
+                Refusal {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    json: true,
+                    body: body::jsonrpc_error(envelope.id.as_ref(), SERVER_BUSY, message),
+                    retry_after: Some(SESSIONS_FULL_RETRY_SECS),
+                }
+            })?;
+            vetted.slot = Some(slot);
+        }
         vetted.envelope = Some(envelope);
         Ok(vetted)
     }
@@ -261,20 +290,20 @@ impl Guard {
     /// JSON-RPC error it should have been.
     pub async fn after_mcp(
         &self,
-        vetted: &Vetted,
+        vetted: &mut Vetted,
         status: StatusCode,
         headers: &HeaderMap,
-        client: IpAddr,
     ) -> Option<Refusal> {
         match (&vetted.session, &vetted.method) {
             (None, &Method::POST) if status == StatusCode::OK => {
-                if let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
-                    self.sessions.bind(id, client).await;
+                let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+                if let (Some(id), Some(slot)) = (id, vetted.slot.take()) {
+                    self.sessions.bind(id, slot);
                 }
             }
-            (Some(s), &Method::DELETE) if status.is_success() => self.sessions.forget(s),
             _ => {}
         }
+
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && vetted.json {
             let id = vetted.envelope.as_ref().and_then(|e| e.id.as_ref());
             return Some(Refusal::jsonrpc(

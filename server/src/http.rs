@@ -12,7 +12,6 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncWriteExt;
@@ -28,6 +27,8 @@ use vitals_std::Vitals;
 use crate::clients::{client_key, KeyedCounter};
 use crate::guard::{Guard, GuardConfig, Refusal};
 use crate::probe::Triage;
+use crate::session_caps::{self, CappedSessionManager, SessionTable};
+use crate::sessions::RequestInFlight;
 
 /// Every response body: rmcp's, the exposition's, or fixed bytes.
 pub type Body = BoxBody<Chunk, Infallible>;
@@ -40,7 +41,7 @@ impl<H: rmcp::ServerHandler + Send + Sync + 'static> Handler for H {}
 pub struct App<H: Handler> {
     vitals: Vitals,
     /// None when MCP is served elsewhere (stdio): /mcp is then 404.
-    mcp: Option<StreamableHttpService<H, LocalSessionManager>>,
+    mcp: Option<StreamableHttpService<H, CappedSessionManager>>,
     /// POST/DELETE requests to /mcp from arrival until their response body (for a tool call, an
     /// SSE stream that ends with the result) has been sent or dropped: what the drain waits for.
     mcp_in_flight: Arc<AtomicUsize>,
@@ -71,6 +72,9 @@ impl Drop for InFlight {
 struct Tracked<G> {
     inner: Body,
     _in_flight: G,
+    /// The request id in flight, told when the body has been sent whole (else its drop cancels
+    /// the request: the client went away).
+    request: Option<RequestInFlight>,
 }
 
 impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
@@ -81,7 +85,18 @@ impl<G: Send + Sync + Unpin + 'static> hyper::body::Body for Tracked<G> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Chunk>, Infallible>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(_)) => self.inner.is_end_stream(),
+            std::task::Poll::Pending => false,
+        };
+        if ended {
+            if let Some(r) = &mut self.request {
+                r.answered();
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -166,24 +181,26 @@ impl<H: Handler> App<H> {
         mcp_config: StreamableHttpServerConfig,
         guard: GuardConfig,
     ) -> Self {
-        let sessions = Arc::new(LocalSessionManager::default());
+        let table = Arc::new(SessionTable::new(guard.sessions, &session_caps::METRICS));
+        let sessions = Arc::new(CappedSessionManager::new(guard.session_idle, table));
         let mcp = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), mcp_config);
         App {
             vitals,
             mcp: Some(mcp),
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
-            guard: Guard::new(guard, sessions),
+            guard: Guard::new(guard, &sessions),
             rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
 
     /// The router without /mcp (MCP is on stdio): /metrics and health only.
     pub fn without_mcp(vitals: Vitals, guard: GuardConfig) -> Self {
+        let table = Arc::new(SessionTable::new(guard.sessions, &session_caps::METRICS));
         App {
             vitals,
             mcp: None,
             mcp_in_flight: Arc::new(AtomicUsize::new(0)),
-            guard: Guard::new(guard, Arc::new(LocalSessionManager::default())),
+            guard: Guard::new(guard, &CappedSessionManager::new(None, table)),
             rate_limited_log: Sampler::new(Duration::from_secs(1)),
         }
     }
@@ -247,17 +264,19 @@ impl<H: Handler> App<H> {
         drop(vetted.parse.take());
         if let Some(r) = self
             .guard
-            .after_mcp(&vetted, r.status(), r.headers(), client_key(client))
+            .after_mcp(&mut vetted, r.status(), r.headers())
             .await
         {
             return refusal(r);
         }
-        let held = (in_flight, vetted.stream.take(), vetted.request.take());
+        let held = (in_flight, vetted.stream.take());
+        let request = vetted.request.take();
         r.map(|b| {
             let body = b.map_frame(|f| f.map_data(Chunk::Bytes)).boxed();
             Tracked {
                 inner: body,
                 _in_flight: held,
+                request,
             }
             .boxed()
         })

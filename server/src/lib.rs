@@ -13,6 +13,7 @@
 //! stdio (`--stdio`, with `/metrics` and health on `--listen` when given).
 
 mod body;
+mod build_info;
 pub mod cli;
 mod clients;
 #[cfg(feature = "conformance-fixtures")]
@@ -25,6 +26,7 @@ mod hosts;
 pub mod http;
 mod nofile;
 mod probe;
+mod session_caps;
 mod sessions;
 pub mod shared;
 mod sse;
@@ -71,6 +73,9 @@ pub async fn run_until(
     if cli.redis.url.is_some() {
         return Err("--redis: this vitals-server was built without the `redis` feature".into());
     }
+    builder = builder
+        .metrics(|b| session_caps::METRICS.register(b))
+        .metrics(build_info::register);
     let vitals = builder.build()?;
     let fixtures = cli.conformance_fixtures;
     if fixtures && !cfg!(feature = "conformance-fixtures") {
@@ -339,6 +344,12 @@ fn guard_config(
             per_session: h.max_sse_streams_per_session,
         },
         parses: body::ParseGate::new(cpus, LARGE_BODY_BYTES, body_timeout),
+        sessions: session_caps::SessionLimits {
+            total: cli.sessions.max_sessions.max(1),
+            per_client: cli.sessions.max_sessions_per_client.max(1),
+        },
+        session_idle: (cli.sessions.session_idle_timeout > 0.0)
+            .then(|| Duration::from_secs_f64(cli.sessions.session_idle_timeout.min(1e9))),
     })
 }
 

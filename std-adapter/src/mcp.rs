@@ -386,7 +386,17 @@ impl<H: ServerHandler> Instrumented<H> {
         let report = CallReport::default();
         context.extensions.insert(report.clone());
         let cancelled = context.ct.clone();
-        let result = self.inner.call_tool(request, context).await;
+        // The call ends when the client cancels it (`notifications/cancelled`), its session
+        // closes or the server stops, even if the handler never looks at the token (one waiting
+        // on the client would wait for ever): its future is dropped and the guard counts it.
+        // The handler is polled first: one that watches the token itself (the gateway) ends
+        // in the same poll and does its own bookkeeping (forwarding the cancellation upstream).
+        let result = tokio::select! {
+            biased;
+            r = self.inner.call_tool(request, context) => r,
+            () = cancelled.cancelled() => return Err(McpError::new(
+                ErrorCode::INTERNAL_ERROR, "request cancelled", None)),
+        };
         let (reported, breaker_failure) = report.take();
         let (outcome, error_type, failure) = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => (
