@@ -44,6 +44,7 @@ pub mod quota;
 pub mod registry;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
+pub mod semconv;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -395,9 +396,16 @@ impl Vitals {
         VitalsBuilder::default()
     }
 
-    /// Wraps an rmcp handler so every tool call is instrumented.
-    pub fn instrument<H: rmcp::ServerHandler>(&self, handler: H) -> Instrumented<H> {
-        Instrumented::new(handler, self.clone())
+    /// Wraps an rmcp handler so every tool call is instrumented and every MCP operation observed
+    /// ([`semconv`]).
+    pub fn instrument<H: rmcp::ServerHandler>(
+        &self,
+        handler: H,
+    ) -> semconv::Observed<Instrumented<H>> {
+        semconv::Observed::new(
+            Instrumented::new(handler, self.clone()),
+            &self.0.mcp.operations,
+        )
     }
 
     /// The monotonic clock the limits and breakers run on.

@@ -42,7 +42,7 @@ fn promtool_accepts_live_metrics_after_tool_calls() {
     for needle in [
         "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"} 1\n",
         "mcp_tool_calls_total{upstream=\"server_metrics\",tool=\"server_metrics\",status=\"jsonrpc_error\"} 1\n",
-        "mcp_tool_errors_total{upstream=\"server_metrics\",tool=\"server_metrics\",error_type=\"invalid_params\"} 1\n",
+        "mcp_tool_errors_total{upstream=\"server_metrics\",tool=\"server_metrics\",error_type=\"-32602\"} 1\n",
         "mcp_tool_calls_total{upstream=\"\",tool=\"__unknown__\",status=\"jsonrpc_error\"} 1\n",
         "mcp_tool_duration_seconds_bucket{upstream=\"server_health\",tool=\"server_health\",le=\"+Inf\"} 1\n",
         "mcp_active_requests 0\n",
