@@ -841,8 +841,9 @@ mod tests {
     }
 
     /// Serves `vitals.instrument(Echo)` over an in-memory pipe (a stdio client's view) and
-    /// sends `messages` (those with an id wait for their answer).
-    async fn exchange(vitals: &Vitals, messages: Vec<Value>) {
+    /// sends `messages` (those with an id wait for their answer); returns the serving task and
+    /// the client's pipe, which keep the session open until dropped.
+    async fn exchange(vitals: &Vitals, messages: Vec<Value>) -> impl Drop {
         let (client, server) = tokio::io::duplex(1 << 16);
         let handler = vitals.instrument(Echo::new());
         let serving = tokio::spawn(async move {
@@ -856,7 +857,9 @@ mod tests {
             let mut line = msg.to_string();
             line.push('\n');
             write.write_all(line.as_bytes()).await.unwrap();
-            let Some(id) = msg.get("id") else { continue };
+            let Some(id) = msg.get("id") else {
+                continue;
+            };
             loop {
                 let l = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
                     .await
@@ -869,7 +872,20 @@ mod tests {
                 }
             }
         }
-        serving.abort();
+        Session(serving, write, lines)
+    }
+
+    /// An open test session: dropping it ends the serving task.
+    struct Session<W, L>(
+        tokio::task::JoinHandle<Result<(), rmcp::service::ServerInitializeError>>,
+        W,
+        L,
+    );
+
+    impl<W, L> Drop for Session<W, L> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
     }
 
     #[tokio::test]
@@ -921,5 +937,43 @@ mod tests {
         ] {
             assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn an_operation_whose_future_is_dropped_is_observed_once_as_cancelled() {
+        let family: &'static ServerOperations = crate::leak(server_operations());
+        let start = |method| Observation {
+            family,
+            method,
+            tool: Some("hang".to_owned()),
+            prompt: None,
+            version: "2025-11-25",
+            transport: "tcp",
+            started: Instant::now(),
+            ending: Ending::without_answer("cancelled"),
+        };
+        // A request future dropped before its answer (the client went away, shutdown).
+        drop(start("tools/call"));
+        // One that ended: observed with its ending only.
+        let mut answered = start("tools/call");
+        answered.end(&Ok::<_, McpError>(()), |_| Ending::OK);
+        drop(answered);
+        let count = |error_type| {
+            family
+                .get([
+                    "tools/call",
+                    "hang",
+                    "",
+                    "execute_tool",
+                    error_type,
+                    "",
+                    "2025-11-25",
+                    "tcp",
+                ])
+                .map(|h| h.count())
+        };
+        assert_eq!(count("cancelled"), Some(1));
+        assert_eq!(count(""), Some(1));
+        assert_eq!(family.len(), 2);
     }
 }
