@@ -39,6 +39,8 @@ pub mod limits;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod process;
 pub mod quota;
 pub mod registry;

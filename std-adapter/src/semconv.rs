@@ -262,6 +262,9 @@ struct Observation {
     transport: &'static str,
     started: Instant,
     ending: Ending,
+    /// The request's SERVER span, when traces are exported, and the error message for its status.
+    #[cfg(feature = "otel")]
+    span: Option<(crate::otel::ServerSpan, Option<String>)>,
 }
 
 impl Observation {
@@ -269,6 +272,10 @@ impl Observation {
         self.ending = match result {
             Ok(r) => answer(r),
             Err(e) => {
+                #[cfg(feature = "otel")]
+                if let Some((_, message)) = &mut self.span {
+                    *message = Some(e.message.to_string());
+                }
                 let code = error_code(e.code);
                 Ending {
                     error_type: server_failed(e.code).then_some(code),
@@ -281,6 +288,10 @@ impl Observation {
 
 impl Drop for Observation {
     fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some((mut span, message)) = self.span.take() {
+            span.ended(self.ending.error_type, self.ending.status_code, message);
+        }
         let tool = self.tool.as_deref().unwrap_or("");
         let operation = if self.method == "tools/call" {
             "execute_tool"
@@ -348,20 +359,68 @@ impl<H> Observed<H> {
     }
 
     fn start(&self, method: &'static str, context: &RequestContext<RoleServer>) -> Observation {
+        self.start_for(method, None, context)
+    }
+
+    /// Starts observing a request about `target` (a tool or prompt name).
+    fn start_for(
+        &self,
+        method: &'static str,
+        target: Option<&str>,
+        context: &RequestContext<RoleServer>,
+    ) -> Observation {
         let version = if method == "initialize" {
             None
         } else {
             context.protocol_version()
         };
+        let version = protocol_version(version.as_ref());
+        let transport = transport(&context.extensions);
+        #[cfg(not(feature = "otel"))]
+        let _ = target;
         Observation {
             family: self.family,
             method,
             tool: None,
             prompt: None,
-            version: protocol_version(version.as_ref()),
-            transport: transport(&context.extensions),
+            version,
+            transport,
             started: Instant::now(),
             ending: Ending::without_answer("cancelled"),
+            #[cfg(feature = "otel")]
+            span: crate::otel::ServerSpan::start(|| {
+                use opentelemetry::KeyValue;
+                let parts = context.extensions.get::<http::request::Parts>();
+                let mut attributes = vec![KeyValue::new("network.transport", transport)];
+                if !version.is_empty() {
+                    attributes.push(KeyValue::new("mcp.protocol.version", version));
+                }
+                match (method, target) {
+                    ("tools/call", Some(t)) => {
+                        attributes.push(KeyValue::new("gen_ai.tool.name", t.to_owned()));
+                        attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+                    }
+                    ("prompts/get", Some(p)) => {
+                        attributes.push(KeyValue::new("gen_ai.prompt.name", p.to_owned()));
+                    }
+                    _ => {}
+                }
+                crate::otel::Request {
+                    method,
+                    target,
+                    request_id: match &context.id {
+                        NumberOrString::Number(n) => n.to_string(),
+                        NumberOrString::String(s) => s.to_string(),
+                    },
+                    meta: &context.meta,
+                    headers: parts.map(|p| &p.headers),
+                    client: parts
+                        .and_then(|p| p.extensions.get::<crate::http::ClientAddr>())
+                        .map(|a| a.0),
+                    attributes,
+                }
+            })
+            .map(|span| (span, None)),
         }
     }
 
@@ -380,6 +439,8 @@ impl<H> Observed<H> {
             transport: transport(&context.extensions),
             started: Instant::now(),
             ending: Ending::without_answer("cancelled"),
+            #[cfg(feature = "otel")]
+            span: None,
         }
     }
 }
@@ -390,13 +451,14 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
-        let mut observation = self.start("tools/call", &context);
         // Bounded before the call: a tool the handler does not list is `__unknown__`.
-        observation.tool = Some(if self.inner.get_tool(&request.name).is_some() {
+        let tool = if self.inner.get_tool(&request.name).is_some() {
             request.name.to_string()
         } else {
             UNKNOWN_TOOL.to_owned()
-        });
+        };
+        let mut observation = self.start_for("tools/call", Some(&tool), &context);
+        observation.tool = Some(tool);
         observe_with(
             observation,
             self.inner.call_tool(request, context),
@@ -477,7 +539,7 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + MaybeSendFuture + '_ {
-        let observation = self.start("prompts/get", &context);
+        let observation = self.start_for("prompts/get", Some(&request.name), &context);
         let name = request.name.clone();
         async move {
             let mut observation = observation;
@@ -951,6 +1013,8 @@ mod tests {
             transport: "tcp",
             started: Instant::now(),
             ending: Ending::without_answer("cancelled"),
+            #[cfg(feature = "otel")]
+            span: None,
         };
         // A request future dropped before its answer (the client went away, shutdown).
         drop(start("tools/call"));
