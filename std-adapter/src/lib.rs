@@ -44,9 +44,9 @@ pub mod otel;
 pub mod process;
 pub mod quota;
 pub mod registry;
+pub mod semconv;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
-pub mod semconv;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
