@@ -348,8 +348,9 @@ def panels():
          (f'max by (tool) (instance_upstream_tool:mcp_tool_duration_seconds:p99_rate5m{{{TOOL}}})',
           "p99 {{tool}}")]))
     out.append(timeseries(
-        "Tool errors by type", "Failed tool calls per second by tool and error_type "
-        "(tool_error, invalid_params, internal_error, timeout, transport, unavailable, ...).",
+        "Tool errors by type", "Failed tool calls per second by tool and error_type: "
+        "tool_error, a JSON-RPC error code (-32602 invalid params, -32603 internal error, ...), "
+        "timeout, transport, cancelled, unavailable.",
         "reqps",
         [(f'sum by (tool, error_type) (rate(mcp_tool_errors_total{{{TOOL}}}[$__rate_interval]))',
           "{{tool}} {{error_type}}")]))
@@ -360,6 +361,28 @@ def panels():
         "HTTP requests", "HTTP requests per second by path and status code.", "reqps",
         [(f'sum by (path, status) (rate(http_requests_total{{{SEL}}}[$__rate_interval]))',
           "{{path}} {{status}}")]))
+
+    out.append(row("MCP operations (OpenTelemetry semantic conventions)"))
+    out.append(timeseries(
+        "Operations by method", "MCP requests and notifications per second by method "
+        "(mcp_server_operation_duration_seconds_count, every method, not only tools/call).",
+        "reqps",
+        [(f'sum by (mcp_method_name) (instance_method:mcp_server_operations:rate5m{{{SEL}}})',
+          "{{mcp_method_name}}")], w=8))
+    out.append(timeseries(
+        "Operation latency p50 / p95", "Quantiles of mcp_server_operation_duration_seconds per "
+        "method (the conventions' buckets, 10 ms to 300 s).", "s",
+        [(f'max by (mcp_method_name) (instance_method:mcp_server_operation_duration_seconds:p50_rate5m{{{SEL}}})',
+          "p50 {{mcp_method_name}}"),
+         (f'max by (mcp_method_name) (instance_method:mcp_server_operation_duration_seconds:p95_rate5m{{{SEL}}})',
+          "p95 {{mcp_method_name}}")], w=8))
+    out.append(timeseries(
+        "Operation failures by error_type", "Failed MCP operations per second by method and "
+        "error_type (a JSON-RPC code such as -32603, tool_error, cancelled). The client's "
+        "mistakes (-32602, -32601, -32002) carry rpc_response_status_code only. "
+        "VitalsMcpOperationErrorRatioHigh fires above 5 % for 10 minutes.", "reqps",
+        [(f'sum by (mcp_method_name, error_type) (rate(mcp_server_operation_duration_seconds_count{{{SEL}, error_type!=""}}[$__rate_interval]))',
+          "{{mcp_method_name}} {{error_type}}")], w=8))
 
     out.append(row("Resilience"))
     out.append(state_timeline(

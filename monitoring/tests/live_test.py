@@ -69,6 +69,8 @@ CORE_PANELS = [
     "Upstream restarts and exits", "Upstream requests by outcome",
     "Tool calls by upstream and status", "Upstream unanswered ratio", "Upstream latency p50 / p99",
     "Upstream in flight and queued", "Upstream catalogue",
+    # OpenTelemetry semantic-convention row
+    "Operations by method", "Operation latency p50 / p95", "Operation failures by error_type",
 ]
 # What the issue asks the dashboard to show, by panel title.
 REQUIRED_PANELS = CORE_PANELS + ["Rate-limit tokens available", "Quota usage"]
@@ -441,6 +443,19 @@ def gateway_expectations(inst):
         ("error ratio of a working tool is 0", f'instance_upstream_tool:mcp_tool_error_ratio:'
          f'rate5m{{{g}, upstream="up", tool="up__rate_limit_status"}} == 0'),
         ("slow's breaker opened", f'max_over_time(circuit_breaker_state{{{g}, upstream="slow"}}[5m]) > 0'),
+        # The OpenTelemetry MCP semantic-convention histograms.
+        ("semconv: a tool_error over HTTP", f'mcp_server_operation_duration_seconds_count{{{g}, '
+         f'mcp_method_name="tools/call", gen_ai_tool_name="up__test_error_handling", '
+         f'gen_ai_operation_name="execute_tool", error_type="tool_error", network_transport="tcp"}} > 0'),
+        ("semconv: initialize with the negotiated version", f'mcp_server_operation_duration_seconds_count'
+         f'{{{g}, mcp_method_name="initialize", error_type="", mcp_protocol_version=~"20.+"}} > 0'),
+        ("semconv: the gateway's upstream call timed out", f'mcp_client_operation_duration_seconds_count'
+         f'{{{g}, upstream="slow", mcp_method_name="tools/call", error_type="timeout"}} > 0'),
+        ("semconv: up's p95 from the gateway's side",
+         f'instance_upstream_method:mcp_client_operation_duration_seconds:p95_rate5m'
+         f'{{{g}, upstream="up", mcp_method_name="tools/call"}} > 0'),
+        ("semconv: tools/call fails (tool errors, timeouts)",
+         f'instance_method:mcp_server_operation_error_ratio:rate5m{{{g}, mcp_method_name="tools/call"}} > 0'),
     ]
 
 
@@ -461,6 +476,7 @@ GATEWAY_QUIET = [
     ("VitalsUpstreamRestarting", {}),
     ("VitalsToolErrorRatioHigh", {"tool": "up__rate_limit_status"}),
     ("VitalsUpstreamRequestsFailing", {"upstream": "up"}),
+    ("VitalsMcpOperationErrorRatioHigh", {}),
 ]
 
 

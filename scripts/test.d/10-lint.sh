@@ -9,4 +9,5 @@ cargo clippy --workspace --all-targets --features vitals-tests/e2e -- -D warning
 cargo clippy -p vitals-core --no-default-features --all-targets -- -D warnings
 # Feature flags remove code: vitals-std without the gateway, the server without the fixtures.
 cargo clippy -p vitals-std --no-default-features --all-targets -- -D warnings
+cargo clippy -p vitals-std --no-default-features --features otel --all-targets -- -D warnings
 cargo clippy -p vitals-server --no-default-features --all-targets -- -D warnings

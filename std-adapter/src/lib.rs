@@ -42,9 +42,12 @@ pub mod limits;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod process;
 pub mod quota;
 pub mod registry;
+pub mod semconv;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
 
@@ -398,9 +401,16 @@ impl Vitals {
         VitalsBuilder::default()
     }
 
-    /// Wraps an rmcp handler so every tool call is instrumented.
-    pub fn instrument<H: rmcp::ServerHandler>(&self, handler: H) -> Instrumented<H> {
-        Instrumented::new(handler, self.clone())
+    /// Wraps an rmcp handler so every tool call is instrumented and every MCP operation observed
+    /// ([`semconv`]).
+    pub fn instrument<H: rmcp::ServerHandler>(
+        &self,
+        handler: H,
+    ) -> semconv::Observed<Instrumented<H>> {
+        semconv::Observed::new(
+            Instrumented::new(handler, self.clone()),
+            &self.0.mcp.operations,
+        )
     }
 
     /// The monotonic clock the limits and breakers run on.

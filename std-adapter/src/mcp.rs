@@ -73,16 +73,11 @@ impl<H> Instrumented<H> {
     }
 }
 
-/// Classifies a protocol error for `mcp_tool_errors_total{error_type}`.
+/// Classifies a protocol error for `mcp_tool_errors_total{error_type}` the way the OpenTelemetry
+/// conventions do: the JSON-RPC code as a string (`"-32602"`), `_OTHER` for codes outside
+/// JSON-RPC's and MCP's ([`crate::semconv::error_code`]).
 pub fn error_type(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::INVALID_PARAMS => "invalid_params",
-        ErrorCode::METHOD_NOT_FOUND => "method_not_found",
-        ErrorCode::INVALID_REQUEST => "invalid_request",
-        ErrorCode::PARSE_ERROR => "parse_error",
-        ErrorCode::INTERNAL_ERROR => "internal_error",
-        _ => "protocol_error",
-    }
+    crate::semconv::error_code(code)
 }
 
 /// How one `tools/call` ended: the `status` label of `mcp_tool_calls_total`. Every call gets

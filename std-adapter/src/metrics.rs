@@ -8,6 +8,7 @@
 use vitals_core::{Bounds, Counter, Gauge, HistogramCells, StrFamily};
 
 use crate::registry::{RegistryBuilder, RegistryError};
+use crate::semconv::ServerOperations;
 
 /// Buckets of `mcp_tool_duration_seconds`, in microseconds (1 ms … 10 s).
 pub const TOOL_DURATION_BOUNDS: Bounds<12> = Bounds::micros([
@@ -43,6 +44,9 @@ pub struct McpMetrics {
     /// that asked the client for input (an input-required result). Such a round is not a call:
     /// the call is counted once in `mcp_tool_calls_total`, by the round that answers it.
     pub tool_input_rounds: StrFamily<Counter, 2, 128, 96>,
+    /// `mcp_server_operation_duration_seconds`: every MCP request and notification, with the
+    /// OpenTelemetry semantic-convention labels ([`crate::semconv`]).
+    pub operations: ServerOperations,
 }
 
 impl Default for McpMetrics {
@@ -60,6 +64,7 @@ impl McpMetrics {
             tool_duration: StrFamily::with_shared(["upstream", "tool"], TOOL_DURATION_BOUNDS),
             active_requests: Gauge::new(),
             tool_input_rounds: StrFamily::new(["upstream", "tool"]),
+            operations: crate::semconv::server_operations(),
         }
     }
 
@@ -94,6 +99,12 @@ impl McpMetrics {
             "MCP tool call rounds answered with an input-required result (2026-07-28), by upstream and tool; the call itself is counted once in mcp_tool_calls_total.",
             None,
             &self.tool_input_rounds,
+        )?;
+        b.register(
+            crate::semconv::SERVER_OPERATION_DURATION,
+            "Time to handle an MCP request or notification (OpenTelemetry mcp.server.operation.duration).",
+            Some("seconds"),
+            &self.operations,
         )?;
         Ok(())
     }

@@ -42,10 +42,15 @@ fn promtool_accepts_live_metrics_after_tool_calls() {
     for needle in [
         "mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"} 1\n",
         "mcp_tool_calls_total{upstream=\"server_metrics\",tool=\"server_metrics\",status=\"jsonrpc_error\"} 1\n",
-        "mcp_tool_errors_total{upstream=\"server_metrics\",tool=\"server_metrics\",error_type=\"invalid_params\"} 1\n",
+        "mcp_tool_errors_total{upstream=\"server_metrics\",tool=\"server_metrics\",error_type=\"-32602\"} 1\n",
         "mcp_tool_calls_total{upstream=\"\",tool=\"__unknown__\",status=\"jsonrpc_error\"} 1\n",
         "mcp_tool_duration_seconds_bucket{upstream=\"server_health\",tool=\"server_health\",le=\"+Inf\"} 1\n",
         "mcp_active_requests 0\n",
+        // The OpenTelemetry MCP semantic-convention histogram, over HTTP: bad params are the
+        // client's mistake (a status code, no error_type).
+        "mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"server_metrics\",gen_ai_prompt_name=\"\",gen_ai_operation_name=\"execute_tool\",error_type=\"\",rpc_response_status_code=\"-32602\",mcp_protocol_version=\"2025-11-25\",network_transport=\"tcp\"} 1\n",
+        "mcp_server_operation_duration_seconds_count{mcp_method_name=\"initialize\",gen_ai_tool_name=\"\",gen_ai_prompt_name=\"\",gen_ai_operation_name=\"\",error_type=\"\",rpc_response_status_code=\"\",mcp_protocol_version=\"2025-11-25\",network_transport=\"tcp\"} 1\n",
+        "mcp_server_operation_duration_seconds_bucket{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"server_health\",gen_ai_prompt_name=\"\",gen_ai_operation_name=\"execute_tool\",error_type=\"\",rpc_response_status_code=\"\",mcp_protocol_version=\"2025-11-25\",network_transport=\"tcp\",le=\"300\"} 1\n",
         "http_requests_total{method=\"POST\",path=\"/mcp\",status=\"200\"}",
         "process_resident_memory_bytes ",
         "process_cpu_seconds_total ",

@@ -42,6 +42,9 @@ pub struct GatewayMetrics {
     pub queued: StrFamily<Gauge, 1, 64, 64>,
     /// `mcp_upstream_notifications_total{upstream,method}`: notifications relayed to clients.
     pub notifications: StrFamily<Counter, 2, 256, 96>,
+    /// `mcp_client_operation_duration_seconds{upstream,...}`: the OpenTelemetry semantic-convention
+    /// twin of `mcp_upstream_request_duration_seconds` ([`crate::semconv`]).
+    pub client_operations: crate::semconv::ClientOperations,
 }
 
 impl Default for GatewayMetrics {
@@ -69,6 +72,7 @@ impl GatewayMetrics {
             in_flight: StrFamily::new(["upstream"]),
             queued: StrFamily::new(["upstream"]),
             notifications: StrFamily::new(["upstream", "method"]),
+            client_operations: crate::semconv::client_operations(),
         }
     }
 
@@ -163,6 +167,12 @@ impl GatewayMetrics {
             "Notifications from upstreams relayed to clients, by method.",
             None,
             &self.notifications,
+        )?;
+        b.register(
+            crate::semconv::CLIENT_OPERATION_DURATION,
+            "Time for an upstream to answer a forwarded MCP request (OpenTelemetry mcp.client.operation.duration).",
+            Some("seconds"),
+            &self.client_operations,
         )?;
         Ok(())
     }

@@ -935,6 +935,7 @@ impl Upstream {
     ) -> Result<ServerResult, ForwardError> {
         let name = self.name();
         let started = Instant::now();
+        let tool = crate::semconv::tool_of(&request);
         let result = self.forward_inner(request, downstream).await;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
@@ -956,6 +957,7 @@ impl Upstream {
                 .duration
                 .labels([name, method])
                 .observe_duration(started.elapsed());
+            crate::semconv::observe_forward(self.metrics, name, method, tool, &result, started);
         }
         result
     }
