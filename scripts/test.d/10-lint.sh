@@ -11,3 +11,6 @@ cargo clippy -p vitals-core --no-default-features --all-targets -- -D warnings
 cargo clippy -p vitals-std --no-default-features --all-targets -- -D warnings
 cargo clippy -p vitals-std --no-default-features --features otel --all-targets -- -D warnings
 cargo clippy -p vitals-server --no-default-features --all-targets -- -D warnings
+# The crate docs (the core's and vitals-std's READMEs included) build without a warning: a broken
+# intra-doc link fails.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p vitals-core -p vitals-std -p vitals-server

@@ -9,7 +9,7 @@ use clap::Args;
 #[derive(Clone, Args)]
 pub struct RedisArgs {
     /// Share the tool-call limits and the daily quota with every replica using this store:
-    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (credentials in the URL
+    /// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` or `unix:///PATH` (credentials in the URL
     /// authenticate; rediss:// is not built in). Without it every limit is this process's own.
     #[arg(
         long = "redis",

@@ -13,7 +13,7 @@
 //!
 //! Invariants:
 //! - Every label is bounded: methods outside the MCP method list are `_OTHER`, tool names the
-//!   handler does not list are [`UNKNOWN_TOOL`](crate::mcp::UNKNOWN_TOOL), prompt names are kept
+//!   handler does not list are [`UNKNOWN_TOOL`], prompt names are kept
 //!   only for prompts that were found, error codes outside the JSON-RPC and MCP codes are
 //!   `_OTHER`, protocol versions outside the known list are `_OTHER`; the table is fixed-size
 //!   and overflows into one counted series.
