@@ -216,11 +216,31 @@ impl Drop for ServerSpan {
 mod tests {
     use super::*;
     use opentelemetry::trace::{SpanId, TraceId};
-    use opentelemetry_sdk::trace::InMemorySpanExporter;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+    use std::sync::{Arc, Mutex};
+
+    /// Keeps every exported span (the SDK's own in-memory exporter needs its `testing` feature,
+    /// which would compile the SDK a second time for the tests).
+    #[derive(Clone, Debug, Default)]
+    struct Collected(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collected {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    impl Collected {
+        fn get_finished_spans(&self) -> Result<Vec<SpanData>, std::convert::Infallible> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+    }
 
     #[test]
     fn server_span_has_the_convention_name_kind_attributes_and_meta_parent() {
-        let exporter = InMemorySpanExporter::default();
+        let exporter = Collected::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();

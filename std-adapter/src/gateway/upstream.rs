@@ -43,6 +43,9 @@ const STDERR_LINE_MAX: usize = 1024;
 const STDERR_LINES_PER_SECOND: u32 = 50;
 /// Grace given to a child after its stdin is closed, and again after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a call that asked for progress waits, after the answer, for progress notifications
+/// the upstream sent before it (rmcp delivers those from tasks of their own).
+const PROGRESS_GRACE: Duration = Duration::from_millis(5);
 /// Interval of liveness pings to an upstream that is up.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Consecutive failed pings after which the upstream is restarted.
@@ -1036,6 +1039,20 @@ impl Upstream {
             }
         };
         pending.answered = true;
+        // rmcp hands each upstream notification to a task of its own but delivers the answer
+        // inline, so progress the upstream sent just before answering may still be on its way to
+        // this call's channel. A client that asked for progress gets it: the entry stays a moment.
+        if downstream_token.is_some() {
+            let grace = tokio::time::sleep(PROGRESS_GRACE);
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(event) = events.recv() => relay(name, event, downstream, downstream_token.as_ref()).await,
+                    _ = &mut grace => break,
+                }
+            }
+        }
         // From here on, notifications that belong to no call in flight are broadcast: the entry
         // goes before the last events are drained, so none lands in a channel nobody reads.
         self.calls
