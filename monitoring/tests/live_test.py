@@ -71,9 +71,11 @@ CORE_PANELS = [
     "Upstream in flight and queued", "Upstream catalogue",
     # OpenTelemetry semantic-convention row
     "Operations by method", "Operation latency p50 / p95", "Operation failures by error_type",
+    # resilience gauges: the server exports tokens available per tool limiter and quota use
+    "Rate-limit tokens available", "Quota usage",
 ]
 # What the issue asks the dashboard to show, by panel title.
-REQUIRED_PANELS = CORE_PANELS + ["Rate-limit tokens available", "Quota usage"]
+REQUIRED_PANELS = CORE_PANELS
 # Per-client tools/call budget of the test server: above the steady traffic (about 12 calls/s),
 # below the one burst the test sends, so the limiter panels have refusals to show.
 CLIENT_TOOL_RATE = "20/1s"
