@@ -4,7 +4,7 @@
 //! from the log line written as the call is dropped). The call that waits on the client is the
 //! conformance fixture `test_sampling`: it asks the client a question no one answers.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -68,19 +68,6 @@ fn start_waiting_call(addr: SocketAddr, session: &str, id: u64) -> TcpStream {
         String::from_utf8_lossy(&got)
     );
     s
-}
-
-fn read_until(s: &mut TcpStream, needle: &[u8], limit: Duration) -> Vec<u8> {
-    let deadline = Instant::now() + limit;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(needle.len()).any(|w| w == needle) && Instant::now() < deadline {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    buf
 }
 
 /// `mcp_tool_calls_total` of `tool` with `status`.

@@ -272,26 +272,10 @@ fn send(addr: SocketAddr, raw: &[u8]) -> Option<u16> {
     head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
-
 #[test]
 fn random_and_adversarial_requests_get_clear_answers() {
-    let cases: usize = std::env::var("VITALS_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    let seed: u64 = std::env::var("VITALS_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_1600);
+    let cases: usize = env_number("VITALS_FUZZ_CASES", 600);
+    let seed: u64 = env_number("VITALS_FUZZ_SEED", 0x5eed_1600);
     let server = Server::start(&[
         "--conformance-fixtures",
         "--rate-limit",

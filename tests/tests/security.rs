@@ -71,20 +71,6 @@ fn read_all(s: &mut TcpStream) -> Vec<u8> {
     buf
 }
 
-/// Reads until `needle` has arrived (or EOF, error, or `limit`); what was read.
-fn read_until(s: &mut TcpStream, needle: &[u8], limit: Duration) -> Vec<u8> {
-    let deadline = Instant::now() + limit;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(needle.len()).any(|w| w == needle) && Instant::now() < deadline {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    buf
-}
-
 /// The status code of a raw response.
 fn status_of(raw: &[u8]) -> Option<u16> {
     std::str::from_utf8(raw.get(..12)?)
@@ -104,16 +90,10 @@ fn error_code(r: &HttpResponse) -> Value {
 
 /// `(VmHWM, VmRSS)` of `pid` in bytes.
 fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing in /proc/{pid}/status"))
-            * 1024
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (
+        proc_status_bytes(pid, "VmHWM:"),
+        proc_status_bytes(pid, "VmRSS:"),
+    )
 }
 
 /// How far the resident set of `server` peaks above its current size while `f` runs: the

@@ -10,17 +10,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use vitals_tests::*;
 
-/// Resident set of `pid` in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
-
 /// POSTs `initialize` from local address `from` (another loopback address is another client).
 fn initialize_from(from: &str, addr: SocketAddr) -> HttpResponse {
     use socket2::{Domain, Socket, Type};

@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vitals_tests::*;
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
-
 fn open(addr: SocketAddr) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
@@ -71,10 +61,7 @@ struct Sent {
 
 #[test]
 fn mixed_load_leaves_no_trace_but_its_counts() {
-    let secs: u64 = std::env::var("VITALS_SOAK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let secs: u64 = env_number("VITALS_SOAK_SECS", 20);
     let server = Server::start(&[
         "--conformance-fixtures",
         "--rate-limit",
