@@ -719,6 +719,32 @@ pub fn read_until(s: &mut TcpStream, needle: &[u8], limit: Duration) -> Vec<u8> 
     buf
 }
 
+/// Starts `tools/call test_sampling` (a conformance fixture that asks the client a question and
+/// waits) with JSON-RPC id `id` on a raw connection, and reads until the server's
+/// `sampling/createMessage` has arrived: the call is then in flight, waiting on the client. The
+/// connection carries the call's answer.
+pub fn start_sampling_call(addr: SocketAddr, session: &str, id: u64) -> TcpStream {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "test_sampling", "arguments": {"prompt": "hi"}}})
+    .to_string();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\n\
+         MCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    );
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head.as_bytes()).expect("write");
+    let got = read_until(&mut s, b"sampling/createMessage", Duration::from_secs(30));
+    assert!(
+        String::from_utf8_lossy(&got).contains("sampling/createMessage"),
+        "no sampling request: {}",
+        String::from_utf8_lossy(&got)
+    );
+    s
+}
+
 /// A number from the environment variable `name` (a long mode's size), else `default`.
 pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -4,8 +4,7 @@
 //! from the log line written as the call is dropped). The call that waits on the client is the
 //! conformance fixture `test_sampling`: it asks the client a question no one answers.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -43,31 +42,6 @@ fn post(addr: SocketAddr, session: &str, message: &Value) -> HttpResponse {
         ],
         message.to_string().as_bytes(),
     )
-}
-
-/// Starts `tools/call test_sampling` with JSON-RPC id `id` on a raw connection and reads until
-/// the server's `sampling/createMessage` has arrived: the call is then in flight, waiting on
-/// the client. The connection carries the call's answer.
-fn start_waiting_call(addr: SocketAddr, session: &str, id: u64) -> TcpStream {
-    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": SAMPLING, "arguments": {"prompt": "hi"}}})
-    .to_string();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\n\
-         MCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{call}",
-        call.len()
-    );
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(head.as_bytes()).expect("write");
-    let got = read_until(&mut s, b"sampling/createMessage", Duration::from_secs(30));
-    assert!(
-        String::from_utf8_lossy(&got).contains("sampling/createMessage"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
-    s
 }
 
 /// `mcp_tool_calls_total` of `tool` with `status`.
@@ -146,7 +120,7 @@ fn a_failed_call_is_counted_once() {
 fn a_call_cancelled_by_the_client_is_counted_as_cancelled() {
     let server = Server::start(&["--conformance-fixtures"]);
     let session = open(server.addr);
-    let mut stream = start_waiting_call(server.addr, &session, 5);
+    let mut stream = start_sampling_call(server.addr, &session, 5);
     assert_eq!(server.metric("mcp_active_requests"), Some(1.0));
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
         "params": {"requestId": 5, "reason": "user pressed stop"}});
@@ -175,7 +149,7 @@ fn a_call_cancelled_by_the_client_is_counted_as_cancelled() {
 fn a_call_whose_connection_drops_is_counted_as_cancelled() {
     let server = Server::start(&["--conformance-fixtures"]);
     let session = open(server.addr);
-    let stream = start_waiting_call(server.addr, &session, 9);
+    let stream = start_sampling_call(server.addr, &session, 9);
     assert_eq!(server.metric("mcp_active_requests"), Some(1.0));
     drop(stream);
     settles_counted(&server, SAMPLING, "cancelled");
@@ -193,7 +167,7 @@ fn a_call_whose_connection_drops_is_counted_as_cancelled() {
 fn a_call_in_a_deleted_session_is_counted_as_cancelled() {
     let server = Server::start(&["--conformance-fixtures"]);
     let session = open(server.addr);
-    let _stream = start_waiting_call(server.addr, &session, 3);
+    let _stream = start_sampling_call(server.addr, &session, 3);
     let r = request(
         server.addr,
         "DELETE",
@@ -224,7 +198,7 @@ fn a_call_in_flight_at_shutdown_is_counted_as_cancelled() {
         "1",
     ]);
     let session = open(server.addr);
-    let _stream = start_waiting_call(server.addr, &session, 4);
+    let _stream = start_sampling_call(server.addr, &session, 4);
     let pid = server.pid();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -25,32 +25,6 @@ fn open(addr: SocketAddr) -> String {
     id
 }
 
-/// Starts `test_sampling` (it waits on the client) as request `id`; returns the connection once
-/// the server's question has arrived.
-fn waiting_call(addr: SocketAddr, session: &str, id: u64) -> TcpStream {
-    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "test_sampling", "arguments": {"prompt": "hi"}}})
-    .to_string();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\n\
-         MCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{call}",
-        call.len()
-    );
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(head.as_bytes()).expect("write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&buf).contains("sampling/createMessage") {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => panic!("no sampling request: {}", String::from_utf8_lossy(&buf)),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    s
-}
-
 #[derive(Default)]
 struct Sent {
     ok_calls: AtomicU64,
@@ -106,7 +80,7 @@ fn mixed_load_leaves_no_trace_but_its_counts() {
                 let session = open(addr);
                 sent.sessions.fetch_add(1, Ordering::Relaxed);
                 n += 1;
-                let stream = waiting_call(addr, &session, 1);
+                let stream = start_sampling_call(addr, &session, 1);
                 if n.is_multiple_of(2) {
                     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                         "params": {"requestId": 1, "reason": "soak"}});
