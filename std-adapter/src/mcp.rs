@@ -185,6 +185,12 @@ fn refused(message: String, retry: RetryAfter, reason: &str) -> CallToolResponse
 }
 
 /// A breaker ticket held across an await: given back unreported if the future is dropped.
+/// Whether the handler lists the tool a `tools/call` names, found by the layer in front
+/// ([`crate::semconv::Observed`]) and carried in the request's extensions, so that a call costs
+/// one lookup (a `Tool` clone) instead of one per layer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ToolListed(pub(crate) bool);
+
 struct HeldTicket<'a>(&'a vitals_core::resilience::CircuitBreaker, Option<Ticket>);
 
 impl HeldTicket<'_> {
@@ -316,7 +322,10 @@ impl<H: ServerHandler> Instrumented<H> {
         let v = &self.vitals;
         let m = v.mcp_metrics();
         let name = request.name.to_string();
-        let known = self.inner.get_tool(&name).is_some();
+        let known = match context.extensions.get::<ToolListed>() {
+            Some(listed) => listed.0,
+            None => self.inner.get_tool(&name).is_some(),
+        };
         let client = ClientKey::of(&context);
         let now = v.clock().now();
         let label = if known { name.as_str() } else { UNKNOWN_TOOL };

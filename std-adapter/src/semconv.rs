@@ -449,10 +449,13 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
     fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
-        // Bounded before the call: a tool the handler does not list is `__unknown__`.
-        let tool = if self.inner.get_tool(&request.name).is_some() {
+        // Bounded before the call: a tool the handler does not list is `__unknown__`. The answer
+        // travels with the request, so the instrumentation below does not look the tool up again.
+        let listed = self.inner.get_tool(&request.name).is_some();
+        context.extensions.insert(crate::mcp::ToolListed(listed));
+        let tool = if listed {
             request.name.to_string()
         } else {
             UNKNOWN_TOOL.to_owned()
