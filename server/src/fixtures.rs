@@ -137,6 +137,9 @@ impl VitalsServer {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            if !self.logs_at(LoggingLevel::Info) {
+                continue;
+            }
             let p: LoggingMessageNotificationParam = from_json(
                 json!({"level": "info", "logger": "test_tool_with_logging", "data": msg}),
             )?;

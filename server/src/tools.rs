@@ -2,8 +2,8 @@
 
 #![allow(deprecated)] // logging, sampling and subscriptions are deprecated by 2026-07-28; served for 2025-11-25.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -24,8 +24,9 @@ pub struct VitalsServer {
     pub(crate) vitals: Vitals,
     tool_router: ToolRouter<Self>,
     pub(crate) fixtures: bool,
-    pub(crate) subscriptions: Arc<Mutex<BTreeSet<String>>>,
-    pub(crate) log_level: Arc<Mutex<LoggingLevel>>,
+    /// The session's `logging/setLevel` level, as its rank (`LoggingLevel as u8`): the fixtures
+    /// send no log notification below it.
+    log_level: Arc<AtomicU8>,
 }
 
 /// Arguments of `server_metrics`.
@@ -68,9 +69,13 @@ impl VitalsServer {
             vitals,
             tool_router,
             fixtures,
-            subscriptions: Arc::default(),
-            log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+            log_level: Arc::new(AtomicU8::new(LoggingLevel::Info as u8)),
         }
+    }
+
+    /// Whether a log notification at `level` passes the session's `logging/setLevel` threshold.
+    pub(crate) fn logs_at(&self, level: LoggingLevel) -> bool {
+        level as u8 >= self.log_level.load(Ordering::Relaxed)
     }
 
     #[tool(
@@ -218,7 +223,7 @@ impl ServerHandler for VitalsServer {
         request: SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = request.level;
+        self.log_level.store(request.level as u8, Ordering::Relaxed);
         Ok(())
     }
 
@@ -273,10 +278,9 @@ impl ServerHandler for VitalsServer {
         if !self.fixtures {
             return Err(McpError::method_not_found::<SubscribeRequestMethod>());
         }
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(request.uri);
+        // Nothing the fixtures serve ever changes, so no `resources/updated` can follow: the
+        // subscription is acknowledged and kept nowhere (nothing would ever read it).
+        let _ = request;
         Ok(())
     }
 
@@ -288,10 +292,7 @@ impl ServerHandler for VitalsServer {
         if !self.fixtures {
             return Err(McpError::method_not_found::<UnsubscribeRequestMethod>());
         }
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&request.uri);
+        let _ = request;
         Ok(())
     }
 

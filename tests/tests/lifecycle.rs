@@ -1,4 +1,5 @@
-//! Rate limits (HTTP 429 and tool-level), JSON logs, and graceful drain on SIGTERM.
+//! Rate limits (HTTP 429 and tool-level), JSON logs, graceful drain on SIGTERM, protocol versions
+//! and the per-session log level.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -213,4 +214,57 @@ fn older_protocol_versions_are_negotiated() {
             l.text()
         );
     }
+}
+
+/// `logging/setLevel` is honoured per session: the fixture tool's three `info` log notifications
+/// (sent on the session's standalone `GET` stream) arrive at the default level, none after the
+/// level is raised to `error`, three again after it is lowered to `debug` (so none of the quiet
+/// call's was merely late); another session keeps its own level.
+#[test]
+fn logging_set_level_filters_log_notifications_per_session() {
+    use std::io::Write as _;
+    let server = Server::start(&["--conformance-fixtures"]);
+    let open_stream = |s: &McpSession| {
+        let mut t = std::net::TcpStream::connect(s.addr).expect("connect");
+        t.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        write!(
+            t,
+            "GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\
+             Mcp-Session-Id: {}\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n",
+            s.id
+        )
+        .unwrap();
+        let head = read_until(&mut t, b"\r\n\r\n", Duration::from_secs(10));
+        assert!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        t
+    };
+    // One call; then the log notifications that reach the stream within `wait`.
+    let logs_of_one_call = |s: &mut McpSession, stream: &mut std::net::TcpStream, wait: u64| {
+        let r = s.call_tool("test_tool_with_logging", json!({}));
+        assert!(r.get("result").is_some(), "{r}");
+        let got = read_until(
+            stream,
+            b"Tool execution completed",
+            Duration::from_millis(wait),
+        );
+        String::from_utf8_lossy(&got)
+            .matches("notifications/message")
+            .count()
+    };
+    let mut quiet = McpSession::open(server.addr);
+    let mut loud = McpSession::open(server.addr);
+    let (mut quiet_stream, mut loud_stream) = (open_stream(&quiet), open_stream(&loud));
+    assert_eq!(logs_of_one_call(&mut quiet, &mut quiet_stream, 10_000), 3);
+    let r = quiet.call("logging/setLevel", json!({"level": "error"}));
+    assert!(r.get("result").is_some(), "{r}");
+    assert_eq!(logs_of_one_call(&mut quiet, &mut quiet_stream, 1_500), 0);
+    assert_eq!(logs_of_one_call(&mut loud, &mut loud_stream, 10_000), 3);
+    let r = quiet.call("logging/setLevel", json!({"level": "debug"}));
+    assert!(r.get("result").is_some(), "{r}");
+    assert_eq!(logs_of_one_call(&mut quiet, &mut quiet_stream, 10_000), 3);
 }

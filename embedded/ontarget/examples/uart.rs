@@ -10,6 +10,9 @@
 //! What the final firmware must choose (see README "On microcontrollers"): this crate's
 //! `.cargo/config.toml` sets `--cfg portable_atomic_unsafe_assume_single_core` for every target,
 //! the right choice for a single-core chip. Without a choice, vitals-core refuses to build.
+//!
+//! The timer interrupt comes from this crate's `timer` module (`src/timer.rs`, shared with the
+//! interrupt test): on a board, use your HAL's timer instead.
 #![no_std]
 #![no_main]
 
@@ -17,7 +20,7 @@ use vitals_core::health::{Component, Health, Status, StatusCell};
 use vitals_core::{
     label_enum, Bounds, Counter, Cursor, Entry, Family, Format, Gauge, Histogram, Registry,
 };
-use vitals_ontarget::platform;
+use vitals_ontarget::{platform, timer};
 
 label_enum! {
     /// Which radio a packet went through.
@@ -46,8 +49,23 @@ static RADIO: StatusCell = StatusCell::new(Status::Healthy);
 static HEALTH: Health = Health::new(&[Component::new("radio", &RADIO)]);
 
 // 2. The interrupt handler updates metrics directly: each update is one interrupt-safe atomic RMW.
+vitals_ontarget::timer_interrupt!(on_timer_interrupt);
+
+/// Timer ticks between two interrupts (core clock cycles on Cortex-M, 10 MHz ticks on RISC-V).
+const PERIOD: u32 = if cfg!(target_arch = "arm") {
+    10_000
+} else {
+    1_000
+};
+
+/// Interrupts the example handles before it serves its metrics.
+const TICKS_TO_RUN: u64 = 200;
+
 fn on_timer_interrupt() {
     let n = TICKS.get();
+    if n >= TICKS_TO_RUN {
+        return; // the main loop is about to stop the timer: the totals stay exact
+    }
     TICKS.inc();
     QUEUE_DEPTH.inc();
     ISR_LATENCY.observe(3 + n % 60); // a real handler would measure itself with a cycle counter
@@ -55,10 +73,10 @@ fn on_timer_interrupt() {
 
 #[vitals_ontarget::entry]
 fn main() -> ! {
-    timer::start();
+    timer::start(PERIOD);
     // 3. The main loop does its work and updates the same metrics.
     let mut sent = 0u32;
-    while TICKS.get() < 200 {
+    while TICKS.get() < TICKS_TO_RUN {
         if QUEUE_DEPTH.get() > 0 {
             QUEUE_DEPTH.dec();
             PACKETS
@@ -107,75 +125,4 @@ fn main() -> ! {
 /// The UART stand-in: semihosting stdout.
 fn uart_write(bytes: &[u8]) {
     platform::write(bytes);
-}
-
-#[cfg(target_arch = "arm")]
-mod timer {
-    use cortex_m::peripheral::{syst::SystClkSource, SYST};
-    use cortex_m_rt::exception;
-
-    #[exception]
-    fn SysTick() {
-        super::on_timer_interrupt();
-    }
-
-    fn syst() -> SYST {
-        // SAFETY: only this module touches SysTick.
-        unsafe { cortex_m::Peripherals::steal() }.SYST
-    }
-
-    pub fn start() {
-        let mut syst = syst();
-        syst.set_clock_source(SystClkSource::Core);
-        syst.set_reload(10_000);
-        syst.clear_current();
-        syst.enable_interrupt();
-        syst.enable_counter();
-    }
-
-    pub fn stop() {
-        let mut syst = syst();
-        syst.disable_interrupt();
-        syst.disable_counter();
-    }
-}
-
-#[cfg(target_arch = "riscv32")]
-mod timer {
-    //! The machine timer of QEMU's `virt` (CLINT, 10 MHz).
-    use core::ptr::{read_volatile, write_volatile};
-    use riscv::interrupt::Interrupt;
-
-    const MTIME: *const u32 = 0x0200_bff8 as *const u32;
-    const MTIMECMP: *mut u32 = 0x0200_4000 as *mut u32;
-
-    fn rearm() {
-        // SAFETY: CLINT registers of hart 0; the low word of mtime is enough for a short period.
-        unsafe {
-            let now = read_volatile(MTIME);
-            write_volatile(MTIMECMP.add(1), u32::MAX);
-            write_volatile(MTIMECMP, now.wrapping_add(1_000));
-            write_volatile(MTIMECMP.add(1), read_volatile(MTIME.add(1)));
-        }
-    }
-
-    #[riscv_rt::core_interrupt(Interrupt::MachineTimer)]
-    fn machine_timer() {
-        rearm();
-        super::on_timer_interrupt();
-    }
-
-    pub fn start() {
-        rearm();
-        // SAFETY: the handler is installed above.
-        unsafe {
-            riscv::interrupt::enable_interrupt(Interrupt::MachineTimer);
-            riscv::interrupt::enable();
-        }
-    }
-
-    pub fn stop() {
-        riscv::interrupt::disable_interrupt(Interrupt::MachineTimer);
-        riscv::interrupt::disable();
-    }
 }

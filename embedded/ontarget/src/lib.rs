@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod platform;
+pub mod timer;
 
 use core::fmt::Write;
 

@@ -16,7 +16,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use vitals_core::{Bounds, Counter, Histogram};
-use vitals_ontarget::{check, check_eq, println, tests};
+use vitals_ontarget::{check, check_eq, println, tests, timer};
 
 /// Updated by both the handler and the main loop.
 static EVENTS: Counter = Counter::new();
@@ -52,6 +52,12 @@ const fn main_value(i: u64) -> u64 {
     (i * 13) % 1_200
 }
 
+/// Timer ticks between two interrupts: short, so that interrupts land inside the main loop's
+/// atomic updates very often (core clock cycles on Cortex-M, 10 MHz timebase ticks on RISC-V).
+const PERIOD: u32 = if cfg!(target_arch = "arm") { 400 } else { 20 };
+
+vitals_ontarget::timer_interrupt!(on_tick);
+
 /// The timer interrupt: updates the shared metrics.
 fn on_tick() {
     let k = TICKS.get();
@@ -66,7 +72,7 @@ fn on_tick() {
 tests!(main_and_interrupt_share_metrics);
 
 fn main_and_interrupt_share_metrics() -> Result<(), ()> {
-    timer::start();
+    timer::start(PERIOD);
     // Every interrupt lands while the main loop is updating the same metrics.
     let mut main_updates = 0u64;
     while main_updates < MIN_MAIN_UPDATES || TICKS.get() < MIN_TICKS {
@@ -108,95 +114,4 @@ fn main_and_interrupt_share_metrics() -> Result<(), ()> {
     println!("    negative control: a load-then-store counter lost {lost} of {total} updates");
     check!(lost > 0);
     Ok(())
-}
-
-#[cfg(target_arch = "arm")]
-mod timer {
-    use cortex_m::peripheral::{syst::SystClkSource, SYST};
-    use cortex_m_rt::exception;
-
-    /// Core clock cycles between two SysTick interrupts: short, so that interrupts land inside
-    /// the main loop's atomic updates very often.
-    const RELOAD: u32 = 400;
-
-    #[exception]
-    fn SysTick() {
-        super::on_tick();
-    }
-
-    fn syst() -> SYST {
-        // SAFETY: this test owns the core peripherals; `take` would work only once and `stop`
-        // needs them again. Only the SysTick registers are touched.
-        unsafe { cortex_m::Peripherals::steal() }.SYST
-    }
-
-    pub fn start() {
-        let mut syst = syst();
-        syst.set_clock_source(SystClkSource::Core);
-        syst.set_reload(RELOAD);
-        syst.clear_current();
-        syst.enable_interrupt();
-        syst.enable_counter();
-    }
-
-    pub fn stop() {
-        let mut syst = syst();
-        syst.disable_interrupt();
-        syst.disable_counter();
-    }
-}
-
-#[cfg(target_arch = "riscv32")]
-mod timer {
-    //! The CLINT of QEMU's `virt` machine (10 MHz timebase).
-    use core::ptr::{read_volatile, write_volatile};
-    use riscv::interrupt::Interrupt;
-
-    const MTIME: usize = 0x0200_bff8;
-    const MTIMECMP: usize = 0x0200_4000;
-    /// Timebase ticks between two interrupts.
-    const PERIOD: u64 = 20;
-
-    fn mtime() -> u64 {
-        // SAFETY: MMIO reads of the CLINT's mtime (hi, lo, hi until stable).
-        unsafe {
-            loop {
-                let hi = read_volatile((MTIME + 4) as *const u32);
-                let lo = read_volatile(MTIME as *const u32);
-                if hi == read_volatile((MTIME + 4) as *const u32) {
-                    return (hi as u64) << 32 | lo as u64;
-                }
-            }
-        }
-    }
-
-    fn set_mtimecmp(t: u64) {
-        // SAFETY: MMIO writes to hart 0's mtimecmp; high word first set to max so that no
-        // spurious interrupt fires between the two halves.
-        unsafe {
-            write_volatile((MTIMECMP + 4) as *mut u32, u32::MAX);
-            write_volatile(MTIMECMP as *mut u32, t as u32);
-            write_volatile((MTIMECMP + 4) as *mut u32, (t >> 32) as u32);
-        }
-    }
-
-    #[riscv_rt::core_interrupt(Interrupt::MachineTimer)]
-    fn machine_timer() {
-        set_mtimecmp(mtime() + PERIOD);
-        super::on_tick();
-    }
-
-    pub fn start() {
-        set_mtimecmp(mtime() + PERIOD);
-        // SAFETY: the handler above is installed; enabling interrupts is this test's purpose.
-        unsafe {
-            riscv::interrupt::enable_interrupt(Interrupt::MachineTimer);
-            riscv::interrupt::enable();
-        }
-    }
-
-    pub fn stop() {
-        riscv::interrupt::disable_interrupt(Interrupt::MachineTimer);
-        riscv::interrupt::disable();
-    }
 }

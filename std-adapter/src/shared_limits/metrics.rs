@@ -36,6 +36,9 @@ impl Source {
     }
 }
 
+/// Every `verdict` label value ([`super::Admission`]'s).
+pub const VERDICTS: [&str; 4] = ["admitted", "rate_limited", "quota_exhausted", "unavailable"];
+
 /// The metric set.
 pub struct SharedMetrics {
     /// `shared_limits_decisions_total{source,verdict}`.
@@ -81,27 +84,36 @@ impl Collect for QuotaUsed {
 }
 
 impl SharedMetrics {
-    /// Empty metrics around the store's breaker.
+    /// Metrics around the store's breaker, every series at 0. Every label set is claimed here,
+    /// before any update: a series first claimed by two racing updates would send one of them
+    /// to the overflow series (`StrFamily` never waits), and the decision counts must be exact.
     pub fn new(breaker: &'static CircuitBreaker) -> Self {
-        SharedMetrics {
+        let m = SharedMetrics {
             decisions: StrFamily::new(["source", "verdict"]),
             store_duration: Histogram::new(STORE_DURATION_BOUNDS),
             store_errors: StrFamily::new(["kind"]),
             breaker,
             quota_used: AtomicU64::new(0),
+        };
+        for source in [Source::Store, Source::LocalCache, Source::Fallback] {
+            for verdict in VERDICTS {
+                m.decisions.labels([source.as_str(), verdict]);
+            }
         }
+        for kind in ErrorKind::ALL {
+            m.store_errors.labels([kind.as_str()]);
+        }
+        m
     }
 
     /// Counts one decision.
     pub fn decided(&self, source: Source, verdict: &str) {
+        debug_assert!(VERDICTS.contains(&verdict), "unknown verdict {verdict}");
         self.decisions.labels([source.as_str(), verdict]).inc();
     }
 
     /// Registers the set.
     pub fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
-        for kind in ErrorKind::ALL {
-            self.store_errors.labels([kind.as_str()]);
-        }
         b.register(
             "shared_limits_decisions_total",
             "Tool-call limit decisions with a shared store, by source (store, local_cache, fallback) and verdict.",
