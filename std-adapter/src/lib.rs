@@ -32,6 +32,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The repository README's Rust examples, compiled as doc tests with this crate's dependencies
+/// (`vitals-core`, `rmcp`, tokio); never part of a build.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 pub mod breakers;
 pub mod clock;
 pub mod exposition;
