@@ -54,6 +54,7 @@ pub mod process;
 pub mod quota;
 pub mod registry;
 pub mod semconv;
+pub mod series;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
 
