@@ -74,6 +74,7 @@ impl VitalsServer {
     }
 
     /// Whether a log notification at `level` passes the session's `logging/setLevel` threshold.
+    #[cfg(feature = "conformance-fixtures")]
     pub(crate) fn logs_at(&self, level: LoggingLevel) -> bool {
         level as u8 >= self.log_level.load(Ordering::Relaxed)
     }
