@@ -5,7 +5,9 @@
 use crate::data::{self, OBS};
 use crate::{Op, Visitor, BASELINE, VITALS};
 use std::sync::atomic::{AtomicU64, Ordering};
-use vitals_core::{Bounds, Counter, Family, Gauge, Histogram, HistogramCells, Scale, StrFamily};
+use vitals_core::{
+    Bounds, Counter, Exemplar, Family, Gauge, Histogram, HistogramCells, Scale, StrFamily,
+};
 
 /// Group names.
 pub const COUNTER: &str = "counter_inc";
@@ -13,6 +15,8 @@ pub const COUNTER: &str = "counter_inc";
 pub const GAUGE: &str = "gauge_set";
 /// Histogram observe, 10 buckets.
 pub const HISTOGRAM: &str = "histogram_observe";
+/// Histogram observe with an exemplar (trace and span id, timestamp), 10 buckets.
+pub const HISTOGRAM_EXEMPLAR: &str = "histogram_observe_exemplar";
 /// Labelled inc, typed labels.
 pub const TYPED: &str = "labelled_inc_typed";
 /// Labelled inc, string labels.
@@ -24,6 +28,7 @@ pub const BOUNDS: Bounds<10> = Bounds::new(data::BOUNDS_US, Scale::MICRO);
 static V_COUNTER: Counter = Counter::new();
 static V_GAUGE: Gauge = Gauge::new();
 static V_HISTOGRAM: Histogram<10> = Histogram::new(BOUNDS);
+static V_HISTOGRAM_EXEMPLAR: Histogram<10> = Histogram::new(BOUNDS);
 static V_TYPED: Family<(data::Method, data::Status), Counter, 20> = Family::new();
 static V_STR: StrFamily<Counter, 2, 32, 16> = StrFamily::new(["method", "status"]);
 static V_TYPED_HIST: Family<(data::Method, data::Status), HistogramCells<10>, 20> =
@@ -34,6 +39,7 @@ pub fn visit<V: Visitor>(v: &mut V) {
     counter(v);
     gauge(v);
     histogram(v);
+    histogram_exemplar(v);
     typed(v);
     strings(v);
 }
@@ -178,6 +184,50 @@ fn histogram<V: Visitor>(v: &mut V) {
     v.op(HISTOGRAM, "fastmetrics", || {
         let h = fastmetrics::metrics::histogram::Histogram::new(data::bounds_s());
         observe_loop!(data::observations_s(), |x| h.observe(x))
+    });
+}
+
+/// The same observations, each with its own exemplar (a trace id, span id and timestamp made
+/// from the index, as a request's ids would be at hand). The plain observe of [`HISTOGRAM`] is
+/// the same histogram with no exemplar recorded: the ratio of the two rows is the exemplar's cost.
+fn histogram_exemplar<V: Visitor>(v: &mut V) {
+    v.op(HISTOGRAM_EXEMPLAR, VITALS, || {
+        let values = data::observations_us();
+        let mut i = 0usize;
+        Op::one(move || {
+            i = (i + 1) & (OBS - 1);
+            let id = i as u64;
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&id.to_be_bytes());
+            trace_id[8..].copy_from_slice(&(!id).to_be_bytes());
+            let e = Exemplar::new(trace_id, id.to_le_bytes()).at_millis(1_764_640_000_000 + id);
+            V_HISTOGRAM_EXEMPLAR.observe_with_exemplar(values[i], &e)
+        })
+    });
+    // prometheus-client's histogram with exemplars (a lock per observe); the label sets are
+    // built once, so the peer pays no formatting or allocation in the loop.
+    v.op(HISTOGRAM_EXEMPLAR, "prometheus-client", || {
+        type Labels = [(&'static str, &'static str); 2];
+        let h = prometheus_client::metrics::exemplar::HistogramWithExemplars::<Labels>::new(
+            data::bounds_s().into_iter(),
+        );
+        let ids: &'static [Labels] = Box::leak(
+            (0..OBS)
+                .map(|i| -> Labels {
+                    let t: &'static str = Box::leak(format!("{i:032x}").into_boxed_str());
+                    let s: &'static str = Box::leak(format!("{i:016x}").into_boxed_str());
+                    [("trace_id", t), ("span_id", s)]
+                })
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let values = data::observations_s();
+        let now = std::time::SystemTime::now();
+        let mut i = 0usize;
+        Op::one(move || {
+            i = (i + 1) & (OBS - 1);
+            h.observe(values[i], Some(ids[i]), Some(now))
+        })
     });
 }
 

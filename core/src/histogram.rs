@@ -5,6 +5,8 @@
 //! search for small N, binary above), then two relaxed RMWs (bucket count, sum). Counts are kept per
 //! bucket (not cumulative); `_count` is derived as their sum, so `le="+Inf"` always equals `_count`.
 
+#[cfg(feature = "exemplars")]
+use crate::exemplar::Exemplar;
 use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
 
@@ -185,6 +187,9 @@ pub struct HistogramCells<const N: usize> {
     pub(crate) counts: [AtomicU64; N],
     pub(crate) inf: AtomicU64,
     pub(crate) sum: AtomicU64,
+    /// The latest exemplar per bucket (`+Inf` included).
+    #[cfg(feature = "exemplars")]
+    pub(crate) exemplars: crate::exemplar::Exemplars<N>,
 }
 
 impl<const N: usize> HistogramCells<N> {
@@ -195,6 +200,8 @@ impl<const N: usize> HistogramCells<N> {
                 counts: crate::macros::atomic_array(),
                 inf: AtomicU64::new(0),
                 sum: AtomicU64::new(0),
+                #[cfg(feature = "exemplars")]
+                exemplars: crate::exemplar::Exemplars::new(),
             }
         }
     }
@@ -207,6 +214,30 @@ impl<const N: usize> HistogramCells<N> {
             None => self.inf.fetch_add(1, Ordering::Relaxed),
         };
         self.sum.fetch_add(v, Ordering::Relaxed);
+    }
+
+    /// Records `v` against `bounds` and keeps `exemplar` as its bucket's latest (unless another
+    /// thread is writing that bucket's exemplar at this instant: then only `v` is recorded).
+    #[cfg(feature = "exemplars")]
+    #[inline]
+    pub fn observe_with_exemplar(&self, bounds: &Bounds<N>, v: u64, exemplar: &Exemplar) {
+        let i = bounds.bucket(v);
+        match self.counts.get(i) {
+            Some(c) => c.fetch_add(1, Ordering::Relaxed),
+            None => self.inf.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum.fetch_add(v, Ordering::Relaxed);
+        self.exemplars.slot(i).record(exemplar, v);
+    }
+
+    /// Bucket `i`'s latest exemplar (`N` is `+Inf`) and the value observed with it, in the
+    /// bounds' unit; `None` when it has none (or a writer kept it busy through a few reads).
+    #[cfg(feature = "exemplars")]
+    pub fn exemplar(&self, i: usize) -> Option<(Exemplar, u64)> {
+        if i > N {
+            return None;
+        }
+        self.exemplars.slot(i).get()
     }
 
     /// Number of observations (sum of all buckets).
@@ -273,6 +304,21 @@ impl<const N: usize> Histogram<N> {
         self.observe(self.bounds.scale.from_duration(d));
     }
 
+    /// Records an observation with the trace it belongs to (see
+    /// [`HistogramCells::observe_with_exemplar`]).
+    #[cfg(feature = "exemplars")]
+    #[inline]
+    pub fn observe_with_exemplar(&self, v: u64, exemplar: &Exemplar) {
+        self.cells.observe_with_exemplar(&self.bounds, v, exemplar);
+    }
+
+    /// Records a duration with the trace it belongs to.
+    #[cfg(feature = "exemplars")]
+    #[inline]
+    pub fn observe_duration_with_exemplar(&self, d: core::time::Duration, exemplar: &Exemplar) {
+        self.observe_with_exemplar(self.bounds.scale.from_duration(d), exemplar);
+    }
+
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.cells.count()
@@ -312,6 +358,21 @@ impl<'a, const N: usize> HistogramRef<'a, N> {
     #[inline]
     pub fn observe_duration(&self, d: core::time::Duration) {
         self.observe(self.bounds.scale.from_duration(d));
+    }
+
+    /// Records an observation with the trace it belongs to (see
+    /// [`HistogramCells::observe_with_exemplar`]).
+    #[cfg(feature = "exemplars")]
+    #[inline]
+    pub fn observe_with_exemplar(&self, v: u64, exemplar: &Exemplar) {
+        self.cells.observe_with_exemplar(self.bounds, v, exemplar);
+    }
+
+    /// Records a duration with the trace it belongs to.
+    #[cfg(feature = "exemplars")]
+    #[inline]
+    pub fn observe_duration_with_exemplar(&self, d: core::time::Duration, exemplar: &Exemplar) {
+        self.observe_with_exemplar(self.bounds.scale.from_duration(d), exemplar);
     }
 
     /// Number of observations in this series.

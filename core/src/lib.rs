@@ -34,6 +34,8 @@ pub mod name;
 pub mod number;
 
 mod counter;
+#[cfg(feature = "exemplars")]
+mod exemplar;
 mod gauge;
 mod histogram;
 mod info;
@@ -52,6 +54,8 @@ pub mod resilience;
 
 pub use counter::Counter;
 pub use error::{NameError, RenderError};
+#[cfg(feature = "exemplars")]
+pub use exemplar::Exemplar;
 pub use family::Cell;
 pub use family::Family;
 #[cfg(feature = "float")]

@@ -64,6 +64,11 @@ pub struct HistogramView<'a> {
     pub(crate) counts: &'a [AtomicU64],
     pub(crate) inf: &'a AtomicU64,
     pub(crate) sum: &'a AtomicU64,
+    #[cfg(feature = "exemplars")]
+    pub(crate) exemplars: (
+        &'a [crate::exemplar::ExemplarCell],
+        &'a crate::exemplar::ExemplarCell,
+    ),
 }
 
 impl<'a> HistogramView<'a> {
@@ -79,6 +84,17 @@ impl<'a> HistogramView<'a> {
             counts: &cells.counts,
             inf: &cells.inf,
             sum: &cells.sum,
+            #[cfg(feature = "exemplars")]
+            exemplars: (&cells.exemplars.buckets, &cells.exemplars.inf),
+        }
+    }
+
+    /// Bucket `i`'s exemplar (`le.len()` is `+Inf`) and its value.
+    #[cfg(feature = "exemplars")]
+    pub(crate) fn exemplar(&self, i: usize) -> Option<(crate::Exemplar, u64)> {
+        match self.exemplars.0.get(i) {
+            Some(c) => c.get(),
+            None => self.exemplars.1.get(),
         }
     }
 }

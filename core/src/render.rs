@@ -302,6 +302,32 @@ impl Out<'_> {
         key.len()
     }
 
+    /// Writes ` # {trace_id="…",span_id="…"} value timestamp` (OpenMetrics exemplar; the label
+    /// set is 63 characters, within the 128 allowed).
+    #[cfg(feature = "exemplars")]
+    fn exemplar(&mut self, e: &crate::Exemplar, value: u64, decimals: u8) {
+        self.put(b" # {trace_id=\"");
+        self.hex(&e.trace_id());
+        self.put(b"\",span_id=\"");
+        self.hex(&e.span_id());
+        self.put(b"\"} ");
+        self.scaled(value, decimals);
+        if let Some(ms) = e.timestamp_millis() {
+            self.byte(b' ');
+            self.scaled(ms, 3);
+        }
+    }
+
+    /// Writes `bytes` as lowercase hex.
+    #[cfg(feature = "exemplars")]
+    fn hex(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            self.byte(DIGITS[usize::from(b >> 4)]);
+            self.byte(DIGITS[usize::from(b & 15)]);
+        }
+    }
+
     #[inline]
     fn u64(&mut self, v: u64) {
         let mut d = Digits::new();
@@ -546,6 +572,12 @@ fn series_line(
                 }
                 out.put(b"\"} ");
                 out.u64(c.carry);
+                #[cfg(feature = "exemplars")]
+                if c.format == Format::OpenMetrics {
+                    if let Some((e, v)) = h.exemplar(line) {
+                        out.exemplar(&e, v, h.scale.get());
+                    }
+                }
             } else {
                 let sum = line == n + 1;
                 out.put(if sum { b"_sum" } else { b"_count" });

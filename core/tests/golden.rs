@@ -175,3 +175,104 @@ vitals_label_overflow_total{family="tool_seconds"} 0
     }
     common::parse(golden.as_bytes(), false).unwrap();
 }
+
+#[test]
+fn checker_accepts_valid_exemplars_and_rejects_malformed_ones() {
+    let valid = "# TYPE h histogram\n\
+        h_bucket{le=\"1\"} 1 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 0.5 1764640000.123\n\
+        h_bucket{le=\"2\"} 1\n\
+        h_bucket{le=\"+Inf\"} 2 # {trace_id=\"a\"} 7\n\
+        h_sum 7.5\nh_count 2\n\
+        # TYPE c counter\nc_total 3 # {trace_id=\"b\"} 1\n# EOF\n";
+    let fams = common::parse(valid.as_bytes(), true).unwrap();
+    let e = fams[0].samples[0].exemplar.as_ref().unwrap();
+    assert_eq!(
+        e.labels,
+        [
+            ("trace_id".into(), "4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            ("span_id".into(), "00f067aa0ba902b7".into())
+        ]
+    );
+    assert_eq!((e.value, e.timestamp), (0.5, Some(1764640000.123)));
+    assert_eq!(fams[0].samples[1].exemplar, None);
+    assert_eq!(
+        fams[1].samples[0].exemplar.as_ref().unwrap().timestamp,
+        None
+    );
+
+    // Prometheus text never carries exemplars.
+    let plain = valid.replace("c_total", "c").replace("# EOF\n", "");
+    assert!(common::parse(plain.as_bytes(), false)
+        .unwrap_err()
+        .contains("exemplar in Prometheus text"));
+
+    let long = "x".repeat(121);
+    for (bad, why) in [
+        // Only a counter's _total and a histogram's _bucket may carry one.
+        ("h_sum 7.5", "h_sum 7.5 # {a=\"b\"} 1"),
+        ("h_count 2", "h_count 2 # {a=\"b\"} 1"),
+        // The value must fall in its bucket: (previous le, le].
+        (
+            "h_bucket{le=\"2\"} 1\n",
+            "h_bucket{le=\"2\"} 1 # {a=\"b\"} 0.5\n",
+        ),
+        (
+            "h_bucket{le=\"2\"} 1\n",
+            "h_bucket{le=\"2\"} 1 # {a=\"b\"} 2.5\n",
+        ),
+        // Over 128 characters of label names and values.
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            &format!("c_total 3 # {{trace_id=\"{long}\"}} 1"),
+        ),
+        // Malformed: no value, unquoted value, no braces, junk, repeated label, bad value.
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {trace_id=\"b\"}",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {trace_id=b} 1",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # trace_id=\"b\" 1",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {trace_id=\"b\"} 1 2 3",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {a=\"b\",a=\"c\"} 1",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {trace_id=\"b\"} one",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 # {trace_id=\"b\"} 1 +Inf",
+        ),
+        (
+            "c_total 3 # {trace_id=\"b\"} 1",
+            "c_total 3 #{trace_id=\"b\"} 1",
+        ),
+    ] {
+        assert!(valid.contains(bad), "{bad}");
+        let text = valid.replacen(bad, why, 1);
+        assert!(
+            common::parse(text.as_bytes(), true).is_err(),
+            "accepted:\n{text}"
+        );
+    }
+    // 128 characters exactly is allowed.
+    let at_limit = format!("c_total 3 # {{trace_id=\"{}\"}} 1", "x".repeat(120));
+    let text = valid.replacen("c_total 3 # {trace_id=\"b\"} 1", &at_limit, 1);
+    common::parse(text.as_bytes(), true).unwrap();
+    // A gauge may not carry one.
+    let gauge = "# TYPE g gauge\ng 1 # {a=\"b\"} 1\n# EOF\n";
+    assert!(common::parse(gauge.as_bytes(), true)
+        .unwrap_err()
+        .contains("only a counter"));
+}

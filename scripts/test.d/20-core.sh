@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The no_std core: host tests (with and without the `float` feature), the worked example's output
-# checked by content and by promtool, builds for the three MCU targets with each interrupt-safe
-# atomic strategy (as cargo features, so all of them share one target directory; the cfg spelling
-# of the single-core strategy is what embedded/ builds and tests in step 60), and proof that the
-# unsafe configurations refuse to build with the message meant for them.
+# The no_std core: host tests (with and without the `float` feature, and with `exemplars`), the
+# worked example's output checked by content and by promtool, builds for the three MCU targets
+# with each interrupt-safe atomic strategy (as cargo features, so all of them share one target
+# directory; the cfg spelling of the single-core strategy is what embedded/ builds and tests in
+# step 60), and proof that the unsafe configurations refuse to build with the message meant for
+# them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo test -p vitals-core
 cargo test -p vitals-core --no-default-features --lib --tests
+# Exemplars on: every golden still holds (nothing recorded, nothing rendered), the exemplar tests
+# and doc examples.
+cargo test -p vitals-core --features exemplars
 
 echo "the example registry: content, health JSON, promtool check metrics"
 out=target/core-example.prom err=target/core-example.stderr

@@ -10,3 +10,7 @@ cd "$(dirname "$0")/../.."
 # miri anyway. (To drop the skip, give that loop fewer cases under cfg!(miri).)
 MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p vitals-core --lib --tests \
   -- --skip number::tests::division_free_matches_itoa
+# The exemplar seqlock and its rendering (feature `exemplars`): its unit tests, the threaded and
+# property tests of core/tests/exemplars.rs and the checker's exemplar cases.
+MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p vitals-core \
+  --features exemplars --lib --test exemplars --test golden -- exemplar

@@ -222,8 +222,9 @@ impl VitalsBuilder {
     /// Builds the instruments. The metric sets are allocated once and live for the process.
     pub fn build(self) -> Result<Vitals, RegistryError> {
         let clock = MonotonicClock::new();
-        let mcp = leak(McpMetrics::new());
-        let http = leak(HttpMetrics::new());
+        // The large sets (fixed tables; exemplar slots with `otel`) are built off this stack.
+        let mcp = registry::leak_built(McpMetrics::new);
+        let http = registry::leak_built(HttpMetrics::new);
         let resilience = leak(ResilienceMetrics::new());
         let process = leak(ProcessMetrics::new());
         let tool_limiter: Option<&'static ToolLimiter> = self
@@ -250,7 +251,7 @@ impl VitalsBuilder {
         }
         #[cfg(feature = "gateway")]
         let gateway = if self.gateway {
-            let g = leak(gateway::GatewayMetrics::new());
+            let g = registry::leak_built(gateway::GatewayMetrics::new);
             g.register(&mut b)?;
             Some(g)
         } else {

@@ -223,6 +223,9 @@ struct CallGuard {
     breaker_failure: bool,
     /// The round asked the client for input (2026-07-28): counted as a round, not as a call.
     input_round: bool,
+    /// The request's sampled SERVER span, for the duration's exemplar.
+    #[cfg(feature = "otel")]
+    span: Option<crate::otel::SpanIds>,
 }
 
 impl CallGuard {
@@ -257,9 +260,14 @@ impl Drop for CallGuard {
             return;
         }
         m.tool_calls.labels([upstream, label, status]).inc();
-        m.tool_duration
-            .labels([upstream, label])
-            .observe_duration(elapsed);
+        let duration = m.tool_duration.labels([upstream, label]);
+        #[cfg(feature = "otel")]
+        match self.span {
+            Some(ids) => duration.observe_duration_with_exemplar(elapsed, &ids.exemplar()),
+            None => duration.observe_duration(elapsed),
+        }
+        #[cfg(not(feature = "otel"))]
+        duration.observe_duration(elapsed);
         let error_type = self.error_type.or(match self.outcome {
             CallOutcome::Timeout => Some("timeout"),
             CallOutcome::Transport => Some("transport"),
@@ -386,6 +394,8 @@ impl<H: ServerHandler> Instrumented<H> {
             error_type: None,
             breaker_failure: false,
             input_round: false,
+            #[cfg(feature = "otel")]
+            span: context.extensions.get::<crate::otel::SpanIds>().copied(),
         };
         let report = CallReport::default();
         context.extensions.insert(report.clone());

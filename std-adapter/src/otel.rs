@@ -206,6 +206,35 @@ impl ServerSpan {
     }
 }
 
+impl ServerSpan {
+    /// The span's trace and span id, when it is sampled (for exemplars).
+    pub(crate) fn ids(&self) -> Option<SpanIds> {
+        let c = self.0.span_context();
+        (c.is_sampled() && c.is_valid()).then(|| SpanIds {
+            trace_id: c.trace_id().to_bytes(),
+            span_id: c.span_id().to_bytes(),
+        })
+    }
+}
+
+/// The ids of a sampled SERVER span, carried to the duration histograms (and, in a request's
+/// extensions, to the tool-call instrumentation) as exemplars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SpanIds {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+}
+
+impl SpanIds {
+    /// The exemplar of an observation made now.
+    pub(crate) fn exemplar(&self) -> vitals_core::Exemplar {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        vitals_core::Exemplar::new(self.trace_id, self.span_id).at_millis(now)
+    }
+}
+
 impl Drop for ServerSpan {
     fn drop(&mut self) {
         self.0.end();
@@ -270,6 +299,20 @@ mod tests {
             attributes: vec![KeyValue::new("gen_ai.tool.name", "get-weather")],
         })
         .expect("tracing is on");
+        // Sampled: its ids are the exemplar of the observations made for it.
+        let ids = span.ids().expect("a sampled span has ids");
+        let exemplar = ids.exemplar();
+        assert_eq!(
+            exemplar.trace_id(),
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736")
+                .unwrap()
+                .to_bytes()
+        );
+        assert_eq!(
+            exemplar.span_id(),
+            span.0.span_context().span_id().to_bytes()
+        );
+        assert!(exemplar.timestamp_millis().is_some());
         span.ended(Some("-32603"), Some("-32603"), Some("boom".into()));
         drop(span);
 
@@ -284,6 +327,26 @@ mod tests {
             client: None,
             attributes: vec![],
         }));
+
+        // A parent that was not sampled: neither is the span (the default parent-based sampler),
+        // and it gives no exemplar (nor is it exported).
+        let mut unsampled = RequestMetaObject::default();
+        unsampled.insert(
+            "traceparent".into(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".into(),
+        );
+        let span = ServerSpan::start(|| Request {
+            method: "ping",
+            target: None,
+            request_id: "9".into(),
+            meta: &unsampled,
+            headers: None,
+            client: None,
+            attributes: vec![],
+        })
+        .expect("tracing is on");
+        assert_eq!(span.ids(), None);
+        drop(span);
 
         let spans = exporter.get_finished_spans().unwrap();
         assert_eq!(spans.len(), 2);

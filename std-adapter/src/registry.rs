@@ -45,6 +45,26 @@ pub fn leak<T: Send + Sync + 'static>(value: T) -> &'static T {
     Box::leak(Box::new(value))
 }
 
+/// [`leak`] of the value `make` builds, built on a thread of its own with a 64 MiB stack (address
+/// space only: pages are touched as used). vitals-core's fixed tables make some metric sets large
+/// (with exemplars, a 512-series histogram family is about 0.5 MiB), and an unoptimised build
+/// copies such a value several times on the stack on its way to the heap: more than the 2 MiB of
+/// a test thread or a tokio worker. Without a thread to be had, it is built on the caller's.
+pub(crate) fn leak_built<T: Send + Sync + 'static>(make: fn() -> T) -> &'static T {
+    let built = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("vitals-build".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(s, move || leak(make()))
+            .map(|h| h.join())
+    });
+    match built {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => leak(make()),
+    }
+}
+
 /// Collects entries; [`RegistryBuilder::build`] freezes them into a [`RuntimeRegistry`].
 #[derive(Default)]
 pub struct RegistryBuilder {

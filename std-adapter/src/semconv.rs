@@ -289,6 +289,8 @@ impl Observation {
 impl Drop for Observation {
     fn drop(&mut self) {
         #[cfg(feature = "otel")]
+        let ids = self.span.as_ref().and_then(|(span, _)| span.ids());
+        #[cfg(feature = "otel")]
         if let Some((mut span, message)) = self.span.take() {
             span.ended(self.ending.error_type, self.ending.status_code, message);
         }
@@ -298,18 +300,23 @@ impl Drop for Observation {
         } else {
             ""
         };
-        self.family
-            .labels([
-                self.method,
-                tool,
-                self.prompt.as_deref().unwrap_or(""),
-                operation,
-                self.ending.error_type.unwrap_or(""),
-                self.ending.status_code.unwrap_or(""),
-                self.version,
-                self.transport,
-            ])
-            .observe_duration(self.started.elapsed());
+        let series = self.family.labels([
+            self.method,
+            tool,
+            self.prompt.as_deref().unwrap_or(""),
+            operation,
+            self.ending.error_type.unwrap_or(""),
+            self.ending.status_code.unwrap_or(""),
+            self.version,
+            self.transport,
+        ]);
+        let elapsed = self.started.elapsed();
+        #[cfg(feature = "otel")]
+        if let Some(ids) = ids {
+            series.observe_duration_with_exemplar(elapsed, &ids.exemplar());
+            return;
+        }
+        series.observe_duration(elapsed);
     }
 }
 
@@ -462,6 +469,11 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
         };
         let mut observation = self.start_for("tools/call", Some(&tool), &context);
         observation.tool = Some(tool);
+        // The span's ids travel with the request, for the tool-duration exemplar.
+        #[cfg(feature = "otel")]
+        if let Some(ids) = observation.span.as_ref().and_then(|(span, _)| span.ids()) {
+            context.extensions.insert(ids);
+        }
         observe_with(
             observation,
             self.inner.call_tool(request, context),
@@ -1006,7 +1018,7 @@ mod tests {
 
     #[test]
     fn an_operation_whose_future_is_dropped_is_observed_once_as_cancelled() {
-        let family: &'static ServerOperations = crate::leak(server_operations());
+        let family: &'static ServerOperations = crate::registry::leak_built(server_operations);
         let start = |method| Observation {
             family,
             method,

@@ -2,7 +2,9 @@
 //! text 0.0.4 and OpenMetrics 1.0, written from the specifications, catching what promtool does
 //! not: missing `+Inf` buckets, non-cumulative buckets, `+Inf` different from `_count`, duplicate
 //! series, HELP/TYPE after samples, bad escapes, samples outside their family, no final newline or
-//! `# EOF`. The core's tests include this file (`core/tests/common/mod.rs`); the end-to-end tests
+//! `# EOF`, exemplars where they may not be (Prometheus text, lines other than a counter's
+//! `_total` or a histogram's `_bucket`), malformed, with a label set over 128 characters or a
+//! value outside their bucket. The core's tests include this file (`core/tests/common/mod.rs`); the end-to-end tests
 //! use it as `vitals_tests::exposition`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,6 +18,62 @@ pub struct Sample {
     pub labels: Vec<(String, String)>,
     /// Its value.
     pub value: f64,
+    /// Its OpenMetrics exemplar, if any.
+    pub exemplar: Option<Exemplar>,
+}
+
+/// An OpenMetrics exemplar: ` # {labels} value [timestamp]` after a sample's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// Its labels, unescaped, in order of appearance.
+    pub labels: Vec<(String, String)>,
+    /// Its value.
+    pub value: f64,
+    /// Its timestamp (seconds since the Unix epoch), if written.
+    pub timestamp: Option<f64>,
+}
+
+/// The most characters an exemplar's label names and values may have together (OpenMetrics 1.0).
+pub const EXEMPLAR_LABELS_MAX_CHARS: usize = 128;
+
+/// Parses what follows a sample's value: nothing, or (OpenMetrics only) an exemplar.
+fn parse_exemplar(rest: &str, openmetrics: bool, line: &str) -> Result<Option<Exemplar>, String> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let body = match rest.strip_prefix(" # {") {
+        Some(b) if openmetrics => b,
+        Some(_) => return Err(format!("exemplar in Prometheus text in {line:?}")),
+        None => return Err(format!("timestamp or junk after value in {line:?}")),
+    };
+    let (labels, after) = parse_labels(body).map_err(|e| format!("exemplar: {e} in {line:?}"))?;
+    let chars: usize = labels
+        .iter()
+        .map(|(k, v)| k.chars().count() + v.chars().count())
+        .sum();
+    if chars > EXEMPLAR_LABELS_MAX_CHARS {
+        return Err(format!(
+            "exemplar label set of {chars} characters (over {EXEMPLAR_LABELS_MAX_CHARS}) in {line:?}"
+        ));
+    }
+    let mut seen = HashSet::new();
+    if let Some((k, _)) = labels.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(format!("exemplar label {k} repeated in {line:?}"));
+    }
+    let fields = after
+        .strip_prefix(' ')
+        .ok_or(format!("exemplar without a value in {line:?}"))?;
+    let mut parts = fields.split(' ');
+    let value = parse_value(parts.next().unwrap_or(""))?;
+    let timestamp = parts.next().map(parse_value).transpose()?;
+    if parts.next().is_some() || timestamp.is_some_and(|t| !t.is_finite()) {
+        return Err(format!("junk after the exemplar in {line:?}"));
+    }
+    Ok(Some(Exemplar {
+        labels,
+        value,
+        timestamp,
+    }))
 }
 
 /// One metric family: its metadata and samples.
@@ -79,8 +137,8 @@ fn parse_value(s: &str) -> Result<f64, String> {
 /// Label pairs in order of appearance.
 pub type LabelPairs = Vec<(String, String)>;
 
-/// Per histogram series: `(le, cumulative count)` buckets, `_count`, `_sum`.
-type HistogramSeries = (Vec<(f64, f64)>, Option<f64>, Option<f64>);
+/// Per histogram series: `(le, cumulative count, exemplar value)` buckets, `_count`, `_sum`.
+type HistogramSeries = (Vec<(f64, f64, Option<f64>)>, Option<f64>, Option<f64>);
 
 fn parse_labels(s: &str) -> Result<(LabelPairs, &str), String> {
     let mut labels = Vec::new();
@@ -211,10 +269,11 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
         let value_text = rest
             .strip_prefix(' ')
             .ok_or(format!("no value in {line:?}"))?;
-        if value_text.contains(' ') {
-            return Err(format!("timestamp or junk after value in {line:?}"));
-        }
+        let (value_text, after) = value_text
+            .find(' ')
+            .map_or((value_text, ""), |i| value_text.split_at(i));
         let value = parse_value(value_text)?;
+        let exemplar = parse_exemplar(after, openmetrics, line)?;
         let f = fams
             .last_mut()
             .ok_or(format!("sample {name} without a family"))?;
@@ -231,6 +290,17 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
                 f.name, f.kind
             ));
         }
+        let exemplar_allowed = match f.kind.as_str() {
+            "counter" => name.ends_with("_total"),
+            "histogram" | "gaugehistogram" => name.ends_with("_bucket"),
+            _ => false,
+        };
+        if exemplar.is_some() && !exemplar_allowed {
+            return Err(format!(
+                "exemplar on {name} ({}): only a counter's _total or a histogram's _bucket may carry one",
+                f.kind
+            ));
+        }
         let mut key: Vec<_> = labels.clone();
         key.sort();
         if !seen_series.insert((name.to_string(), key)) {
@@ -240,6 +310,7 @@ pub fn parse(text: &[u8], openmetrics: bool) -> Result<Vec<Family>, String> {
             name: name.into(),
             labels,
             value,
+            exemplar,
         });
     }
     if openmetrics && !eof {
@@ -271,7 +342,11 @@ fn check_histogram(f: &Family) -> Result<(), String> {
                 .iter()
                 .find(|(k, _)| k == "le")
                 .ok_or("bucket without le")?;
-            e.0.push((parse_value(&le.1)?, s.value));
+            e.0.push((
+                parse_value(&le.1)?,
+                s.value,
+                s.exemplar.as_ref().map(|x| x.value),
+            ));
         } else if s.name.ends_with("_count") {
             e.1 = Some(s.value);
         } else if s.name.ends_with("_sum") {
@@ -284,6 +359,18 @@ fn check_histogram(f: &Family) -> Result<(), String> {
             .ok_or(format!("{} {labels:?}: no buckets", f.name))?;
         if last.0 != f64::INFINITY {
             return Err(format!("{} {labels:?}: no +Inf bucket", f.name));
+        }
+        let mut below = f64::NEG_INFINITY;
+        for &(le, _, exemplar) in &buckets {
+            if let Some(v) = exemplar {
+                if !(v > below && v <= le) {
+                    return Err(format!(
+                        "{} {labels:?}: exemplar value {v} outside its bucket ({below}, {le}]",
+                        f.name
+                    ));
+                }
+            }
+            below = le;
         }
         for w in buckets.windows(2) {
             if w[1].0 <= w[0].0 {

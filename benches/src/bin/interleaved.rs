@@ -1,6 +1,7 @@
 //! vitals and one peer timed alternately in one process, for the rows whose ratio a loaded
 //! machine moves more than the difference measured: the token bucket's allow (beside governor,
-//! both on governor's `FakeRelativeClock`) and the histogram's observe (beside prometheus).
+//! both on governor's `FakeRelativeClock`), the histogram's observe (beside prometheus), and the
+//! histogram's observe with an exemplar beside the same observe without one (feature `exemplars`).
 //! Each round times 20 M calls of each; the load's drift touches both alike.
 //!
 //! Run: `cargo run --release -p vitals-benches --bin interleaved [ROUNDS]`. Prints one line per
@@ -14,11 +15,12 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use vitals_benches::data;
 use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
-use vitals_core::{Bounds, Histogram, Scale};
+use vitals_core::{Bounds, Exemplar, Histogram, Scale};
 
 const CALLS: u32 = 20_000_000;
 
 static HIST: Histogram<10> = Histogram::new(Bounds::new(data::BOUNDS_US, Scale::MICRO));
+static HIST_EXEMPLAR: Histogram<10> = Histogram::new(Bounds::new(data::BOUNDS_US, Scale::MICRO));
 
 fn per_call(f: impl FnMut()) -> f64 {
     let mut f = f;
@@ -73,6 +75,28 @@ fn observe() -> (f64, f64) {
     (vitals, peer_time)
 }
 
+/// Observe with an exemplar (ids and timestamp made from the index) and without, on two
+/// histograms alike: `(with, without)`.
+fn exemplar() -> (f64, f64) {
+    let us = data::observations_us();
+    let mask = us.len() - 1;
+    let mut i = 0;
+    let with = per_call(|| {
+        i = (i + 1) & mask;
+        let id = i as u64;
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&id.to_be_bytes());
+        trace_id[8..].copy_from_slice(&(!id).to_be_bytes());
+        let e = Exemplar::new(trace_id, id.to_le_bytes()).at_millis(1_764_640_000_000 + id);
+        HIST_EXEMPLAR.observe_with_exemplar(black_box(us[i]), black_box(&e));
+    });
+    let without = per_call(|| {
+        i = (i + 1) & mask;
+        HIST.observe(black_box(us[i]));
+    });
+    (with, without)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -83,21 +107,25 @@ fn main() {
         .nth(1)
         .and_then(|r| r.parse().ok())
         .unwrap_or(8);
-    let (mut allow_r, mut observe_r) = (Vec::new(), Vec::new());
+    let (mut allow_r, mut observe_r, mut exemplar_r) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let (v, g) = allow();
         let (h, p) = observe();
+        let (e, o) = exemplar();
         println!(
-            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus {p:.2} ns ({:.2}x)",
+            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
             v / g,
-            h / p
+            h / p,
+            e / o
         );
         allow_r.push(v / g);
         observe_r.push(h / p);
+        exemplar_r.push(e / o);
     }
     println!(
-        "median ratio: token bucket allow {:.2}x governor, histogram observe {:.2}x prometheus",
+        "median ratio: token bucket allow {:.2}x governor, histogram observe {:.2}x prometheus, observe with exemplar {:.2}x without",
         median(allow_r),
-        median(observe_r)
+        median(observe_r),
+        median(exemplar_r)
     );
 }

@@ -60,6 +60,12 @@ const OPS: &[(&str, &str, bool, &str)] = &[
         "<= best peer",
     ),
     (
+        "histogram_observe_exemplar",
+        "histogram observe with exemplar (10 buckets)",
+        false,
+        "",
+    ),
+    (
         "labelled_inc_typed",
         "labelled inc, typed labels",
         false,

@@ -1,0 +1,222 @@
+//! Exemplars end to end: a traced tool call (the test chooses the trace id, in `_meta.traceparent`)
+//! leaves its trace and span id on the OpenMetrics bucket lines of `mcp_tool_duration_seconds` and
+//! `mcp_server_operation_duration_seconds` (never in Prometheus text, which promtool and the strict
+//! checker still accept), and a real Prometheus (Debian's 2.42, `--enable-feature=exemplar-storage`)
+//! scraping the server returns them from `/api/v1/query_exemplars`. Without an OTLP endpoint, none
+//! is recorded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use vitals_tests::*;
+
+const TRACE_ID: &str = "5af7651916cd43dd8448eb211c80319c";
+const PARENT_ID: &str = "b7ad6b7169203331";
+const OPENMETRICS: &str =
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+
+/// An OTLP/HTTP endpoint that accepts every export (answers 200) and keeps nothing: the spans
+/// are not what this test is about (`otel_export.rs` decodes them).
+fn otlp_sink() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let _ = reader.get_mut().write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The span id on the exemplar of the first `family` bucket line carrying `TRACE_ID`.
+fn exemplar_span_id(text: &str, family: &str) -> Option<String> {
+    let needle = format!(" # {{trace_id=\"{TRACE_ID}\",span_id=\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}_bucket{{")))
+        .find_map(|l| l.split_once(&needle))
+        .map(|(_, rest)| rest.chars().take(16).collect())
+}
+
+fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `(trace_id, span_id)` of every exemplar Prometheus holds for `query`.
+fn query_exemplars(prom: std::net::SocketAddr, query: &str) -> Vec<(String, String)> {
+    let path = format!(
+        "/api/v1/query_exemplars?query={}&start=0&end=4102444800",
+        url_encode(query)
+    );
+    let Ok(r) = try_request(prom, "GET", &path, &[], b"") else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
+        return Vec::new();
+    };
+    v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            let l = |k: &str| e["labels"][k].as_str().unwrap_or("").to_owned();
+            (l("trace_id"), l("span_id"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_traced_call_is_found_through_prometheus_exemplars() {
+    let prometheus = require_program("prometheus");
+    let sink = format!("http://127.0.0.1:{}", otlp_sink());
+    let server = Server::start_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &sink),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let mut s = McpSession::open(server.addr);
+    let r = s.call(
+        "tools/call",
+        json!({"name": "server_health", "arguments": {},
+            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
+    );
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+
+    // The exposition itself: both histograms carry the call's trace, with one span id (the
+    // server span's, a child of the client's), valid OpenMetrics.
+    let om = server.request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"");
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = om.text();
+    assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
+    let tool_span = exemplar_span_id(&om, "mcp_tool_duration_seconds");
+    let op_span = exemplar_span_id(&om, "mcp_server_operation_duration_seconds");
+    let span = tool_span
+        .clone()
+        .unwrap_or_else(|| panic!("no exemplar with trace {TRACE_ID} in\n{om}"));
+    assert_eq!(op_span, tool_span, "{om}");
+    assert_eq!(span.len(), 16);
+    assert!(span.bytes().all(|b| b.is_ascii_hexdigit()), "{span}");
+    assert_ne!(
+        span, PARENT_ID,
+        "the exemplar names the server span, not its parent"
+    );
+    // Prometheus text 0.0.4 never carries them, and promtool accepts it.
+    let plain = server.metrics();
+    assert!(!plain.contains(TRACE_ID), "{plain}");
+    assert!(!plain.contains(" # {"), "{plain}");
+    let (ok, out) = promtool_check(&plain);
+    assert!(ok, "promtool check metrics failed:\n{out}\n---\n{plain}");
+    assert_eq!(strict_exposition_problems(&plain), Vec::<String>::new());
+
+    // A real Prometheus stores them (it negotiates OpenMetrics) and gives them back.
+    let dir = std::env::temp_dir().join(format!(
+        "vitals-exemplars-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}']\n",
+        server.addr
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _prom = ChildGuard(
+        Command::new(prometheus)
+            .arg("--enable-feature=exemplar-storage")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus"),
+    );
+    for family in [
+        "mcp_tool_duration_seconds_bucket",
+        "mcp_server_operation_duration_seconds_bucket",
+    ] {
+        let query = format!("{family}{{job=\"vitals\"}}");
+        let mut seen = Vec::new();
+        let found = wait_for(Duration::from_secs(60), || {
+            seen = query_exemplars(prom_addr, &query);
+            seen.iter().find(|(t, _)| t == TRACE_ID).cloned()
+        });
+        assert_eq!(
+            found,
+            Some((TRACE_ID.to_owned(), span.clone())),
+            "{family}: Prometheus returned {seen:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_tracing_no_exemplar_is_recorded() {
+    let server = Server::start(&[]);
+    let mut s = McpSession::open(server.addr);
+    let r = s.call(
+        "tools/call",
+        json!({"name": "server_health", "arguments": {},
+            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
+    );
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    let om = server
+        .request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"")
+        .text();
+    assert!(om.contains("mcp_tool_duration_seconds_bucket{"), "{om}");
+    assert!(!om.contains(" # {"), "{om}");
+    assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
+}
