@@ -27,6 +27,7 @@ pub mod http;
 mod nofile;
 mod probe;
 mod session_caps;
+mod session_manager;
 mod sessions;
 pub mod shared;
 mod sse;
@@ -88,10 +89,11 @@ pub async fn run_until(
 
     if !cli.is_gateway() {
         let v = vitals.clone();
+        let tools = VitalsServer::new(v.clone(), fixtures);
         return serve(
             &cli,
             vitals,
-            move || v.instrument(VitalsServer::new(v.clone(), fixtures)),
+            move || v.instrument(tools.for_session()),
             shutdown,
         )
         .await;
@@ -118,10 +120,11 @@ pub async fn run_until(
     }
     let v = vitals.clone();
     let sessions = gateway.clone();
+    let tools = VitalsServer::new(v.clone(), fixtures);
     let result = serve(
         &cli,
         vitals,
-        move || v.instrument(sessions.for_session(VitalsServer::new(v.clone(), fixtures))),
+        move || v.instrument(sessions.for_session(tools.for_session())),
         shutdown,
     )
     .await;

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSseMessage};
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use vitals_std::vitals_core::{Bounds, Counter, Gauge, Histogram, StrFamily};
 use vitals_std::{RegistryBuilder, RegistryError};
+
+use crate::session_manager::{LeanSessionManager, SessionSettings};
 
 /// Buckets of `mcp_server_session_duration_seconds`: the OpenTelemetry MCP semantic
 /// conventions' advice (10 ms … 300 s), in milliseconds.
@@ -273,17 +274,20 @@ impl Drop for SessionSlot {
     }
 }
 
-/// rmcp's local session manager, telling a [`SessionTable`] when sessions begin and end.
+/// The session manager ([`LeanSessionManager`]), telling a [`SessionTable`] when sessions
+/// begin and end.
 pub struct CappedSessionManager {
-    inner: Arc<LocalSessionManager>,
+    inner: Arc<LeanSessionManager>,
     table: Arc<SessionTable>,
 }
 
 impl CappedSessionManager {
-    /// Wraps a local session manager whose sessions idle out after `idle` (none: never).
+    /// Wraps a session manager whose sessions idle out after `idle` (none: never).
     pub fn new(idle: Option<Duration>, table: Arc<SessionTable>) -> Self {
-        let mut inner = LocalSessionManager::default();
-        inner.session_config.keep_alive = idle;
+        let inner = LeanSessionManager::new(SessionSettings {
+            keep_alive: idle,
+            ..SessionSettings::default()
+        });
         CappedSessionManager {
             inner: Arc::new(inner),
             table,
@@ -291,7 +295,7 @@ impl CappedSessionManager {
     }
 
     /// The wrapped manager.
-    pub fn local(&self) -> &Arc<LocalSessionManager> {
+    pub fn local(&self) -> &Arc<LeanSessionManager> {
         &self.inner
     }
 
@@ -301,8 +305,8 @@ impl CappedSessionManager {
     }
 }
 
-type Error = <LocalSessionManager as SessionManager>::Error;
-type Transport = <LocalSessionManager as SessionManager>::Transport;
+type Error = <LeanSessionManager as SessionManager>::Error;
+type Transport = <LeanSessionManager as SessionManager>::Transport;
 
 impl SessionManager for CappedSessionManager {
     type Error = Error;

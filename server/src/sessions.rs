@@ -13,11 +13,11 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use serde_json::Value;
 
 use crate::session_caps::{CappedSessionManager, SessionSlot, SessionTable, SessionsFull};
+use crate::session_manager::LeanSessionManager;
 
 /// Who may use a session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ type InFlightSet = Arc<Mutex<HashSet<(SessionId, String)>>>;
 
 /// Session ownership and in-flight request ids; see the [module docs](self).
 pub struct Sessions {
-    manager: Arc<LocalSessionManager>,
+    manager: Arc<LeanSessionManager>,
     table: Arc<SessionTable>,
     in_flight: InFlightSet,
 }
@@ -106,7 +106,7 @@ impl Sessions {
 pub struct RequestInFlight {
     set: InFlightSet,
     key: (SessionId, String),
-    manager: Arc<LocalSessionManager>,
+    manager: Arc<LeanSessionManager>,
     answered: bool,
 }
 
@@ -138,7 +138,7 @@ impl Drop for RequestInFlight {
 
 /// Delivers `notifications/cancelled` for request `id` (its JSON text) to `session`, as if its
 /// client had sent it; a session that has ended is left alone.
-async fn cancel(manager: &LocalSessionManager, session: &SessionId, id: &str, reason: &str) {
+async fn cancel(manager: &LeanSessionManager, session: &SessionId, id: &str, reason: &str) {
     let Ok(request_id) = serde_json::from_str::<Value>(id) else {
         return;
     };

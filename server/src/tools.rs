@@ -22,7 +22,8 @@ use crate::fixtures;
 #[derive(Clone)]
 pub struct VitalsServer {
     pub(crate) vitals: Vitals,
-    tool_router: ToolRouter<Self>,
+    /// Built once per server and shared by the sessions' handlers.
+    tool_router: Arc<ToolRouter<Self>>,
     pub(crate) fixtures: bool,
     /// The session's `logging/setLevel` level, as its rank (`LoggingLevel as u8`): the fixtures
     /// send no log notification below it.
@@ -67,7 +68,7 @@ impl VitalsServer {
         }
         VitalsServer {
             vitals,
-            tool_router,
+            tool_router: Arc::new(tool_router),
             fixtures,
             log_level: Arc::new(AtomicU8::new(LoggingLevel::Info as u8)),
         }
@@ -77,6 +78,17 @@ impl VitalsServer {
     #[cfg(feature = "conformance-fixtures")]
     pub(crate) fn logs_at(&self, level: LoggingLevel) -> bool {
         level as u8 >= self.log_level.load(Ordering::Relaxed)
+    }
+
+    /// A handler for a new session: the same tools (their router and schemas built once, by
+    /// [`VitalsServer::new`], and shared), its own log level.
+    pub fn for_session(&self) -> Self {
+        VitalsServer {
+            vitals: self.vitals.clone(),
+            tool_router: self.tool_router.clone(),
+            fixtures: self.fixtures,
+            log_level: Arc::new(AtomicU8::new(LoggingLevel::Info as u8)),
+        }
     }
 
     #[tool(

@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use rmcp::model::*;
@@ -320,21 +321,33 @@ impl Drop for Observation {
     }
 }
 
-async fn observe<T>(
+fn observe<'a, T: 'a>(
     observation: Observation,
-    operation: impl Future<Output = Result<T, McpError>>,
-) -> Result<T, McpError> {
-    observe_with(observation, operation, |_| Ending::OK).await
+    operation: impl Future<Output = Result<T, McpError>> + 'a,
+) -> impl Future<Output = Result<T, McpError>> + 'a {
+    observe_with(observation, operation, |_| Ending::OK)
 }
 
-async fn observe_with<T>(
+/// Awaits `operation` (boxed: see [`boxed`]) and ends `observation` with its result.
+fn observe_with<'a, T: 'a>(
     mut observation: Observation,
-    operation: impl Future<Output = Result<T, McpError>>,
+    operation: impl Future<Output = Result<T, McpError>> + 'a,
     answer: fn(&T) -> Ending,
-) -> Result<T, McpError> {
-    let result = operation.await;
-    observation.end(&result, answer);
-    result
+) -> impl Future<Output = Result<T, McpError>> + 'a {
+    let operation = boxed(operation);
+    async move {
+        let result = operation.await;
+        observation.end(&result, answer);
+        result
+    }
+}
+
+/// The handler's future on the heap. A handler's futures are large (a gateway's forwarding, the
+/// instrumentation's bookkeeping), and rmcp awaits the `initialize` one inline in the task that
+/// lives as long as the session: unboxed, every idle session kept room for the largest request
+/// future of the handler. Boxed, a session keeps a pointer and a request costs one allocation.
+fn boxed<'a, F: Future + 'a>(operation: F) -> Pin<Box<F>> {
+    Box::pin(operation)
 }
 
 async fn observe_notification(mut observation: Observation, operation: impl Future<Output = ()>) {
@@ -500,9 +513,10 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, McpError>> + MaybeSendFuture + '_ {
         let observation = self.start("initialize", &context);
+        let operation = boxed(self.inner.initialize(request, context));
         async move {
             let mut observation = observation;
-            let result = self.inner.initialize(request, context).await;
+            let result = operation.await;
             if let Ok(r) = &result {
                 observation.version = protocol_version(Some(&r.protocol_version));
             }
@@ -556,9 +570,10 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
     ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + MaybeSendFuture + '_ {
         let observation = self.start_for("prompts/get", Some(&request.name), &context);
         let name = request.name.clone();
+        let operation = boxed(self.inner.get_prompt(request, context));
         async move {
             let mut observation = observation;
-            let result = self.inner.get_prompt(request, context).await;
+            let result = operation.await;
             // A prompt name is kept only for a prompt that exists (bounded by the server's).
             observation.prompt = Some(if result.is_ok() {
                 name
