@@ -61,6 +61,13 @@ pub struct Cli {
     #[arg(long, env = "VITALS_UPSTREAM_TIMEOUT", value_name = "SECONDS")]
     pub upstream_timeout: Option<f64>,
 
+    /// Seconds a tool call of the server's own tools may run (none by default). A call still
+    /// running then is stopped and counted with status `timeout` (a circuit-breaker failure);
+    /// the client gets a JSON-RPC -32603 error with `"reason": "timeout"`. Not with upstreams:
+    /// their calls are bounded by --upstream-timeout.
+    #[arg(long, env = "VITALS_CALL_TIMEOUT", value_name = "SECONDS")]
+    pub call_timeout: Option<f64>,
+
     /// Seconds to wait at start for the required upstreams before serving anyway (not ready).
     #[arg(
         long,

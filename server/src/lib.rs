@@ -66,6 +66,19 @@ pub async fn run_until(
     if cli.is_gateway() {
         builder = builder.gateway();
     }
+    if let Some(secs) = cli.call_timeout {
+        if cli.is_gateway() {
+            return Err(
+                "--call-timeout bounds the server's own tools; an upstream's calls are \
+                        bounded by --upstream-timeout"
+                    .into(),
+            );
+        }
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err("--call-timeout: expected a number of seconds > 0".into());
+        }
+        builder = builder.tool_call_timeout(Some(Duration::from_secs_f64(secs.min(1e9))));
+    }
     #[cfg(feature = "redis")]
     if let Some(limits) = shared::shared_limits(&cli)? {
         builder = builder.shared_limits(limits);

@@ -93,6 +93,7 @@ pub struct VitalsBuilder {
     tool_upstreams: HashMap<String, String>,
     metrics_token: Option<String>,
     tool_quota: Option<NamedQuota>,
+    call_timeout: Option<std::time::Duration>,
     #[cfg(feature = "gateway")]
     gateway: bool,
     #[cfg(feature = "redis")]
@@ -167,6 +168,15 @@ impl VitalsBuilder {
     /// and `quota_rejected_total{quota}`.
     pub fn tool_quota(mut self, quota: NamedQuota) -> Self {
         self.tool_quota = Some(quota);
+        self
+    }
+
+    /// The longest a `tools/call` may run in the handler (none: no limit). A call still running
+    /// then is dropped (its future, and whatever it waits on), counted once with status
+    /// `timeout`, timed, and recorded as a failure by its circuit breaker; the client gets a
+    /// JSON-RPC internal error (-32603) whose data says `"reason": "timeout"`.
+    pub fn tool_call_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.call_timeout = timeout;
         self
     }
 
@@ -302,6 +312,7 @@ impl VitalsBuilder {
             tool_limiter,
             tool_tokens: limiter_metrics.available.as_ref(),
             tool_quota,
+            call_timeout: self.call_timeout,
             upstreams,
             ready: AtomicBool::new(true),
             server: StatusCell::new(Status::Healthy),
@@ -326,6 +337,7 @@ struct Inner {
     tool_limiter: Option<&'static ToolLimiter>,
     tool_tokens: Option<&'static limits::ToolTokens>,
     tool_quota: Option<&'static NamedQuota>,
+    call_timeout: Option<std::time::Duration>,
     upstreams: Arc<Upstreams>,
     ready: AtomicBool,
     server: StatusCell,
@@ -429,6 +441,11 @@ impl Vitals {
     /// Time since the instruments were built.
     pub fn uptime(&self) -> std::time::Duration {
         self.0.started.elapsed()
+    }
+
+    /// The longest a `tools/call` may run ([`VitalsBuilder::tool_call_timeout`]).
+    pub fn tool_call_timeout(&self) -> Option<std::time::Duration> {
+        self.0.call_timeout
     }
 
     /// Tool-call metrics.

@@ -405,11 +405,28 @@ impl<H: ServerHandler> Instrumented<H> {
         // on the client would wait for ever): its future is dropped and the guard counts it.
         // The handler is polled first: one that watches the token itself (the gateway) ends
         // in the same poll and does its own bookkeeping (forwarding the cancellation upstream).
+        // A call that outlives the tool-call timeout is dropped the same way; the guard counts
+        // it as a timeout and the breaker records a failure.
+        let limit = v.tool_call_timeout();
+        let timed_out = async {
+            match limit {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             biased;
             r = self.inner.call_tool(request, context) => r,
             () = cancelled.cancelled() => return Err(McpError::new(
                 ErrorCode::INTERNAL_ERROR, "request cancelled", None)),
+            () = timed_out => {
+                let after = limit.unwrap_or_default().as_secs_f64();
+                guard.finish(CallOutcome::Timeout, None, true);
+                return Err(McpError::internal_error(
+                    format!("tool `{}` did not finish within {after} s", guard.tool),
+                    Some(serde_json::json!({"tool": guard.tool, "reason": "timeout"})),
+                ));
+            }
         };
         let (reported, breaker_failure) = report.take();
         let (outcome, error_type, failure) = match &result {

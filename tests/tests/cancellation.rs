@@ -226,3 +226,88 @@ fn a_call_in_flight_at_shutdown_is_counted_as_cancelled() {
         "{counted:?}"
     );
 }
+
+/// A call that outlives `--call-timeout` is stopped and counted once as a timeout: the client
+/// gets a JSON-RPC error saying so, `mcp_active_requests` is back at 0, the call is timed, its
+/// error typed `timeout`, and its breaker ticket comes back recorded as a failure (the breaker's
+/// window holds exactly that one failed call, nothing in flight).
+#[test]
+fn a_call_that_outlives_the_call_timeout_is_counted_as_a_timeout() {
+    let server = Server::start(&["--conformance-fixtures", "--call-timeout", "1"]);
+    let session = open(server.addr);
+    let mut stream = start_sampling_call(server.addr, &session, 6);
+    let got = read_until(
+        &mut stream,
+        b"\"reason\":\"timeout\"",
+        Duration::from_secs(30),
+    );
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.contains("\"id\":6") && got.contains("\"code\":-32603") && got.contains("within 1 s"),
+        "no timeout error on the call's stream: {got}"
+    );
+    let text = settles_counted(&server, SAMPLING, "timeout");
+    assert_eq!(
+        metric_value(
+            &text,
+            "mcp_tool_errors_total{upstream=\"test_sampling\",tool=\"test_sampling\",error_type=\"timeout\"}"
+        ),
+        Some(1.0),
+        "{}",
+        relevant(&text)
+    );
+    // Nothing else was counted for the call.
+    for status in ["cancelled", "ok", "tool_error", "jsonrpc_error"] {
+        assert_eq!(calls(&text, SAMPLING, status), 0.0, "{status}");
+    }
+    assert_eq!(
+        metric_value(&text, "circuit_breaker_state{upstream=\"test_sampling\"}"),
+        Some(0.0),
+        "{}",
+        relevant(&text)
+    );
+    let mut s = McpSession::resume(server.addr, session);
+    let r = s.call_tool("circuit_breaker_status", json!({}));
+    let breakers = &r["result"]["structuredContent"]["breakers"];
+    let sampling = breakers
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["upstream"] == json!(SAMPLING)))
+        .unwrap_or_else(|| panic!("no test_sampling breaker: {r}"));
+    assert_eq!(sampling["window_calls"], json!(1), "{sampling}");
+    assert_eq!(sampling["window_failures"], json!(1), "{sampling}");
+    // The session still serves, and a quick call is not affected by the timeout.
+    let r = s.call_tool("test_simple_text", json!({}));
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+}
+
+/// The timeout is refused where it would not apply, and when it is not a duration.
+#[test]
+fn call_timeout_is_validated() {
+    for (args, says) in [
+        (
+            &["--call-timeout", "0"][..],
+            "expected a number of seconds > 0",
+        ),
+        (
+            &["--call-timeout=-1"][..],
+            "expected a number of seconds > 0",
+        ),
+        (
+            &["--call-timeout", "inf"][..],
+            "expected a number of seconds > 0",
+        ),
+        (
+            &["--call-timeout", "5", "--", "true"][..],
+            "--upstream-timeout",
+        ),
+    ] {
+        let out = std::process::Command::new(server_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("run vitals-server");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

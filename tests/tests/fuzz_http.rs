@@ -152,6 +152,252 @@ const ACCEPTS: &[&str] = &[
     "",
 ];
 
+/// Ids of every JSON type, and numbers no integer type holds (raw JSON text).
+const IDS: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "0",
+    "-0",
+    "1.5",
+    "-1",
+    "1e400",
+    "-1e400",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "123456789012345678901234567890",
+    "9007199254740993",
+    "\"\"",
+    "\"1\"",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "[]",
+    "[1]",
+    "{}",
+    "{\"id\": 1}",
+];
+
+/// Numbers at and beyond the edges (progress values, limits, versions).
+const NUMBERS: &[&str] = &[
+    "0",
+    "-0",
+    "1e308",
+    "1e999",
+    "-1e999",
+    "4.9e-324",
+    "1e-400",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "0.1e1",
+    "1E+2",
+];
+
+/// Bytes that are not UTF-8 (lone continuation, overlong, truncated, surrogate, out of range).
+const NOT_UTF8: &[&[u8]] = &[
+    b"\xff",
+    b"\xfe\xff",
+    b"\xc0\x80",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\x80",
+];
+
+/// A string literal whose inside is `s` bytes (possibly not UTF-8).
+fn raw_string(r: &mut Rng) -> Vec<u8> {
+    let mut out = b"\"x".to_vec();
+    match r.below(4) {
+        0 => out.extend_from_slice(*r.pick(NOT_UTF8)),
+        1 => out.extend_from_slice(*r.pick(&[
+            &b"\\ud800"[..],
+            b"\\udfff\\ud800",
+            b"\\u00",
+            b"\\x41",
+        ])),
+        2 => out.extend_from_slice("é😀\u{202e}".as_bytes()),
+        _ => out.extend(std::iter::repeat_n(b'y', r.below(2000))),
+    }
+    out.push(b'"');
+    out
+}
+
+/// A `_meta` value of some shape: wrong types, odd progress tokens, deep or wide objects.
+fn raw_meta(r: &mut Rng) -> Vec<u8> {
+    match r.below(7) {
+        0 => r
+            .pick(&["null", "1", "\"meta\"", "[]", "[{}]", "true"])
+            .as_bytes()
+            .to_vec(),
+        1 => format!("{{\"progressToken\": {}}}", r.pick(IDS)).into_bytes(),
+        2 => {
+            let d = r.below(100);
+            format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(d), "}".repeat(d)).into_bytes()
+        }
+        3 => {
+            let n = r.below(300);
+            let fields: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+            format!("{{{}}}", fields.join(",")).into_bytes()
+        }
+        4 => {
+            let mut m = b"{\"traceparent\": ".to_vec();
+            m.extend(raw_string(r));
+            m.extend_from_slice(b", \"io.vitals/x\": ");
+            m.extend_from_slice(r.pick(NUMBERS).as_bytes());
+            m.push(b'}');
+            m
+        }
+        5 => b"{\"progressToken\": 1, \"progressToken\": \"dup\"}".to_vec(),
+        _ => format!("{{\"{}\": 1}}", "k".repeat(r.below(5000))).into_bytes(),
+    }
+}
+
+/// One JSON-RPC message as raw JSON text, built from the protocol's structure with hostile
+/// parts: ids of every type, `_meta` shapes, huge numbers, deep nesting, strings that are not
+/// UTF-8.
+fn raw_message(r: &mut Rng) -> Vec<u8> {
+    let method = *r.pick(METHODS);
+    let mut m = format!("{{\"jsonrpc\": \"2.0\", \"method\": \"{method}\"").into_bytes();
+    if r.below(4) != 0 {
+        m.extend_from_slice(format!(", \"id\": {}", r.pick(IDS)).as_bytes());
+    }
+    m.extend_from_slice(b", \"params\": ");
+    match r.below(6) {
+        0 => {
+            m.extend_from_slice(b"{\"name\": ");
+            if r.below(3) == 0 {
+                m.extend(raw_string(r));
+            } else {
+                m.extend_from_slice(
+                    r.pick(&[
+                        "\"server_health\"",
+                        "\"test_simple_text\"",
+                        "\"test_sampling\"",
+                    ])
+                    .as_bytes(),
+                );
+            }
+            m.extend_from_slice(b", \"arguments\": {\"prompt\": ");
+            m.extend(raw_string(r));
+            m.extend_from_slice(b"}, \"_meta\": ");
+            m.extend(raw_meta(r));
+            m.push(b'}');
+        }
+        1 => {
+            m.extend_from_slice(b"{\"progressToken\": ");
+            m.extend_from_slice(r.pick(IDS).as_bytes());
+            m.extend_from_slice(
+                format!(
+                    ", \"progress\": {}, \"total\": {}}}",
+                    r.pick(NUMBERS),
+                    r.pick(NUMBERS)
+                )
+                .as_bytes(),
+            );
+        }
+        2 => m.extend_from_slice(
+            format!("{{\"requestId\": {}, \"reason\": null}}", r.pick(IDS)).as_bytes(),
+        ),
+        3 => {
+            let d = 40 + r.below(100);
+            m.extend_from_slice(format!("{}{}", "[".repeat(d), "]".repeat(d)).as_bytes());
+        }
+        4 => {
+            m.extend_from_slice(b"{\"_meta\": ");
+            m.extend(raw_meta(r));
+            m.push(b'}');
+        }
+        _ => m.extend_from_slice(
+            r.pick(&["null", "[]", "1e999", "\"params\"", "{\"cursor\": 1e999}"])
+                .as_bytes(),
+        ),
+    }
+    m.push(b'}');
+    m
+}
+
+/// A structure-aware body: one raw message, or a batch of them (empty, mixed, repeated ids).
+fn raw_body(r: &mut Rng) -> Vec<u8> {
+    match r.below(4) {
+        0 => {
+            let n = r.below(5);
+            let items: Vec<Vec<u8>> = (0..n).map(|_| raw_message(r)).collect();
+            let mut b = b"[".to_vec();
+            b.extend(items.join(&b","[..]));
+            b.push(b']');
+            b
+        }
+        _ => raw_message(r),
+    }
+}
+
+/// The session id, almost: one character changed, cut, lengthened, recased, padded, or another
+/// well-formed id that is not a session.
+fn almost_session(r: &mut Rng, session: &str) -> String {
+    let mut s = session.to_owned();
+    let n = s.len().max(1);
+    match r.below(7) {
+        0 => {
+            let i = r.below(n);
+            if let Some(c) = s.get(i..i + 1) {
+                let swap = if c == "a" { "b" } else { "a" };
+                s.replace_range(i..i + 1, swap);
+            }
+            s
+        }
+        1 => s[..s.len().saturating_sub(1)].to_owned(),
+        2 => s + "0",
+        3 => s.to_uppercase(),
+        4 => format!(" {s}\t"),
+        5 => "00000000-0000-4000-8000-000000000000".to_owned(),
+        _ => format!("{s},{s}"),
+    }
+}
+
+/// An `Accept` header for `/metrics` built from its grammar: media ranges, versions, q values
+/// (valid, out of range, malformed), odd spacing and case, long lists.
+fn accept(r: &mut Rng) -> String {
+    let n = if r.below(10) == 0 {
+        50 + r.below(100)
+    } else {
+        1 + r.below(4)
+    };
+    let ranges: Vec<String> = (0..n)
+        .map(|_| {
+            let mut m = (*r.pick(&[
+                "application/openmetrics-text",
+                "text/plain",
+                "*/*",
+                "text/*",
+                "application/*",
+                "APPLICATION/OpenMetrics-Text",
+                "text/html",
+                "*",
+                "",
+            ]))
+            .to_owned();
+            for _ in 0..r.below(3) {
+                let p = match r.below(4) {
+                    0 => format!(
+                        "version={}",
+                        r.pick(&["1.0.0", "0.0.1", "0.0.4", "2", "", "\"1.0.0\""])
+                    ),
+                    1 => format!(
+                        "q={}",
+                        r.pick(&["0", "1", "0.5", "1.0001", "-1", "abc", "", "0.0000001"])
+                    ),
+                    2 => format!("charset={}", r.pick(&["utf-8", "latin1", ""])),
+                    _ => format!("escaping={}", r.pick(&["underscores", "allow-utf-8", "x"])),
+                };
+                m.push_str(*r.pick(&[";", " ; ", ";;"]));
+                m.push_str(&p);
+            }
+            m
+        })
+        .collect();
+    ranges.join(*r.pick(&[",", ", ", " ,", ",,"]))
+}
+
 /// One raw request: method, path, headers, body.
 fn case(r: &mut Rng, session: &str) -> Vec<u8> {
     let path = *r.pick(&[
@@ -160,7 +406,8 @@ fn case(r: &mut Rng, session: &str) -> Vec<u8> {
     let method = *r.pick(&[
         "POST", "POST", "POST", "GET", "DELETE", "PUT", "OPTIONS", "HEAD", "BREW",
     ]);
-    let body: Vec<u8> = match r.below(10) {
+    let body: Vec<u8> = match r.below(13) {
+        10..=12 => raw_body(r),
         0 => {
             let n = r.below(512);
             r.bytes(n)
@@ -199,9 +446,17 @@ fn case(r: &mut Rng, session: &str) -> Vec<u8> {
             ])
         ));
     }
-    head.push_str(&format!("Accept: {}\r\n", r.pick(ACCEPTS)));
-    match r.below(5) {
+    if path == "/metrics" && r.below(2) == 0 {
+        head.push_str(&format!("Accept: {}\r\n", accept(r)));
+    } else {
+        head.push_str(&format!("Accept: {}\r\n", r.pick(ACCEPTS)));
+    }
+    match r.below(6) {
         0 => {}
+        5 => head.push_str(&format!(
+            "Mcp-Session-Id: {}\r\n",
+            almost_session(r, session)
+        )),
         1 => head.push_str(&format!(
             "Mcp-Session-Id: {}\r\n",
             r.pick(WEIRD_STRINGS).replace(['\r', '\n'], "")

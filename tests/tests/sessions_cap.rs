@@ -55,9 +55,10 @@ fn assert_refused(r: &HttpResponse, what: &str) {
     );
 }
 
-/// The bound this test states for memory held per idle session (measured: about 62 KB, mostly
-/// rmcp's per-session channels and tasks; see tests/README.md).
-const BYTES_PER_SESSION_BOUND: u64 = 160 * 1024;
+/// The bound this test states for memory held per idle session (measured: about 24 KB with the
+/// server's own session manager, 64 KB with rmcp's `LocalSessionManager` before it; see
+/// tests/README.md). The old figure fails it.
+const BYTES_PER_SESSION_BOUND: u64 = 40 * 1024;
 
 #[test]
 fn session_flood_meets_the_caps_and_sessions_expire() {
@@ -122,6 +123,10 @@ fn session_flood_meets_the_caps_and_sessions_expire() {
         Some(refused_total as f64)
     );
     let grown = rss(server.pid()).saturating_sub(before);
+    eprintln!(
+        "sessions_cap: {} bytes resident per idle session ({TOTAL} sessions)",
+        grown / TOTAL as u64
+    );
     assert!(
         grown < TOTAL as u64 * BYTES_PER_SESSION_BOUND,
         "{grown} bytes for {TOTAL} sessions"
