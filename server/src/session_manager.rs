@@ -5,8 +5,9 @@
 //! service, connected by five tokio channels (session events, the standalone stream, and the
 //! worker transport's three queues). A tokio channel allocates a block of 32 messages when it is
 //! created, whatever its capacity, and rmcp's message types are hundreds of bytes: an idle
-//! session held about 62 KB resident (measured, `tests/tests/sessions_cap.rs`), three quarters
-//! of it in those blocks and the worker task.
+//! session held 64 KB resident, most of it in those blocks and the worker task. Here it holds
+//! 24 KB, the rest being rmcp's service loop (`tests/tests/sessions_cap.rs`; the figures and
+//! where they go are in `tests/README.md`).
 //!
 //! Here a session is one shared structure and no task of its own: the HTTP side and the service
 //! call into it directly. What it keeps:

@@ -208,9 +208,9 @@ const NOT_UTF8: &[&[u8]] = &[
 fn raw_string(r: &mut Rng) -> Vec<u8> {
     let mut out = b"\"x".to_vec();
     match r.below(4) {
-        0 => out.extend_from_slice(*r.pick(NOT_UTF8)),
-        1 => out.extend_from_slice(*r.pick(&[
-            &b"\\ud800"[..],
+        0 => out.extend_from_slice(r.pick::<&[u8]>(NOT_UTF8)),
+        1 => out.extend_from_slice(r.pick::<&[u8]>(&[
+            b"\\ud800",
             b"\\udfff\\ud800",
             b"\\u00",
             b"\\x41",
@@ -389,7 +389,7 @@ fn accept(r: &mut Rng) -> String {
                     2 => format!("charset={}", r.pick(&["utf-8", "latin1", ""])),
                     _ => format!("escaping={}", r.pick(&["underscores", "allow-utf-8", "x"])),
                 };
-                m.push_str(*r.pick(&[";", " ; ", ";;"]));
+                m.push_str(r.pick::<&str>(&[";", " ; ", ";;"]));
                 m.push_str(&p);
             }
             m
