@@ -255,20 +255,25 @@ impl SessionManager for LeanSessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<(), SessionError> {
         let session = self.get(id)?;
-        session.touch();
-        if let JsonRpcMessage::Notification(n) = &message {
-            if let ClientNotification::CancelledNotification(c) = &n.notification {
-                if let Some(request) = &c.params.request_id {
-                    // The cancelled request's stream ends: no answer will come on it.
-                    session
-                        .out
-                        .lock()
-                        .await
-                        .end_stream_of(&Route::Request(request.clone()));
-                }
-            }
+        let cancelled = match &message {
+            JsonRpcMessage::Notification(n) => match &n.notification {
+                ClientNotification::CancelledNotification(c) => c.params.request_id.clone(),
+                _ => None,
+            },
+            _ => None,
+        };
+        // The service hears of a cancellation first, even while a message is being handed to a
+        // slow stream of the session.
+        session.push(message).await?;
+        if let Some(request) = cancelled {
+            // The cancelled request's stream ends: no answer will come on it.
+            session
+                .out
+                .lock()
+                .await
+                .end_stream_of(&Route::Request(request));
         }
-        session.push(message).await
+        Ok(())
     }
 
     async fn create_standalone_stream(
