@@ -779,6 +779,12 @@ mod tests {
         m.close_session(&id).await.unwrap();
         assert!(!m.has_session(&id).await.unwrap());
         service.await.unwrap();
+        // rmcp's session store restores a session under its old id (here or on a replica).
+        let restored = m.restore_session(id.clone()).await.unwrap();
+        assert!(matches!(restored, RestoreOutcome::Restored(_)));
+        assert!(m.has_session(&id).await.unwrap());
+        let again = m.restore_session(id.clone()).await.unwrap();
+        assert!(matches!(again, RestoreOutcome::AlreadyPresent));
     }
 
     #[tokio::test]
