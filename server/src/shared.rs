@@ -1,6 +1,6 @@
 //! `--redis`: the per-client and per-tool tool-call limits, the daily quota and the MCP sessions
 //! shared by every replica pointing at the same Redis or Valkey ([`vitals_std::shared_limits`],
-//! [`crate::session_store`]).
+//! `session_store`).
 
 use std::fmt;
 
