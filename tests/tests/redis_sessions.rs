@@ -292,3 +292,53 @@ fn rediss_with_the_tests_own_ca() {
         "an untrusted store gets nothing"
     );
 }
+
+#[test]
+fn the_python_sdk_keeps_one_session_across_round_robin_replicas() {
+    let store = RedisServer::start();
+    let url = store.url();
+    let a = replica(&url, &[]);
+    let b = replica(&url, &[]);
+    let mut cmd = std::process::Command::new(vitals_tests::require_program("python"));
+    cmd.arg(vitals_tests::repo_root().join("tests/python/replicas_client.py"))
+        .arg("alpha")
+        .arg(format!("{}/mcp", a.url()))
+        .arg(format!("{}/mcp", b.url()));
+    let done = vitals_tests::run_to_end(cmd, Duration::from_secs(90), "the python client");
+    assert!(
+        done.status.success(),
+        "python client failed:\n{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    let out: Value = serde_json::from_str(done.stdout.trim()).expect("one JSON line");
+    assert_eq!(out["ok"], true, "{out}");
+    let requests = out["requests"].as_array().unwrap();
+    let session = requests
+        .iter()
+        .find_map(|r| r["session"].as_str())
+        .expect("a session id");
+    // Requests in that one session reached both replicas.
+    for s in [&a, &b] {
+        let port = s.addr.port();
+        assert!(
+            requests
+                .iter()
+                .any(|r| r["port"] == port && r["session"] == session && r["method"] == "POST"),
+            "no request of the session on {port}: {out}"
+        );
+        let calls = s
+            .metric("mcp_tool_calls_total{upstream=\"server_health\",tool=\"server_health\",status=\"ok\"}")
+            .unwrap_or(0.0);
+        assert!(calls >= 1.0, "{port} served no call");
+    }
+    assert!(
+        requests.iter().all(|r| r["status"] != 404),
+        "a replica did not know the session: {out}"
+    );
+    // The SDK's DELETE on exit ended it everywhere.
+    let gone = wait_for(Duration::from_secs(10), || {
+        (store.cli(&["EXISTS", &record_key(session)]).trim() == "0").then_some(())
+    });
+    assert!(gone.is_some(), "record deleted");
+}
