@@ -2,7 +2,8 @@
 //! one real `redis-server`. A session initialized through one replica is used through another;
 //! a DELETE through either ends it for both; another token cannot use it; the record expires
 //! with the idle timeout and each use pushes that back; the store killed, every replica keeps
-//! serving the sessions it holds; `rediss://` with a CA of the test's own.
+//! serving the sessions it holds; `rediss://` with a CA of the test's own; the MCP Python SDK
+//! behind a round-robin transport; gateway replicas, each with its own upstream.
 
 use std::time::Duration;
 
@@ -341,4 +342,48 @@ fn the_python_sdk_keeps_one_session_across_round_robin_replicas() {
         (store.cli(&["EXISTS", &record_key(session)]).trim() == "0").then_some(())
     });
     assert!(gone.is_some(), "record deleted");
+}
+
+#[test]
+fn gateway_replicas_restore_sessions_with_their_own_upstreams() {
+    let store = RedisServer::start();
+    let url = store.url();
+    let python = vitals_tests::require_program("python");
+    let upstream = vitals_tests::repo_root().join("tests/python/bad_upstream.py");
+    let args = [
+        "--redis",
+        url.as_str(),
+        "--mcp-token",
+        "alpha",
+        "--upstream-name",
+        "up",
+        "--",
+        python.to_str().unwrap(),
+        upstream.to_str().unwrap(),
+        "slow-then-ok",
+    ];
+    let a = Server::start(&args);
+    let b = Server::start(&args);
+    a.wait_ready(Duration::from_secs(30));
+    b.wait_ready(Duration::from_secs(30));
+    let mut on_a = McpSession::open_with_token(a.addr, Some("alpha"));
+    let mut on_b = on_a.via(b.addr);
+    let pid = |r: Value| -> String {
+        assert_eq!(r["result"]["isError"], json!(false), "{r}");
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let through_a = pid(on_a.call_tool("pid", json!({})));
+    let through_b = pid(on_b.call_tool("pid", json!({})));
+    assert_ne!(through_a, through_b, "each replica calls its own upstream");
+    assert_eq!(pid(on_a.call_tool("pid", json!({}))), through_a);
+    let tools = on_b.call("tools/list", json!({}));
+    assert!(
+        tools["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "pid")),
+        "{tools}"
+    );
 }
