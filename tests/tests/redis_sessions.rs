@@ -151,7 +151,7 @@ fn per_client_session_caps_count_tokens_not_addresses() {
 fn records_expire_with_the_idle_timeout_and_each_use_pushes_it_back() {
     let store = RedisServer::start();
     let url = store.url();
-    let idle = ["--session-idle-timeout", "3"];
+    let idle = ["--session-idle-timeout", "4"];
     let a = replica(&url, &idle);
     let b = replica(&url, &idle);
     let on_a = McpSession::open_with_token(a.addr, Some("alpha"));
@@ -160,11 +160,11 @@ fn records_expire_with_the_idle_timeout_and_each_use_pushes_it_back() {
         .trim()
         .parse()
         .unwrap();
-    assert!((1..=3).contains(&ttl), "{ttl}");
+    assert!((1..=4).contains(&ttl), "{ttl}");
 
     // Used through B for twice the idle timeout: alive all along, although A sees nothing.
     let mut on_b = on_a.via(b.addr);
-    for _ in 0..12 {
+    for _ in 0..16 {
         let r = on_b.call_tool("server_health", json!({}));
         assert!(health_ok(&r), "{r}");
         std::thread::sleep(Duration::from_millis(500));
