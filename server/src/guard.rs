@@ -368,8 +368,10 @@ impl Guard {
             }
             (Some(id), _) if vetted.restoring => {
                 if let Some(slot) = vetted.slot.take() {
-                    self.sessions.bind(id, slot);
-                    self.sessions.mark_shared(id);
+                    if self.sessions.bind(id, slot) {
+                        self.sessions.mark_shared(id);
+                        self.sessions.count_restored();
+                    }
                 }
             }
             _ => {}

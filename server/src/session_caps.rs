@@ -48,6 +48,9 @@ pub struct SessionMetrics {
     /// `mcp_sessions_refused_total{limit}`: `initialize` requests refused by a cap
     /// (`limit` = `total` or `per_client`).
     pub refused: StrFamily<Counter, 1, 2, 16>,
+    /// `mcp_sessions_restored_total`: sessions created through another replica that this one
+    /// restored from the shared store (`--redis`).
+    pub restored: Counter,
 }
 
 impl SessionMetrics {
@@ -57,6 +60,7 @@ impl SessionMetrics {
             active: Gauge::new(),
             duration: Histogram::new(SESSION_DURATION_BOUNDS),
             refused: StrFamily::new(["limit"]),
+            restored: Counter::new(),
         }
     }
 
@@ -82,6 +86,12 @@ impl SessionMetrics {
             "MCP initialize requests refused because a session cap was reached, by cap.",
             None,
             &self.refused,
+        )?;
+        b.register(
+            "mcp_sessions_restored_total",
+            "MCP sessions created through another replica and restored here from the shared store.",
+            None,
+            &self.restored,
         )?;
         Ok(())
     }
@@ -204,17 +214,29 @@ impl SessionTable {
         })
     }
 
-    /// Binds `session` (just created or restored) to the client of `slot`.
-    pub fn bind(&self, session: &str, mut slot: SessionSlot) {
+    /// Binds `session` (just created or restored) to the client of `slot`; whether this slot
+    /// became the session's place.
+    pub fn bind(&self, session: &str, mut slot: SessionSlot) -> bool {
         slot.armed = false;
         let mut s = self.state();
         s.reserved -= 1;
         match s.live.get_mut(session) {
-            Some(live) if live.owner.is_none() => live.owner = Some(slot.client),
+            Some(live) if live.owner.is_none() => {
+                live.owner = Some(slot.client);
+                true
+            }
             // A concurrent request restored and bound it first, or it ended already: this
             // place is not needed.
-            Some(_) | None => s.release_client(slot.client),
+            Some(_) | None => {
+                s.release_client(slot.client);
+                false
+            }
         }
+    }
+
+    /// Counts a session restored from the shared store.
+    pub fn count_restored(&self) {
+        self.metrics.restored.inc();
     }
 
     /// The client that owns `session`, if it lives and is bound.
@@ -452,8 +474,8 @@ mod tests {
         let first = t.reserve(a).unwrap();
         let second = t.reserve(a).unwrap();
         t.opened(&Arc::from("s"));
-        t.bind("s", first);
-        t.bind("s", second);
+        assert!(t.bind("s", first));
+        assert!(!t.bind("s", second));
         assert_eq!(t.owner("s"), Some(a));
         assert!(t.reserve(a).is_ok(), "the second place was given back");
         assert!(!t.is_shared("s"));

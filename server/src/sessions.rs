@@ -85,9 +85,15 @@ impl Sessions {
         self.table.closed(&id);
     }
 
-    /// Records that the client of `slot` created `session`.
-    pub fn bind(&self, session: &str, slot: SessionSlot) {
-        self.table.bind(session, slot);
+    /// Records that the client of `slot` created (or restored) `session`; whether this slot
+    /// became the session's place.
+    pub fn bind(&self, session: &str, slot: SessionSlot) -> bool {
+        self.table.bind(session, slot)
+    }
+
+    /// Counts a session restored from the shared store.
+    pub fn count_restored(&self) {
+        self.table.count_restored();
     }
 
     /// Marks request `id` in flight in `session` until the returned guard is dropped; `None`

@@ -74,6 +74,8 @@ fn a_session_initialized_on_one_replica_is_used_through_another() {
     );
     assert_eq!(active(&a), 1.0);
     assert_eq!(active(&b), 1.0, "B holds a copy, counted once");
+    assert_eq!(b.metric("mcp_sessions_restored_total"), Some(1.0));
+    assert_eq!(a.metric("mcp_sessions_restored_total"), Some(0.0));
 
     // Another token gets 404 everywhere: on A and B (copies owned by alpha) and on C (the
     // record says alpha), and C restores nothing.
