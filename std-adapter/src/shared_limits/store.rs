@@ -104,6 +104,8 @@ enum UrlProblem {
     #[cfg_attr(feature = "redis-tls", allow(dead_code))]
     NoTls,
     CaWithoutTls,
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+    Ca(String),
 }
 
 impl fmt::Display for UrlError {
@@ -119,6 +121,7 @@ impl fmt::Display for UrlError {
             UrlProblem::CaWithoutTls => {
                 f.write_str("a CA certificate for the store is only used with rediss:// URLs")
             }
+            UrlProblem::Ca(why) => write!(f, "the store's CA certificates: {why}"),
         }
     }
 }
@@ -145,6 +148,17 @@ fn tls_client(url: &str, ca: Option<&[u8]>) -> Result<redis::Client, UrlError> {
     // rustls needs a process-wide crypto provider; ring is the only one this crate enables. An
     // error means one is installed already (by this or another library): that one is used.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(pem) = ca {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| UrlError(UrlProblem::Ca(e.to_string())))?;
+        if certs.is_empty() {
+            return Err(UrlError(UrlProblem::Ca(
+                "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
+            )));
+        }
+    }
     match ca {
         Some(pem) => redis::Client::build_with_tls(
             url,
@@ -247,5 +261,30 @@ impl Store {
                 detail: format!("no answer within {:?}", self.timeout),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_the_ca_are_checked_before_connecting() {
+        let t = Duration::from_millis(50);
+        assert!(Store::open("redis://127.0.0.1:6379/0", t).is_ok());
+        assert!(Store::open("unix:///tmp/absent.sock", t).is_ok());
+        assert!(Store::open("http://127.0.0.1", t).is_err());
+        let e = Store::open_with_ca("redis://127.0.0.1", t, Some(b"pem")).unwrap_err();
+        assert!(e.to_string().contains("only used with rediss://"), "{e}");
+        let tls = Store::open("rediss://localhost:6380", t);
+        #[cfg(feature = "redis-tls")]
+        {
+            assert!(tls.is_ok());
+            let e =
+                Store::open_with_ca("rediss://localhost:6380", t, Some(b"not a PEM")).unwrap_err();
+            assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        }
+        #[cfg(not(feature = "redis-tls"))]
+        assert!(tls.unwrap_err().to_string().contains("redis-tls"));
     }
 }
