@@ -4,15 +4,19 @@
 //!
 //! In order, for a request to `/mcp`:
 //! 1. a `Mcp-Session-Id` must name a session this client created (else 404, as rmcp answers an
-//!    unknown session; DELETE included);
+//!    unknown session; DELETE included); with `--redis`, a session held by another replica is
+//!    looked up in the store, and a shared session held here must still be there
+//!    ([`crate::session_store`]);
 //! 2. `GET` (an SSE stream) must fit the SSE budget (total, per client, per session);
 //! 3. the body is read within the body deadline into one capped buffer ([`crate::body`]);
 //! 4. a JSON body waits for a parse permit when large, then passes the structural pre-pass
 //!    (depth, element count: -32600), the syntax check (-32700) and the JSON-RPC envelope check
 //!    (-32600), and a request's id must not be in flight in its session (-32600);
-//! 5. an `initialize` must fit the session caps (503 with `Retry-After` and JSON-RPC -32000
-//!    otherwise; [`crate::session_caps`]);
-//! 6. after rmcp: a new session is bound to its creator, and a 415 that
+//! 5. an `initialize` (or the restore of a session held by another replica) must fit the
+//!    session caps (503 with `Retry-After` and JSON-RPC -32000 otherwise;
+//!    [`crate::session_caps`]);
+//! 6. after rmcp: a new session is bound to its creator (and, with `--redis`, its record
+//!    written to the store before the client learns its id), and a 415 that
 //!    rmcp gave a JSON body it could not read as an MCP message becomes 400 with -32600.
 
 use std::net::IpAddr;
@@ -21,11 +25,13 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
+use vitals_std::ClientKey;
 
 use crate::body::{self, BodyLimits, Envelope, JsonLimits, Kind, ParseGate};
 use crate::clients::TrustedProxies;
 use crate::hosts::AllowedHosts;
 use crate::session_caps::{CappedSessionManager, SessionLimits, SessionSlot};
+use crate::session_store::{Loaded, SharedStore};
 use crate::sessions::{Owner, RequestInFlight, Sessions};
 use crate::sse::{SseBudget, SseLimits, SseStream};
 
@@ -60,6 +66,8 @@ pub struct GuardConfig {
     pub sessions: SessionLimits,
     /// Idle time after which a session ends (none: never).
     pub session_idle: Option<std::time::Duration>,
+    /// Session records shared with the other replicas (`--redis`).
+    pub shared_sessions: Option<SharedStore>,
 }
 
 /// The `/mcp` guard; see the [module docs](self).
@@ -123,12 +131,29 @@ pub struct Vetted {
     pub request: Option<RequestInFlight>,
     /// The parse permit of a large body (drop it once rmcp has answered).
     pub parse: Option<OwnedSemaphorePermit>,
-    /// The place reserved for the session an `initialize` creates.
+    /// The place reserved for the session an `initialize` creates (or a restore brings here).
     slot: Option<SessionSlot>,
+    /// Who the request comes from, as sessions are owned.
+    owner: ClientKey,
+    /// The session is held by another replica: rmcp restores it from the store.
+    restoring: bool,
+    /// The params of an `initialize`, for the session's record in the store.
+    init: Option<Value>,
     envelope: Option<Envelope>,
     session: Option<String>,
     method: Method,
     json: bool,
+}
+
+/// The refusal of a session beyond a cap: 503, `Retry-After`, JSON-RPC -32000 naming the flag.
+fn sessions_full(full: crate::session_caps::SessionsFull, id: Option<&Value>) -> Refusal {
+    let (_, message) = full.describe();
+    Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        json: true,
+        body: body::jsonrpc_error(id, SERVER_BUSY, message),
+        retry_after: Some(SESSIONS_FULL_RETRY_SECS),
+    }
 }
 
 /// Whether `headers` declare a JSON body, compared as rmcp compares (media type essence).
@@ -166,12 +191,14 @@ impl Guard {
         self.config.proxies.client_ip(peer, headers)
     }
 
-    /// Vets an `/mcp` request of `client` (its key); see the [module docs](self).
+    /// Vets an `/mcp` request of `client` (its address key; `owner` is who it is as sessions
+    /// are owned: its token or that address); see the [module docs](self).
     pub async fn vet_mcp<B>(
         &self,
         parts: &http::request::Parts,
         body: B,
         client: IpAddr,
+        owner: ClientKey,
     ) -> Result<Vetted, Refusal>
     where
         B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -180,16 +207,44 @@ impl Guard {
             .headers
             .get(SESSION_HEADER)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let shared = self.config.shared_sessions;
+        let mut restoring = false;
         if let Some(s) = &session {
-            match self.sessions.owner(s, client) {
+            match self.sessions.owner(s, owner) {
                 Owner::Caller => {
+                    if let Some(store) = shared.filter(|_| self.sessions.is_shared(s)) {
+                        if store.touch(s).await == Some(false) {
+                            // Deleted through another replica, or idle everywhere.
+                            self.sessions.end_local(s).await;
+                            return Err(Refusal::not_found());
+                        }
+                    }
                     if parts.method == Method::DELETE {
                         self.sessions.cancel_in_flight(s).await;
                     }
                 }
-                Owner::Other | Owner::Unknown => return Err(Refusal::not_found()),
+                Owner::Other => return Err(Refusal::not_found()),
+                Owner::Unknown => {
+                    let Some(store) = shared else {
+                        return Err(Refusal::not_found());
+                    };
+                    if store.check(s, owner).await != Loaded::Owned {
+                        return Err(Refusal::not_found());
+                    }
+                    // A DELETE of a session held elsewhere only deletes its record (rmcp).
+                    restoring = parts.method != Method::DELETE;
+                }
             }
         }
+        let slot = if restoring {
+            Some(
+                self.sessions
+                    .reserve(owner)
+                    .map_err(|full| sessions_full(full, None))?,
+            )
+        } else {
+            None
+        };
         let stream = if parts.method == Method::GET {
             let s = self.sse.try_open(client, session.as_deref()).map_err(|r| {
                 let (status, text) = r.status();
@@ -215,7 +270,10 @@ impl Guard {
             stream,
             request: None,
             parse: None,
-            slot: None,
+            slot,
+            owner,
+            restoring,
+            init: None,
             envelope: None,
             session,
             method: parts.method.clone(),
@@ -270,24 +328,24 @@ impl Guard {
             && envelope.kind == Kind::Request
             && envelope.method.as_deref() == Some("initialize")
         {
-            let slot = self.sessions.reserve(client).map_err(|full| {
-                let (_, message) = full.describe();
-                Refusal {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    json: true,
-                    body: body::jsonrpc_error(envelope.id.as_ref(), SERVER_BUSY, message),
-                    retry_after: Some(SESSIONS_FULL_RETRY_SECS),
-                }
-            })?;
+            let slot = self
+                .sessions
+                .reserve(owner)
+                .map_err(|full| sessions_full(full, envelope.id.as_ref()))?;
             vetted.slot = Some(slot);
+            if shared.is_some() {
+                vetted.init = serde_json::from_slice::<Value>(&vetted.body)
+                    .ok()
+                    .and_then(|mut m| m.get_mut("params").map(Value::take));
+            }
         }
         vetted.envelope = Some(envelope);
         Ok(vetted)
     }
 
-    /// Looks at rmcp's answer (`status`, `headers`) to a vetted request of `client`: binds a new
-    /// session to `client`, forgets a deleted one, and turns a 415 for a JSON body into the
-    /// JSON-RPC error it should have been.
+    /// Looks at rmcp's answer (`status`, `headers`) to a vetted request: binds a new or
+    /// restored session to its client (a new one's record written to the shared store first),
+    /// and turns a 415 for a JSON body into the JSON-RPC error it should have been.
     pub async fn after_mcp(
         &self,
         vetted: &mut Vetted,
@@ -299,6 +357,21 @@ impl Guard {
                 let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
                 if let (Some(id), Some(slot)) = (id, vetted.slot.take()) {
                     self.sessions.bind(id, slot);
+                    if let (Some(store), Some(init)) =
+                        (self.config.shared_sessions, vetted.init.take())
+                    {
+                        if store.put(id, vetted.owner, init).await {
+                            self.sessions.mark_shared(id);
+                        }
+                    }
+                }
+            }
+            (Some(id), _) if vetted.restoring => {
+                if let Some(slot) = vetted.slot.take() {
+                    if self.sessions.bind(id, slot) {
+                        self.sessions.mark_shared(id);
+                        self.sessions.count_restored();
+                    }
                 }
             }
             _ => {}

@@ -22,7 +22,7 @@ use tower_service::Service as _;
 use vitals_std::exposition::Chunk;
 use vitals_std::http::{method_label, ClientAddr, ClientIdentity, RequestTimer};
 use vitals_std::logging::Sampler;
-use vitals_std::Vitals;
+use vitals_std::{ClientKey, Vitals};
 
 use crate::clients::{client_key, KeyedCounter};
 use crate::guard::{Guard, GuardConfig, Refusal};
@@ -181,6 +181,13 @@ impl<H: Handler> App<H> {
         mcp_config: StreamableHttpServerConfig,
         guard: GuardConfig,
     ) -> Self {
+        // Restores sessions held by other replicas; a DELETE deletes the record.
+        #[cfg(feature = "redis")]
+        let mcp_config = {
+            let mut c = mcp_config;
+            c.session_store = guard.shared_sessions.map(|s| s.rmcp());
+            c
+        };
         let table = Arc::new(SessionTable::new(guard.sessions, &session_caps::METRICS));
         let sessions = Arc::new(CappedSessionManager::new(guard.session_idle, table));
         let mcp = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), mcp_config);
@@ -248,7 +255,13 @@ impl<H: Handler> App<H> {
         parts
             .extensions
             .insert(ClientAddr(SocketAddr::new(client, remote.port())));
-        let mut vetted = match self.guard.vet_mcp(&parts, body, client_key(client)).await {
+        // Sessions belong to the token, when /mcp needs one, else to the address.
+        let key = client_key(client);
+        let owner = parts
+            .extensions
+            .get::<ClientIdentity>()
+            .map_or(ClientKey::Ip(key), |id| ClientKey::Token(id.0));
+        let mut vetted = match self.guard.vet_mcp(&parts, body, key, owner).await {
             Ok(v) => v,
             Err(r) => return refusal(r),
         };

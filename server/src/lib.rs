@@ -28,6 +28,7 @@ mod nofile;
 mod probe;
 mod session_caps;
 mod session_manager;
+mod session_store;
 mod sessions;
 pub mod shared;
 mod sse;
@@ -83,6 +84,14 @@ pub async fn run_until(
     if let Some(limits) = shared::shared_limits(&cli)? {
         builder = builder.shared_limits(limits);
     }
+    #[cfg(feature = "redis")]
+    let shared_sessions = shared::shared_sessions(&cli)?;
+    #[cfg(feature = "redis")]
+    if let Some(s) = shared_sessions {
+        builder = builder.metrics(move |b| s.0.register(b));
+    }
+    #[cfg(not(feature = "redis"))]
+    let shared_sessions: Option<session_store::SharedStore> = None;
     #[cfg(not(feature = "redis"))]
     if cli.redis.url.is_some() {
         return Err("--redis: this vitals-server was built without the `redis` feature".into());
@@ -108,6 +117,7 @@ pub async fn run_until(
             vitals,
             move || v.instrument(tools.for_session()),
             shutdown,
+            shared_sessions,
         )
         .await;
     }
@@ -139,6 +149,7 @@ pub async fn run_until(
         vitals,
         move || v.instrument(sessions.for_session(tools.for_session())),
         shutdown,
+        shared_sessions,
     )
     .await;
     gateway.stop().await;
@@ -217,6 +228,7 @@ async fn serve<H: http::Handler>(
     vitals: Vitals,
     factory: impl Fn() -> H + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shared_sessions: Option<session_store::SharedStore>,
 ) -> Result<(), Box<dyn Error>> {
     let max_connections = fit_connections(cli.max_connections.max(1));
     let limits = http::Limits {
@@ -225,7 +237,7 @@ async fn serve<H: http::Handler>(
         header_timeout: Duration::from_secs_f64(cli.header_timeout.max(0.001)),
         drain_timeout: Duration::from_secs_f64(cli.drain_timeout.max(0.0)),
     };
-    let guard = guard_config(cli, max_connections)?;
+    let guard = guard_config(cli, max_connections, shared_sessions)?;
     let mcp_cancel = CancellationToken::new();
     if cli.stdio {
         tracing::info!(fixtures = cli.conformance_fixtures, "serving MCP on stdio");
@@ -338,6 +350,7 @@ fn fit_connections(wanted: usize) -> usize {
 fn guard_config(
     cli: &Cli,
     max_connections: usize,
+    shared_sessions: Option<session_store::SharedStore>,
 ) -> Result<guard::GuardConfig, tokens::TokenError> {
     let h = &cli.hardening;
     let body_timeout = Duration::from_secs_f64(h.body_timeout.max(0.001));
@@ -366,6 +379,7 @@ fn guard_config(
         },
         session_idle: (cli.sessions.session_idle_timeout > 0.0)
             .then(|| Duration::from_secs_f64(cli.sessions.session_idle_timeout.min(1e9))),
+        shared_sessions,
     })
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Every session held costs memory until its client deletes it or it idles out, so sessions are
 //! bounded: in total (`--max-sessions`) and per client (`--max-sessions-per-client`, the client
-//! keyed as for every per-client limit). An `initialize` that would go beyond either is refused
+//! keyed as for every per-client limit: its bearer token when `/mcp` needs one, else its
+//! address or IPv6 /64). With `--redis` the caps and the metrics count the sessions this
+//! replica holds (a session used through two replicas is held, and counted, by both). An `initialize` that would go beyond either is refused
 //! before rmcp creates anything: HTTP 503 with `Retry-After` and a JSON-RPC error (-32000)
 //! naming the limit. The MCP specification prescribes no error for a full server; 503 is what
 //! Streamable HTTP clients already retry.
@@ -13,13 +15,12 @@
 //! `mcp_sessions_active` and `mcp_server_session_duration_seconds` are updated exactly once per
 //! session, whichever way it ends.
 //!
-//! A place is reserved ([`SessionSlot`]) while rmcp answers an `initialize`; the reservation
-//! becomes the session when it is bound to its client, or is given back when the answer was
-//! not a new session. A session being created counts twice for that instant (reserved and
+//! A place is reserved ([`SessionSlot`]) while rmcp answers an `initialize` (or restores a
+//! session another replica created, `--redis`); the reservation becomes the session when it is
+//! bound to its client, or is given back when the answer was not a new session. A session being created counts twice for that instant (reserved and
 //! live), so the caps can refuse one too many at the edge but never admit one too many.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSseMessage};
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use vitals_std::vitals_core::{Bounds, Counter, Gauge, Histogram, StrFamily};
+use vitals_std::ClientKey;
 use vitals_std::{RegistryBuilder, RegistryError};
 
 use crate::session_manager::{LeanSessionManager, SessionSettings};
@@ -47,6 +49,9 @@ pub struct SessionMetrics {
     /// `mcp_sessions_refused_total{limit}`: `initialize` requests refused by a cap
     /// (`limit` = `total` or `per_client`).
     pub refused: StrFamily<Counter, 1, 2, 16>,
+    /// `mcp_sessions_restored_total`: sessions created through another replica that this one
+    /// restored from the shared store (`--redis`).
+    pub restored: Counter,
 }
 
 impl SessionMetrics {
@@ -56,6 +61,7 @@ impl SessionMetrics {
             active: Gauge::new(),
             duration: Histogram::new(SESSION_DURATION_BOUNDS),
             refused: StrFamily::new(["limit"]),
+            restored: Counter::new(),
         }
     }
 
@@ -81,6 +87,12 @@ impl SessionMetrics {
             "MCP initialize requests refused because a session cap was reached, by cap.",
             None,
             &self.refused,
+        )?;
+        b.register(
+            "mcp_sessions_restored_total",
+            "MCP sessions created through another replica and restored here from the shared store.",
+            None,
+            &self.restored,
         )?;
         Ok(())
     }
@@ -134,20 +146,22 @@ impl std::error::Error for SessionsFull {}
 
 #[derive(Debug)]
 struct Live {
-    owner: Option<IpAddr>,
+    owner: Option<ClientKey>,
     opened: Instant,
+    /// Its record is in the shared store (`--redis`): another replica may end it.
+    shared: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
     live: HashMap<SessionId, Live>,
     /// Sessions held or reserved per client.
-    per_client: HashMap<IpAddr, usize>,
+    per_client: HashMap<ClientKey, usize>,
     reserved: usize,
 }
 
 impl State {
-    fn release_client(&mut self, client: IpAddr) {
+    fn release_client(&mut self, client: ClientKey) {
         if let Some(n) = self.per_client.get_mut(&client) {
             *n -= 1;
             if *n == 0 {
@@ -179,7 +193,7 @@ impl SessionTable {
     }
 
     /// Reserves a place for a new session of `client`, or says which cap is reached.
-    pub fn reserve(self: &Arc<Self>, client: IpAddr) -> Result<SessionSlot, SessionsFull> {
+    pub fn reserve(self: &Arc<Self>, client: ClientKey) -> Result<SessionSlot, SessionsFull> {
         let mut s = self.state();
         let refused = if s.live.len() + s.reserved >= self.limits.total {
             Some(SessionsFull::Total)
@@ -201,21 +215,46 @@ impl SessionTable {
         })
     }
 
-    /// Binds `session` (just created) to the client of `slot`.
-    pub fn bind(&self, session: &str, mut slot: SessionSlot) {
+    /// Binds `session` (just created or restored) to the client of `slot`; whether this slot
+    /// became the session's place.
+    pub fn bind(&self, session: &str, mut slot: SessionSlot) -> bool {
         slot.armed = false;
         let mut s = self.state();
         s.reserved -= 1;
         match s.live.get_mut(session) {
-            Some(live) => live.owner = Some(slot.client),
-            // It ended already: its place is free.
-            None => s.release_client(slot.client),
+            Some(live) if live.owner.is_none() => {
+                live.owner = Some(slot.client);
+                true
+            }
+            // A concurrent request restored and bound it first, or it ended already: this
+            // place is not needed.
+            Some(_) | None => {
+                s.release_client(slot.client);
+                false
+            }
         }
     }
 
+    /// Counts a session restored from the shared store.
+    pub fn count_restored(&self) {
+        self.metrics.restored.inc();
+    }
+
     /// The client that owns `session`, if it lives and is bound.
-    pub fn owner(&self, session: &str) -> Option<IpAddr> {
+    pub fn owner(&self, session: &str) -> Option<ClientKey> {
         self.state().live.get(session).and_then(|l| l.owner)
+    }
+
+    /// Notes that the record of `session` is in the shared store.
+    pub fn mark_shared(&self, session: &str) {
+        if let Some(live) = self.state().live.get_mut(session) {
+            live.shared = true;
+        }
+    }
+
+    /// Whether the record of `session` is in the shared store.
+    pub fn is_shared(&self, session: &str) -> bool {
+        self.state().live.get(session).is_some_and(|l| l.shared)
     }
 
     /// Sessions alive.
@@ -233,6 +272,7 @@ impl SessionTable {
                 Live {
                     owner: None,
                     opened: Instant::now(),
+                    shared: false,
                 },
             )
             .is_none();
@@ -241,7 +281,8 @@ impl SessionTable {
         }
     }
 
-    fn closed(&self, id: &SessionId) {
+    /// Notes that session `id` ended (once; later calls do nothing).
+    pub fn closed(&self, id: &SessionId) {
         let mut s = self.state();
         let Some(live) = s.live.remove(id) else {
             return;
@@ -260,7 +301,7 @@ impl SessionTable {
 /// A place reserved for a session being created; given back on drop unless bound.
 pub struct SessionSlot {
     table: Arc<SessionTable>,
-    client: IpAddr,
+    client: ClientKey,
     armed: bool,
 }
 
@@ -374,7 +415,11 @@ impl SessionManager for CappedSessionManager {
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Transport>, Error> {
-        self.inner.restore_session(id).await
+        let outcome = self.inner.restore_session(id.clone()).await?;
+        if matches!(outcome, RestoreOutcome::Restored(_)) {
+            self.table.opened(&id);
+        }
+        Ok(outcome)
     }
 }
 
@@ -390,8 +435,8 @@ mod tests {
     #[test]
     fn caps_hold_and_places_come_back() {
         let t = table(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a = ClientKey::Ip("10.0.0.1".parse().unwrap());
+        let b = ClientKey::Token(0);
         let s1 = t.reserve(a).unwrap();
         t.opened(&Arc::from("s1"));
         t.bind("s1", s1);
@@ -417,11 +462,30 @@ mod tests {
     #[test]
     fn a_session_that_ends_before_it_is_bound_frees_its_place() {
         let t = table(1, 1);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = ClientKey::Ip("10.0.0.1".parse().unwrap());
         let slot = t.reserve(a).unwrap();
         t.opened(&Arc::from("s"));
         t.closed(&Arc::from("s"));
         t.bind("s", slot);
         assert!(t.reserve(a).is_ok());
+    }
+
+    #[test]
+    fn a_session_restored_twice_at_once_holds_one_place() {
+        let t = table(4, 2);
+        let a = ClientKey::Token(1);
+        // Two requests for a session held elsewhere reserve a place each; one restores it.
+        let first = t.reserve(a).unwrap();
+        let second = t.reserve(a).unwrap();
+        t.opened(&Arc::from("s"));
+        assert!(t.bind("s", first));
+        assert!(!t.bind("s", second));
+        assert_eq!(t.owner("s"), Some(a));
+        assert!(t.reserve(a).is_ok(), "the second place was given back");
+        assert!(!t.is_shared("s"));
+        t.mark_shared("s");
+        assert!(t.is_shared("s"));
+        t.closed(&Arc::from("s"));
+        assert!(!t.is_shared("s"));
     }
 }

@@ -1,7 +1,8 @@
 //! MCP sessions as the HTTP layer sees them, in front of rmcp's session manager:
-//! - each session belongs to the client (key: address, IPv6 /64, or forwarded address) whose
-//!   `initialize` created it; the id presented by any other client is answered like an unknown
-//!   session (404), so a leaked id is useless elsewhere;
+//! - each session belongs to the client (key: its bearer token when `/mcp` needs one, else its
+//!   address, IPv6 /64, or forwarded address) whose `initialize` created it; the id presented by
+//!   any other client is answered like an unknown session (404), so a leaked id is useless
+//!   elsewhere;
 //! - the JSON-RPC ids of requests in flight in each session: rmcp routes responses by id, so a
 //!   second request reusing an id while the first runs would steal or lose a response. It is
 //!   refused (-32600) until the first one's response has been sent;
@@ -10,11 +11,11 @@
 //!   `notifications/cancelled`, so the handler stops and the call is counted as cancelled.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use serde_json::Value;
+use vitals_std::ClientKey;
 
 use crate::session_caps::{CappedSessionManager, SessionSlot, SessionTable, SessionsFull};
 use crate::session_manager::LeanSessionManager;
@@ -50,7 +51,7 @@ impl Sessions {
     }
 
     /// Who may use `session`, asked by `client`.
-    pub fn owner(&self, session: &str, client: IpAddr) -> Owner {
+    pub fn owner(&self, session: &str, client: ClientKey) -> Owner {
         match self.table.owner(session) {
             Some(o) if o == client => Owner::Caller,
             Some(_) => Owner::Other,
@@ -59,13 +60,40 @@ impl Sessions {
     }
 
     /// Reserves a place for a new session of `client` (see [`crate::session_caps`]).
-    pub fn reserve(&self, client: IpAddr) -> Result<SessionSlot, SessionsFull> {
+    pub fn reserve(&self, client: ClientKey) -> Result<SessionSlot, SessionsFull> {
         self.table.reserve(client)
     }
 
-    /// Records that the client of `slot` created `session`.
-    pub fn bind(&self, session: &str, slot: SessionSlot) {
-        self.table.bind(session, slot);
+    /// Notes that the record of `session` is in the shared store (`--redis`).
+    pub fn mark_shared(&self, session: &str) {
+        self.table.mark_shared(session);
+    }
+
+    /// Whether the record of `session` is in the shared store.
+    pub fn is_shared(&self, session: &str) -> bool {
+        self.table.is_shared(session)
+    }
+
+    /// Ends this replica's copy of `session` (it was ended through another replica): its
+    /// requests in flight are cancelled, its handler stops, the table hears of it now.
+    pub async fn end_local(&self, session: &str) {
+        self.cancel_in_flight(session).await;
+        let id: SessionId = Arc::from(session);
+        if let Err(e) = self.manager.close_session(&id).await {
+            tracing::debug!(error = %e, "closing a session ended elsewhere");
+        }
+        self.table.closed(&id);
+    }
+
+    /// Records that the client of `slot` created (or restored) `session`; whether this slot
+    /// became the session's place.
+    pub fn bind(&self, session: &str, slot: SessionSlot) -> bool {
+        self.table.bind(session, slot)
+    }
+
+    /// Counts a session restored from the shared store.
+    pub fn count_restored(&self) {
+        self.table.count_restored();
     }
 
     /// Marks request `id` in flight in `session` until the returned guard is dropped; `None`

@@ -1,5 +1,6 @@
-//! `--redis`: the per-client and per-tool tool-call limits and the daily quota shared by every
-//! replica pointing at the same Redis or Valkey ([`vitals_std::shared_limits`]).
+//! `--redis`: the per-client and per-tool tool-call limits, the daily quota and the MCP sessions
+//! shared by every replica pointing at the same Redis or Valkey ([`vitals_std::shared_limits`],
+//! `session_store`).
 
 use std::fmt;
 
@@ -8,9 +9,10 @@ use clap::Args;
 /// The store flags.
 #[derive(Clone, Args)]
 pub struct RedisArgs {
-    /// Share the tool-call limits and the daily quota with every replica using this store:
-    /// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` or `unix:///PATH` (credentials in the URL
-    /// authenticate; rediss:// is not built in). Without it every limit is this process's own.
+    /// Share the tool-call limits, the daily quota and MCP sessions with every replica using
+    /// this store: `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, `rediss://…` (TLS) or
+    /// `unix:///PATH` (credentials in the URL authenticate). Without it every limit and session
+    /// is this process's own.
     #[arg(
         long = "redis",
         env = "VITALS_REDIS_URL",
@@ -18,6 +20,11 @@ pub struct RedisArgs {
         hide_env_values = true
     )]
     pub url: Option<String>,
+
+    /// PEM file of the CA certificate(s) to trust for a rediss:// store, instead of the
+    /// system's roots.
+    #[arg(long = "redis-ca", env = "VITALS_REDIS_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 
     /// How long one limit decision may wait for the store, in milliseconds.
     #[arg(
@@ -67,6 +74,7 @@ impl fmt::Debug for RedisArgs {
         // Never the URL: it may carry a password.
         f.debug_struct("RedisArgs")
             .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("ca", &self.ca)
             .field("timeout_ms", &self.timeout_ms)
             .field("fallback", &self.fallback)
             .field("replicas_hint", &self.replicas_hint)
@@ -86,6 +94,7 @@ pub fn shared_limits(
         return Ok(None);
     };
     let mut config = SharedLimitsConfig::new(url);
+    config.ca_cert = ca_cert(a)?;
     config.timeout = std::time::Duration::from_millis(a.timeout_ms);
     config.fallback = a.fallback.parse()?;
     config.replicas_hint = a.replicas_hint;
@@ -106,4 +115,49 @@ pub fn shared_limits(
         replicas_hint = a.replicas_hint, prefix = %config.prefix,
         "tool-call limits and quota shared through the store");
     Ok(Some(limits))
+}
+
+/// The `--redis-ca` file's contents.
+#[cfg(feature = "redis")]
+fn ca_cert(a: &RedisArgs) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error>> {
+    let Some(path) = &a.ca else {
+        return Ok(None);
+    };
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| format!("--redis-ca {}: {e}", path.display()).into())
+}
+
+/// Expiry of a session record when sessions never idle out (`--session-idle-timeout 0`): every
+/// key in the store expires.
+pub const NEVER_IDLE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The shared MCP sessions the flags ask for (`--redis`).
+#[cfg(feature = "redis")]
+pub fn shared_sessions(
+    cli: &crate::cli::Cli,
+) -> Result<Option<crate::session_store::SharedStore>, Box<dyn std::error::Error>> {
+    use vitals_std::shared_limits::sessions::{SharedSessions, SharedSessionsConfig};
+    let a = &cli.redis;
+    let (Some(url), false) = (&a.url, cli.stdio) else {
+        return Ok(None);
+    };
+    let idle = cli.sessions.session_idle_timeout;
+    let ttl = if idle > 0.0 {
+        std::time::Duration::from_secs_f64(idle.min(1e9))
+    } else {
+        NEVER_IDLE_TTL
+    };
+    let sessions = SharedSessions::new(&SharedSessionsConfig {
+        url: url.clone(),
+        ca_cert: ca_cert(a)?,
+        timeout: std::time::Duration::from_millis(a.timeout_ms),
+        prefix: a.prefix.clone(),
+        ttl,
+    })?;
+    tracing::info!(
+        ttl_secs = ttl.as_secs(),
+        "MCP sessions shared through the store"
+    );
+    Ok(Some(crate::session_store::SharedStore(sessions)))
 }

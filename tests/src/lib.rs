@@ -594,6 +594,38 @@ impl McpSession {
         }
     }
 
+    /// The same session (id and token) sent to another server, e.g. another replica.
+    pub fn via(&self, addr: SocketAddr) -> McpSession {
+        McpSession {
+            addr,
+            id: self.id.clone(),
+            next: self.next + 1_000,
+            auth: self.auth.clone(),
+        }
+    }
+
+    /// The same session sent with another bearer token (none: no `Authorization`).
+    pub fn with_token(&self, token: Option<&str>) -> McpSession {
+        McpSession {
+            addr: self.addr,
+            id: self.id.clone(),
+            next: self.next + 1_000,
+            auth: token.map(|t| format!("Bearer {t}")),
+        }
+    }
+
+    /// Sends `DELETE /mcp` for this session.
+    pub fn delete(&self) -> HttpResponse {
+        let mut headers = vec![
+            ("Mcp-Session-Id", self.id.as_str()),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ];
+        if let Some(a) = &self.auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        request(self.addr, "DELETE", "/mcp", &headers, b"")
+    }
+
     /// POSTs `message` in this session.
     pub fn post(&self, message: &Value) -> HttpResponse {
         let mut headers = vec![

@@ -65,9 +65,11 @@ impl FromStr for FallbackMode {
 /// Where the shared limits live and how they degrade.
 #[derive(Clone)]
 pub struct SharedLimitsConfig {
-    /// `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket` (`rediss://` is
-    /// refused: no TLS client is built in).
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS; feature `redis-tls`) or
+    /// `unix:///path/to/socket`.
     pub url: String,
+    /// PEM certificates to trust for a `rediss://` store instead of the system's roots.
+    pub ca_cert: Option<Vec<u8>>,
     /// How long one decision may wait for the store.
     pub timeout: Duration,
     /// What decides while the store cannot.
@@ -88,6 +90,7 @@ impl SharedLimitsConfig {
     pub fn new(url: &str) -> Self {
         SharedLimitsConfig {
             url: url.to_owned(),
+            ca_cert: None,
             timeout: DEFAULT_TIMEOUT,
             fallback: FallbackMode::Local,
             replicas_hint: 1,

@@ -3,7 +3,8 @@
 //! one Redis Cluster slot; every variable part is escaped, so nothing a client or a tool name
 //! contains can reach outside its own key.
 //!
-//! Layout: `{PREFIX}:quota:NAME`, `{PREFIX}:client:KEY`, `{PREFIX}:tool:NAME`.
+//! Layout: `{PREFIX}:quota:NAME`, `{PREFIX}:client:KEY`, `{PREFIX}:tool:NAME`,
+//! `{PREFIX}:session:ID` (an MCP session's record, [`super::sessions`]).
 
 use std::fmt::Write;
 
@@ -58,6 +59,13 @@ impl Keys {
         k
     }
 
+    /// The record of MCP session `id`.
+    pub fn session(&self, id: &str) -> String {
+        let mut k = format!("{}:session:", self.tag);
+        escape_into(&mut k, id);
+        k
+    }
+
     /// The per-tool bucket of `tool`.
     pub fn tool(&self, tool: &str) -> String {
         let mut k = format!("{}:tool:", self.tag);
@@ -85,6 +93,11 @@ mod tests {
         assert_eq!(k.client(ClientKey::Local), "{vitals}:client:local");
         assert_eq!(k.tool("a}:b{%"), "{vitals}:tool:a%7D%3Ab%7B%25");
         assert_eq!(Keys::new("a}b").quota("q"), "{a%7Db}:quota:q");
+        assert_eq!(
+            k.session("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+            "{vitals}:session:1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+        );
+        assert_eq!(k.session("x}:quota:q"), "{vitals}:session:x%7D%3Aquota%3Aq");
         // Distinct names stay distinct keys.
         assert_ne!(k.tool("a%3A"), k.tool("a:"));
     }

@@ -16,6 +16,8 @@
 //!   the replicas hint, quota spent meanwhile added back later: [`fallback`]). The store's state is
 //!   a health component (`shared_limits`, degraded while falling back) and is exported
 //!   ([`metrics`]).
+//! - **Sessions.** [`sessions`] keeps MCP session records in the same store, so that a session
+//!   created through one replica can be used through another.
 
 pub mod config;
 pub mod fallback;
@@ -23,6 +25,7 @@ pub mod gcra;
 pub mod keys;
 pub mod metrics;
 pub mod script;
+pub mod sessions;
 pub mod shadow;
 pub mod store;
 
@@ -38,6 +41,7 @@ pub use store::{ErrorKind, StoreError, UrlError};
 
 use crate::clock::{MonotonicClock, TICKS_PER_SECOND};
 use crate::limits::{RateSpec, RetryAfter};
+use crate::logging::Sampler;
 use crate::mcp::ClientKey;
 use crate::registry::{RegistryBuilder, RegistryError};
 use gcra::{Bucket, RateTooLong};
@@ -122,7 +126,12 @@ pub struct SharedLimits {
     metrics: &'static SharedMetrics,
     clock: MonotonicClock,
     falling_back: AtomicBool,
+    error_log: Sampler,
 }
+
+/// At most one "store did not decide" line per this period (the first failure is always logged;
+/// later lines count the failures left out since the previous one).
+pub const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// The store's breaker: opens after 3 failures in a row (or half of the last 10), stays open
 /// 0.5 s at first, doubling up to 10 s, then lets one probe through.
@@ -161,7 +170,8 @@ impl SharedLimits {
         budgets: Budgets,
     ) -> Result<&'static SharedLimits, SharedLimitsError> {
         let store =
-            store::Store::open(&config.url, config.timeout).map_err(SharedLimitsError::Url)?;
+            store::Store::open_with_ca(&config.url, config.timeout, config.ca_cert.as_deref())
+                .map_err(SharedLimitsError::Url)?;
         let bucket = |s: Option<RateSpec>| s.map(Bucket::of).transpose();
         let client = bucket(budgets.client).map_err(SharedLimitsError::Rate)?;
         let tool = bucket(budgets.tool).map_err(SharedLimitsError::Rate)?;
@@ -186,6 +196,7 @@ impl SharedLimits {
             metrics: crate::leak(SharedMetrics::new(breaker)),
             clock: MonotonicClock::new(),
             falling_back: AtomicBool::new(false),
+            error_log: Sampler::new(ERROR_LOG_PERIOD),
         }))
     }
 
@@ -287,7 +298,12 @@ impl SharedLimits {
                 }
                 self.fallback.restore_pending(pending.0, pending.1);
                 self.metrics.store_errors.labels([e.kind.as_str()]).inc();
-                tracing::warn!(error = %e, fallback = %self.mode, "shared limits: store did not decide");
+                if let Some(suppressed) = self.error_log.sample() {
+                    // The first failure, then at most one line per ERROR_LOG_PERIOD saying how
+                    // many were not logged: an outage does not flood the log.
+                    tracing::warn!(error = %e, fallback = %self.mode, suppressed,
+                        "shared limits: store did not decide");
+                }
                 self.fall_back(client, tool)
             }
         }
@@ -424,5 +440,74 @@ impl crate::HealthSource for SharedLimits {
         } else {
             (Status::Healthy, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    /// Counts the events whose message contains a text.
+    struct CountLines(&'static str, Arc<AtomicUsize>);
+
+    struct Message(String);
+
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountLines {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            if m.0.contains(self.0) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn an_outage_logs_its_first_failure_not_every_one() {
+        let lines = Arc::new(AtomicUsize::new(0));
+        let subscriber =
+            tracing_subscriber::registry().with(CountLines("store did not decide", lines.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let dir = std::env::temp_dir().join(format!("vitals-no-limits-{}", std::process::id()));
+        let config = SharedLimitsConfig::new(&format!("unix://{}/absent.sock", dir.display()));
+        let limits = SharedLimits::new(
+            &config,
+            Budgets {
+                client: Some("100/1s".parse().unwrap()),
+                ..Budgets::default()
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..20 {
+                limits.admit(ClientKey::Token(1), "t").await;
+            }
+        });
+        let failures: u64 = ErrorKind::ALL
+            .iter()
+            .map(|k| limits.metrics().store_errors.labels([k.as_str()]).get())
+            .sum();
+        // The breaker opens after 3 failures in a row: the store was asked (and failed) 3 times.
+        assert!(failures >= 2, "store failures: {failures}");
+        assert_eq!(
+            lines.load(Ordering::Relaxed),
+            1,
+            "one line for {failures} failures"
+        );
     }
 }

@@ -14,11 +14,114 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
     bin: PathBuf,
+    /// The TLS port, when started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
     /// Starts a server and waits (≤ 20 s) until it answers `PING`.
     pub fn start() -> RedisServer {
+        let mut r = RedisServer::prepare();
+        r.spawn();
+        r
+    }
+
+    /// [`RedisServer::start`], also serving TLS on a loopback port with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a throwaway CA ([`RedisServer::ca_file`]), made
+    /// with the `openssl` program (the test fails when it is missing). Clients need no
+    /// certificate of their own.
+    pub fn start_tls() -> RedisServer {
+        let mut r = RedisServer::prepare();
+        let openssl = require_program("openssl");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(&r.dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=vitals-test-ca",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            r.dir.join("ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("write ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+        ]);
+        r.tls_port = Some(vitals_tests::free_port());
+        r.spawn();
+        r
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// `rediss://localhost:PORT` of a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://localhost:{}",
+            self.tls_port.expect("started with TLS")
+        )
+    }
+
+    fn prepare() -> RedisServer {
         let bin = std::env::var_os("VITALS_REDIS_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| require_program("redis-server"));
@@ -31,17 +134,26 @@ impl RedisServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create redis temp dir");
-        let mut r = RedisServer {
+        RedisServer {
             child: None,
             dir,
             bin,
-        };
-        r.spawn();
-        r
+            tls_port: None,
+        }
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(port) = self.tls_port {
+            cmd.args(["--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--tls-auth-clients", "no", "--tls-cert-file"])
+                .arg(self.dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.ca_file());
+        }
+        let child = cmd
             .args(["--port", "0", "--unixsocket"])
             .arg(self.socket())
             .args(["--save", "", "--appendonly", "no", "--dir"])
