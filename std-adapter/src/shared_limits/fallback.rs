@@ -133,11 +133,12 @@ impl Fallback {
             return;
         }
         let now_us = wall_now();
-        // The store's window, seen from here: the one ending `resets_us` from now.
-        let w = Self::window_of(
-            self.window_seconds,
-            now_us.saturating_add(resets_us).saturating_sub(1),
-        );
+        // The store's window, seen from here: the one ending `resets_us` from now, taken as the
+        // window boundary nearest to that instant, so that the time between the store's reading
+        // and ours (or a small clock skew) cannot move it to the next window.
+        let span = self.window_seconds * TICKS_PER_SECOND;
+        let w =
+            (now_us.saturating_add(resets_us).saturating_add(span / 2) / span).saturating_sub(1);
         let mut q = self.quota.lock().unwrap_or_else(|e| e.into_inner());
         q.window = w;
         q.allowance = self.quota_limit.saturating_sub(used) / self.hint;
@@ -175,9 +176,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_the_budgets() {
-        let f = Fallback::new(Some("10/1h".parse().unwrap()), None, 9, 86_400, 3);
-        // 10 / 3 = 3 per client; quota 9 / 3 = 3 for this replica.
+    fn shares_the_client_rate() {
+        let f = Fallback::new(Some("10/1h".parse().unwrap()), None, 0, 86_400, 3);
+        // 10 / 3 = 3 per client.
         for _ in 0..3 {
             assert_eq!(f.decide(ClientKey::Local, "t", 0), Ok(()));
         }
@@ -185,20 +186,37 @@ mod tests {
             f.decide(ClientKey::Local, "t", 0),
             Err(Refused::Rate(_, "tool_client"))
         ));
-        let other = ClientKey::Token(1);
-        assert!(matches!(f.decide(other, "t", 0), Err(Refused::Quota(_))));
+        assert_eq!(f.pending(), 0, "no quota: nothing to add back");
+    }
+
+    /// The quota's share, without a client rate: which clients' buckets share a slot of the keyed
+    /// limiter depends on the process's hash seed, so a rate refusal could hide a quota one.
+    #[test]
+    fn shares_the_quota_and_adds_back_what_it_spent() {
+        let f = Fallback::new(None, None, 9, 86_400, 3);
+        // Quota 9 / 3 = 3 for this replica.
+        for c in 0..3 {
+            assert_eq!(f.decide(ClientKey::Token(c), "t", 0), Ok(()));
+        }
+        assert!(matches!(
+            f.decide(ClientKey::Token(3), "t", 0),
+            Err(Refused::Quota(_))
+        ));
         assert_eq!(f.pending(), 3);
         let (units, w) = f.take_pending();
         assert_eq!((units, f.pending()), (3, 0));
         f.restore_pending(units, w);
         assert_eq!(f.pending(), 3);
         // The store says 3 of 9 are used: 2 more for this replica.
-        f.observe_quota(3, f.resets_us(wall_now()));
-        assert_eq!(f.decide(other, "t", 0), Ok(()));
-        assert_eq!(f.decide(ClientKey::Token(2), "t", 0), Ok(()));
+        let resets = f.resets_us(wall_now());
+        std::thread::sleep(std::time::Duration::from_millis(2)); // the answer took some time
+        f.observe_quota(3, resets);
+        assert_eq!(f.decide(ClientKey::Token(4), "t", 0), Ok(()));
+        assert_eq!(f.decide(ClientKey::Token(5), "t", 0), Ok(()));
         assert!(matches!(
-            f.decide(ClientKey::Token(3), "t", 0),
+            f.decide(ClientKey::Token(6), "t", 0),
             Err(Refused::Quota(_))
         ));
+        assert_eq!(f.pending(), 5);
     }
 }
