@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::tools::VitalsServer;
 
 mod revision_2026;
-pub use revision_2026::{listen, mark_tools};
+pub use revision_2026::{listen, listen_accepted, mark_tools};
 
 /// A 1×1 red PNG.
 pub const PNG_BASE64: &str =

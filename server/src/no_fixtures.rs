@@ -60,6 +60,9 @@ pub async fn get_prompt(
     ))
 }
 
+/// No listen streams to wait for.
+pub fn listen_accepted() {}
+
 /// No listen streams (the default server advertises nothing that changes).
 pub async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
     context.cancelled().await;

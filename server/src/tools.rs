@@ -341,7 +341,11 @@ impl ServerHandler for VitalsServer {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        self.fixtures.then(|| requested.clone())
+        let accepted = self.fixtures.then(|| requested.clone());
+        if accepted.is_some() {
+            fixtures::listen_accepted();
+        }
+        accepted
     }
 
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
