@@ -347,6 +347,18 @@ def panels():
           "p95 {{tool}}"),
          (f'max by (tool) (instance_upstream_tool:mcp_tool_duration_seconds:p99_rate5m{{{TOOL}}})',
           "p99 {{tool}}")]))
+    p99 = timeseries(
+        "Tool latency p99 with exemplars", "p99 of mcp_tool_duration_seconds per tool from the "
+        "raw buckets, with each bucket's exemplar drawn as a dot: the trace id and span id of a "
+        "recent call in that bucket (recorded while vitals exports traces; Prometheus needs "
+        "--enable-feature=exemplar-storage). Click a dot to open its trace when the datasource "
+        "links trace ids to your tracing backend (grafana/provisioning/datasources/prometheus.yml).",
+        "s",
+        [(f'histogram_quantile(0.99, sum by (tool, le) (rate(mcp_tool_duration_seconds_bucket{{{TOOL}}}[$__rate_interval])))',
+          "p99 {{tool}}")])
+    for t in p99["targets"]:
+        t["exemplar"] = True
+    out.append(p99)
     out.append(timeseries(
         "Tool errors by type", "Failed tool calls per second by tool and error_type: "
         "tool_error, a JSON-RPC error code (-32602 invalid params, -32603 internal error, ...), "
