@@ -96,6 +96,15 @@ pub struct Component<'a> {
     critical: bool,
 }
 
+impl core::fmt::Debug for Component<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .field("critical", &self.critical)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Component<'a> {
     /// A critical component: when unhealthy, the whole report is unhealthy.
     pub const fn new(name: &'a str, check: &'a dyn Check) -> Self {
@@ -132,13 +141,14 @@ impl<'a> Component<'a> {
 }
 
 /// A set of components.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Health<'a> {
     components: &'a [Component<'a>],
 }
 
 /// Why a health report could not be serialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HealthError {
     /// The JSON does not fit in the buffer; try a larger one.
     BufferTooSmall,
@@ -194,7 +204,7 @@ impl<'a> Health<'a> {
 }
 
 /// The overall status and the components behind it.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct HealthReport<'a> {
     /// Overall status.
     pub status: Status,

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "exemplars")]
 use crate::exemplar::Exemplar;
+use crate::labels::Labels;
+use crate::registry::{Collect, HistogramView, Instrument, Kind, Series, Value};
 use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
 
@@ -58,6 +60,7 @@ impl Scale {
 
 /// Why a set of bucket bounds was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BoundsError {
     /// Bounds must be strictly increasing; `at` is the first index that is not.
     NotIncreasing {
@@ -103,6 +106,11 @@ impl<const N: usize> Bounds<N> {
 
     /// Bounds in the given scale. Not increasing strictly is a compile error when evaluated in a
     /// `static` or `const` (use [`Bounds::try_new`] for bounds chosen at run time).
+    ///
+    /// ```compile_fail,E0080
+    /// use vitals_core::{Bounds, Histogram};
+    /// static LATENCY: Histogram<3> = Histogram::new(Bounds::micros([1_000, 5_000, 5_000]));
+    /// ```
     pub const fn new(le: [u64; N], scale: Scale) -> Self {
         match Self::try_new(le, scale) {
             Ok(b) => b,
@@ -389,6 +397,26 @@ impl<'a, const N: usize> HistogramRef<'a, N> {
     pub fn cells(&self) -> &'a HistogramCells<N> {
         self.cells
     }
+}
+
+impl<const N: usize> Collect for Histogram<N> {
+    fn series_len(&self) -> usize {
+        1
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        (index == 0).then(|| Series {
+            labels: Labels::None,
+            value: Value::Histogram(HistogramView::new(
+                self.bounds.le(),
+                self.bounds.scale(),
+                &self.cells,
+            )),
+        })
+    }
+}
+
+impl<const N: usize> Instrument for Histogram<N> {
+    const KIND: Kind = Kind::Histogram;
 }
 
 #[cfg(test)]
