@@ -567,13 +567,27 @@ mod tests {
             e.respond(&Method::POST, &h).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
-        assert!(!accepts_gzip(&{
+    }
+
+    /// `Accept-Encoding` is read by the core's quality parser: a zero or malformed quality
+    /// refuses, `*` stands for gzip, every header line counts.
+    #[test]
+    fn gzip_follows_accept_encoding_qualities() {
+        let accepts = |values: &[&'static str]| {
             let mut h = HeaderMap::new();
-            h.insert(
-                header::ACCEPT_ENCODING,
-                HeaderValue::from_static("gzip;q=0, br"),
-            );
-            h
-        }));
+            for v in values {
+                h.append(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            }
+            accepts_gzip(&h)
+        };
+        assert!(!accepts(&[]));
+        assert!(accepts(&["gzip"]));
+        assert!(accepts(&["br, GZIP;q=0.5"]));
+        assert!(accepts(&["*;q=0.001"]));
+        assert!(accepts(&["br", "gzip"]));
+        assert!(!accepts(&["gzip;q=0, br"]));
+        assert!(!accepts(&["gzip;q=0.000"]));
+        assert!(!accepts(&["gzip;q=abc"]));
+        assert!(!accepts(&["identity, br;q=1"]));
     }
 }

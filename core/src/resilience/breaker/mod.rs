@@ -34,7 +34,8 @@ use state::*;
 ///   reopens it; a round that does not finish within `probe_timeout_ticks` starts over;
 /// - every transition increments the generation; an outcome of an older generation is ignored;
 /// - forced-open and disabled are held until [`reset`](Self::reset);
-/// - a `now` earlier than one already acted on counts as no time passed; no lock, no panic.
+/// - a `now` earlier than one already acted on counts as no time passed; no lock, and no panic
+///   once built (only [`new`](Self::new) refuses an invalid configuration).
 ///
 /// ```
 /// use vitals_core::resilience::{BreakerConfig, CircuitBreaker, BreakerState};
