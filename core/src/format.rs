@@ -64,7 +64,8 @@ impl Format {
 
 /// The elements of an HTTP list header with quality values (`Accept`, `Accept-Encoding`), each
 /// as `(value, quality)`: the value without its parameters and trimmed, the quality in
-/// thousandths (`q=0.75` → 750; no `q` → 1000; a malformed `q` → 0, as if refused).
+/// thousandths (`q=0.75` → 750; no `q` → 1000; a malformed `q` → 0, as if refused). The first
+/// `q` parameter counts; the value's other parameters are ignored.
 ///
 /// ```
 /// use vitals_core::format::qualities;
@@ -106,28 +107,25 @@ impl<'a> Iterator for Qualities<'a> {
     }
 }
 
-/// Parses an HTTP quality value (`0`, `0.5`, `1.000`: `0` or `1`, at most three decimals) into
-/// thousandths; `1.x` counts as 1000, anything else malformed as 0.
+/// Parses an HTTP quality value into thousandths: `0` or `1`, then optionally a point and at
+/// most three digits, never above `1` (RFC 9110 `qvalue`: `0.5`, `1.000`). Anything else is
+/// malformed and counts as 0.
 fn parse_q(v: &str) -> u16 {
     let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let whole = match int {
-        "0" => 0u16,
-        "1" => 1000,
-        _ => return 0,
-    };
-    if frac.len() > 3 {
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return 0;
     }
     let mut milli = 0u16;
     let mut scale = 100u16;
     for b in frac.bytes() {
-        if !b.is_ascii_digit() {
-            return 0;
-        }
         milli += (b - b'0') as u16 * scale;
         scale /= 10;
     }
-    (whole + milli).min(1000)
+    match (int, milli) {
+        ("0", m) => m,
+        ("1", 0) => 1000,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +165,11 @@ mod tests {
         assert_eq!(parse_q("0.0001"), 0);
         assert_eq!(parse_q("0.5x"), 0);
         assert_eq!(parse_q(""), 0);
-        assert_eq!(parse_q("1.5"), 1000);
+        assert_eq!(parse_q("1.5"), 0);
+        assert_eq!(parse_q("1."), 1000);
+        assert_eq!(parse_q("0."), 0);
+        assert_eq!(parse_q(".5"), 0);
+        assert_eq!(parse_q("0.+5"), 0);
         let all: [(&str, u16); 3] = [("a", 1000), ("b", 500), ("", 1000)];
         assert!(qualities("a, b ; Q=0.5,").eq(all));
     }
