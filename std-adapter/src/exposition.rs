@@ -24,7 +24,7 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// Reusable buffers and deflate states.
 #[derive(Debug, Default)]
-pub struct Pool {
+pub(crate) struct Pool {
     buffers: Mutex<Vec<Vec<u8>>>,
     deflaters: Mutex<Vec<Compress>>,
 }
