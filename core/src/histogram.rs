@@ -29,11 +29,27 @@ impl Scale {
     /// Billionths (nanoseconds → seconds).
     pub const NANO: Scale = Scale { decimals: 9 };
 
-    /// A scale of `10^-decimals`; `decimals` above 19 is clamped to 19.
+    /// A scale of `10^-decimals`, at most 19 decimals (a `u64` has 20 digits). More is a
+    /// compile error in a `static` or `const` (use [`Scale::try_decimals`] at run time).
+    ///
+    /// ```compile_fail,E0080
+    /// use vitals_core::Scale;
+    /// const FINER_THAN_A_U64: Scale = Scale::decimals(20);
+    /// # let _ = FINER_THAN_A_U64;
+    /// ```
     pub const fn decimals(decimals: u8) -> Scale {
-        Scale {
-            decimals: if decimals > 19 { 19 } else { decimals },
+        match Self::try_decimals(decimals) {
+            Ok(s) => s,
+            Err(_) => panic!("a histogram scale has at most 19 decimals"),
         }
+    }
+
+    /// A scale of `10^-decimals`, or [`BoundsError::TooManyDecimals`] above 19.
+    pub const fn try_decimals(decimals: u8) -> Result<Scale, BoundsError> {
+        if decimals > 19 {
+            return Err(BoundsError::TooManyDecimals { decimals });
+        }
+        Ok(Scale { decimals })
     }
 
     /// Number of decimal places.
@@ -67,6 +83,11 @@ pub enum BoundsError {
         /// Index of the offending bound.
         at: usize,
     },
+    /// A scale has at most 19 decimals (a `u64` has 20 digits).
+    TooManyDecimals {
+        /// The decimals asked for.
+        decimals: u8,
+    },
 }
 
 impl core::error::Error for BoundsError {}
@@ -78,6 +99,12 @@ impl fmt::Display for BoundsError {
                 write!(
                     f,
                     "histogram bounds must increase strictly (bound {at} does not)"
+                )
+            }
+            BoundsError::TooManyDecimals { decimals } => {
+                write!(
+                    f,
+                    "a histogram scale has at most 19 decimals, not {decimals}"
                 )
             }
         }
@@ -422,6 +449,20 @@ impl<const N: usize> Instrument for Histogram<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scales_have_at_most_19_decimals() {
+        assert_eq!(Scale::decimals(19).get(), 19);
+        assert_eq!(Scale::try_decimals(9), Ok(Scale::NANO));
+        assert_eq!(
+            Scale::try_decimals(20),
+            Err(BoundsError::TooManyDecimals { decimals: 20 })
+        );
+        assert_eq!(
+            std::string::ToString::to_string(&BoundsError::TooManyDecimals { decimals: 20 }),
+            "a histogram scale has at most 19 decimals, not 20"
+        );
+    }
 
     #[test]
     fn buckets_and_sum() {
