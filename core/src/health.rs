@@ -3,6 +3,27 @@
 //!
 //! The overall status is the worst status of the components, except that a non-critical
 //! component that is unhealthy only makes the whole `degraded`.
+//!
+//! ```
+//! use vitals_core::{Component, Health, Status, StatusCell};
+//!
+//! static DATABASE: StatusCell = StatusCell::new(Status::Healthy);
+//! static CACHE: StatusCell = StatusCell::new(Status::Healthy);
+//! static HEALTH: Health = Health::new(&[
+//!     Component::new("database", &DATABASE),
+//!     Component::non_critical("cache", &CACHE),
+//! ]);
+//!
+//! CACHE.set(Status::Unhealthy); // non-critical: the whole is only degraded
+//! assert_eq!(HEALTH.status(), Status::Degraded);
+//! DATABASE.set(Status::Unhealthy);
+//! assert_eq!(HEALTH.status(), Status::Unhealthy);
+//!
+//! let mut buf = [0u8; 160];
+//! let n = HEALTH.write_json(&mut buf)?;
+//! assert!(buf[..n].starts_with(br#"{"status":"unhealthy","components":[{"name":"database""#));
+//! # Ok::<(), vitals_core::HealthError>(())
+//! ```
 
 use crate::sync::{AtomicU8, Ordering};
 use core::fmt;
