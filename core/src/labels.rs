@@ -128,6 +128,9 @@ macro_rules! label_enum {
 }
 
 /// The labels of one series, in a form the renderer can walk without allocating.
+///
+/// Some variants exist only with a feature (`string-labels`, `dyn-labels`), so a `match` outside
+/// this crate needs a wildcard arm: turning a feature on elsewhere in the build never breaks it.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Labels<'a> {

@@ -34,6 +34,9 @@ pub enum Kind {
 }
 
 /// A metric's value for rendering, read lazily so a render sees the latest value of each line.
+///
+/// Some variants exist only with a feature (`float`), so a `match` outside this crate needs a
+/// wildcard arm: turning a feature on elsewhere in the build never breaks it.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Value<'a> {
