@@ -7,6 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 /// Counts allocations, then delegates to the system allocator.
+#[derive(Debug)]
 pub struct Counting;
 
 thread_local!(static ALLOCS: Cell<u64> = const { Cell::new(0) });

@@ -294,7 +294,7 @@ pub mod ms {
     ];
 
     /// Typed label group: a dense index, like vitals' typed families.
-    #[derive(LabelGroup, Clone, Copy)]
+    #[derive(LabelGroup, Debug, Clone, Copy)]
     #[label(set = TypedSet)]
     pub struct Typed {
         pub method: Method,
@@ -319,7 +319,7 @@ pub mod ms {
     }
 
     /// String label group: values interned on demand (the crate's encoding bench uses ParaCord).
-    #[derive(LabelGroup, Clone, Copy)]
+    #[derive(LabelGroup, Debug, Clone, Copy)]
     #[label(set = StrSet)]
     pub struct Str<'a> {
         #[label(dynamic_with = ParaCord, default)]
@@ -329,7 +329,7 @@ pub mod ms {
     }
 
     /// One string label.
-    #[derive(LabelGroup, Clone, Copy)]
+    #[derive(LabelGroup, Debug, Clone, Copy)]
     #[label(set = OneSet)]
     pub struct One<'a> {
         #[label(dynamic_with = ParaCord, default)]

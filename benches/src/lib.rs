@@ -24,6 +24,7 @@ pub mod render;
 pub mod resilience;
 
 /// One single-threaded operation, built by a setup closure.
+#[derive(Debug)]
 pub struct Op<F> {
     /// The operation: one call is one measured unit (one inc, one observe, one whole render).
     pub f: F,

@@ -1,5 +1,7 @@
 //! A monotonically increasing count.
 
+use crate::labels::Labels;
+use crate::registry::{Collect, Instrument, Kind, Series, Value};
 use crate::sync::{AtomicU64, Ordering};
 
 /// A counter: one atomic `u64` that only goes up (wrapping at `u64::MAX`, which takes centuries
@@ -42,6 +44,22 @@ impl Default for Counter {
     fn default() -> Self {
         Counter::new()
     }
+}
+
+impl Collect for Counter {
+    fn series_len(&self) -> usize {
+        1
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        (index == 0).then_some(Series {
+            labels: Labels::None,
+            value: Value::Counter(self),
+        })
+    }
+}
+
+impl Instrument for Counter {
+    const KIND: Kind = Kind::Counter;
 }
 
 #[cfg(test)]

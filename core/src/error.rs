@@ -4,6 +4,7 @@ use core::fmt;
 
 /// Why a render call could not make progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RenderError {
     /// The next line is longer than the whole buffer; call again with at least `needed` bytes.
     /// The cursor has not moved, so nothing is lost.
@@ -30,6 +31,7 @@ impl fmt::Display for RenderError {
 
 /// What is wrong with a metric name, label name or unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     Empty,

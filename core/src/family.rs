@@ -157,6 +157,15 @@ impl<L: LabelSet, C: Cell, const N: usize> Family<L, C, N> {
     }
 }
 
+impl<L: LabelSet, C: Cell, const N: usize> core::fmt::Debug for Family<L, C, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Family")
+            .field("labels", &L::LABELS)
+            .field("series", &N)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<L: LabelSet, C: Cell, const N: usize> Collect for Family<L, C, N> {
     fn series_len(&self) -> usize {
         N

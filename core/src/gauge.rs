@@ -1,5 +1,7 @@
 //! Values that go up and down.
 
+use crate::labels::Labels;
+use crate::registry::{Collect, Instrument, Kind, Series, Value};
 use crate::sync::{AtomicI64, Ordering};
 
 /// An integer gauge (one atomic `i64`): queue depths, connection counts, temperatures in
@@ -105,6 +107,40 @@ impl Default for FloatGauge {
     fn default() -> Self {
         FloatGauge::new()
     }
+}
+
+impl Collect for Gauge {
+    fn series_len(&self) -> usize {
+        1
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        (index == 0).then_some(Series {
+            labels: Labels::None,
+            value: Value::Gauge(self),
+        })
+    }
+}
+
+impl Instrument for Gauge {
+    const KIND: Kind = Kind::Gauge;
+}
+
+#[cfg(feature = "float")]
+impl Collect for FloatGauge {
+    fn series_len(&self) -> usize {
+        1
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        (index == 0).then_some(Series {
+            labels: Labels::None,
+            value: Value::FloatGauge(self),
+        })
+    }
+}
+
+#[cfg(feature = "float")]
+impl Instrument for FloatGauge {
+    const KIND: Kind = Kind::Gauge;
 }
 
 #[cfg(test)]

@@ -3,6 +3,27 @@
 //!
 //! The overall status is the worst status of the components, except that a non-critical
 //! component that is unhealthy only makes the whole `degraded`.
+//!
+//! ```
+//! use vitals_core::{Component, Health, Status, StatusCell};
+//!
+//! static DATABASE: StatusCell = StatusCell::new(Status::Healthy);
+//! static CACHE: StatusCell = StatusCell::new(Status::Healthy);
+//! static HEALTH: Health = Health::new(&[
+//!     Component::new("database", &DATABASE),
+//!     Component::non_critical("cache", &CACHE),
+//! ]);
+//!
+//! CACHE.set(Status::Unhealthy); // non-critical: the whole is only degraded
+//! assert_eq!(HEALTH.status(), Status::Degraded);
+//! DATABASE.set(Status::Unhealthy);
+//! assert_eq!(HEALTH.status(), Status::Unhealthy);
+//!
+//! let mut buf = [0u8; 160];
+//! let n = HEALTH.write_json(&mut buf)?;
+//! assert!(buf[..n].starts_with(br#"{"status":"unhealthy","components":[{"name":"database""#));
+//! # Ok::<(), vitals_core::HealthError>(())
+//! ```
 
 use crate::sync::{AtomicU8, Ordering};
 use core::fmt;
@@ -96,6 +117,15 @@ pub struct Component<'a> {
     critical: bool,
 }
 
+impl core::fmt::Debug for Component<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .field("critical", &self.critical)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Component<'a> {
     /// A critical component: when unhealthy, the whole report is unhealthy.
     pub const fn new(name: &'a str, check: &'a dyn Check) -> Self {
@@ -132,13 +162,14 @@ impl<'a> Component<'a> {
 }
 
 /// A set of components.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Health<'a> {
     components: &'a [Component<'a>],
 }
 
 /// Why a health report could not be serialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HealthError {
     /// The JSON does not fit in the buffer; try a larger one.
     BufferTooSmall,
@@ -194,7 +225,7 @@ impl<'a> Health<'a> {
 }
 
 /// The overall status and the components behind it.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct HealthReport<'a> {
     /// Overall status.
     pub status: Status,

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "exemplars")]
 use crate::exemplar::Exemplar;
+use crate::labels::Labels;
+use crate::registry::{Collect, HistogramView, Instrument, Kind, Series, Value};
 use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
 
@@ -27,11 +29,27 @@ impl Scale {
     /// Billionths (nanoseconds → seconds).
     pub const NANO: Scale = Scale { decimals: 9 };
 
-    /// A scale of `10^-decimals`; `decimals` above 19 is clamped to 19.
+    /// A scale of `10^-decimals`, at most 19 decimals (a `u64` has 20 digits). More is a
+    /// compile error in a `static` or `const` (use [`Scale::try_decimals`] at run time).
+    ///
+    /// ```compile_fail,E0080
+    /// use vitals_core::Scale;
+    /// const FINER_THAN_A_U64: Scale = Scale::decimals(20);
+    /// # let _ = FINER_THAN_A_U64;
+    /// ```
     pub const fn decimals(decimals: u8) -> Scale {
-        Scale {
-            decimals: if decimals > 19 { 19 } else { decimals },
+        match Self::try_decimals(decimals) {
+            Ok(s) => s,
+            Err(_) => panic!("a histogram scale has at most 19 decimals"),
         }
+    }
+
+    /// A scale of `10^-decimals`, or [`BoundsError::TooManyDecimals`] above 19.
+    pub const fn try_decimals(decimals: u8) -> Result<Scale, BoundsError> {
+        if decimals > 19 {
+            return Err(BoundsError::TooManyDecimals { decimals });
+        }
+        Ok(Scale { decimals })
     }
 
     /// Number of decimal places.
@@ -58,11 +76,17 @@ impl Scale {
 
 /// Why a set of bucket bounds was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BoundsError {
     /// Bounds must be strictly increasing; `at` is the first index that is not.
     NotIncreasing {
         /// Index of the offending bound.
         at: usize,
+    },
+    /// A scale has at most 19 decimals (a `u64` has 20 digits).
+    TooManyDecimals {
+        /// The decimals asked for.
+        decimals: u8,
     },
 }
 
@@ -75,6 +99,12 @@ impl fmt::Display for BoundsError {
                 write!(
                     f,
                     "histogram bounds must increase strictly (bound {at} does not)"
+                )
+            }
+            BoundsError::TooManyDecimals { decimals } => {
+                write!(
+                    f,
+                    "a histogram scale has at most 19 decimals, not {decimals}"
                 )
             }
         }
@@ -103,6 +133,11 @@ impl<const N: usize> Bounds<N> {
 
     /// Bounds in the given scale. Not increasing strictly is a compile error when evaluated in a
     /// `static` or `const` (use [`Bounds::try_new`] for bounds chosen at run time).
+    ///
+    /// ```compile_fail,E0080
+    /// use vitals_core::{Bounds, Histogram};
+    /// static LATENCY: Histogram<3> = Histogram::new(Bounds::micros([1_000, 5_000, 5_000]));
+    /// ```
     pub const fn new(le: [u64; N], scale: Scale) -> Self {
         match Self::try_new(le, scale) {
             Ok(b) => b,
@@ -391,9 +426,43 @@ impl<'a, const N: usize> HistogramRef<'a, N> {
     }
 }
 
+impl<const N: usize> Collect for Histogram<N> {
+    fn series_len(&self) -> usize {
+        1
+    }
+    fn series(&self, index: usize) -> Option<Series<'_>> {
+        (index == 0).then(|| Series {
+            labels: Labels::None,
+            value: Value::Histogram(HistogramView::new(
+                self.bounds.le(),
+                self.bounds.scale(),
+                &self.cells,
+            )),
+        })
+    }
+}
+
+impl<const N: usize> Instrument for Histogram<N> {
+    const KIND: Kind = Kind::Histogram;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scales_have_at_most_19_decimals() {
+        assert_eq!(Scale::decimals(19).get(), 19);
+        assert_eq!(Scale::try_decimals(9), Ok(Scale::NANO));
+        assert_eq!(
+            Scale::try_decimals(20),
+            Err(BoundsError::TooManyDecimals { decimals: 20 })
+        );
+        assert_eq!(
+            std::string::ToString::to_string(&BoundsError::TooManyDecimals { decimals: 20 }),
+            "a histogram scale has at most 19 decimals, not 20"
+        );
+    }
 
     #[test]
     fn buckets_and_sum() {

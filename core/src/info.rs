@@ -18,7 +18,16 @@ pub struct Info<const K: usize> {
 }
 
 impl<const K: usize> Info<K> {
-    /// Label names and values. Invalid names are a compile error in a `static`.
+    /// Label names and values. Invalid names are a compile error in a `static` (use
+    /// [`Info::try_new`] for names chosen at run time).
+    ///
+    /// The same declaration with a label name Prometheus reserves does not compile (E0080: the
+    /// constant's evaluation panics with "label names starting with `__` are reserved"):
+    ///
+    /// ```compile_fail,E0080
+    /// use vitals_core::Info;
+    /// static BUILD: Info<2> = Info::new(["version", "__revision"], ["1.2.0", "abc123"]);
+    /// ```
     pub const fn new(names: [&'static str; K], values: [&'static str; K]) -> Self {
         match Self::try_new(names, values) {
             Ok(i) => i,

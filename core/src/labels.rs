@@ -96,7 +96,7 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         $vis enum $name { $($(#[$vmeta])* #[doc = concat!("Label value `", $value, "`.")] $variant),+ }
 
-        const _: () = match $crate::name::check_label_name($label) {
+        const _: () = match $crate::__private::check_label_name($label) {
             Ok(()) => (),
             Err(e) => panic!("{}", e.as_str()),
         };
@@ -104,7 +104,7 @@ macro_rules! label_enum {
         impl $name {
             const VALUES: &'static [&'static str] = &[$($value),+];
             /// Every variant, in index order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            $vis const ALL: &'static [$name] = &[$($name::$variant),+];
         }
 
         impl $crate::LabelSet for $name {
@@ -128,7 +128,11 @@ macro_rules! label_enum {
 }
 
 /// The labels of one series, in a form the renderer can walk without allocating.
+///
+/// Some variants exist only with a feature (`string-labels`, `dyn-labels`), so a `match` outside
+/// this crate needs a wildcard arm: turning a feature on elsewhere in the build never breaks it.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum Labels<'a> {
     /// No labels.
     None,
@@ -171,6 +175,49 @@ pub enum Labels<'a> {
     Dyn(&'a dyn LabelSource),
 }
 
+impl core::fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Labels::None => f.write_str("None"),
+            Labels::Static { names, values } => f
+                .debug_struct("Static")
+                .field("names", &names)
+                .field("values", &values)
+                .finish(),
+            Labels::Typed {
+                count,
+                index,
+                name,
+                value,
+            } => {
+                let mut d = f.debug_map();
+                for i in 0..count {
+                    d.entry(&name(i), &value(index, i));
+                }
+                d.finish()
+            }
+            #[cfg(feature = "string-labels")]
+            Labels::Packed { names, key, len } => f
+                .debug_struct("Packed")
+                .field("names", &names)
+                .field("key", &key.get(..len).unwrap_or(key))
+                .finish(),
+            #[cfg(feature = "string-labels")]
+            Labels::Overflow { names } => {
+                f.debug_struct("Overflow").field("names", &names).finish()
+            }
+            #[cfg(feature = "dyn-labels")]
+            Labels::Dyn(src) => {
+                let mut d = f.debug_map();
+                for i in 0..src.len() {
+                    d.entry(&src.name(i), &src.value(i));
+                }
+                d.finish()
+            }
+        }
+    }
+}
+
 /// The label value of the overflow series that a full family routes new label sets to.
 #[cfg(feature = "string-labels")]
 pub const OVERFLOW_VALUE: &str = "__overflow__";
@@ -200,11 +247,11 @@ mod tests {
 
     crate::label_enum! {
         /// Colour.
-        pub enum Colour: "colour" { Red = "red", Green = "green", Blue = "blue" }
+        enum Colour: "colour" { Red = "red", Green = "green", Blue = "blue" }
     }
     crate::label_enum! {
         /// Size.
-        pub enum Size: "size" { S = "s", L = "l" }
+        enum Size: "size" { S = "s", L = "l" }
     }
 
     #[test]

@@ -27,11 +27,11 @@ extern crate std;
 
 #[macro_use]
 mod macros;
-pub mod sync;
+mod sync;
 
 mod error;
-pub mod name;
-pub mod number;
+mod name;
+mod number;
 
 mod counter;
 #[cfg(feature = "exemplars")]
@@ -45,6 +45,7 @@ pub mod labels;
 #[cfg(feature = "string-labels")]
 mod str_family;
 
+pub mod format;
 mod registry;
 pub mod render;
 
@@ -58,6 +59,7 @@ pub use error::{NameError, RenderError};
 pub use exemplar::Exemplar;
 pub use family::Cell;
 pub use family::Family;
+pub use format::Format;
 #[cfg(feature = "float")]
 pub use gauge::FloatGauge;
 pub use gauge::Gauge;
@@ -66,6 +68,12 @@ pub use histogram::{Bounds, BoundsError, Histogram, HistogramCells, HistogramRef
 pub use info::Info;
 pub use labels::LabelSet;
 pub use registry::{Collect, Entry, HistogramView, Instrument, Kind, Registry, Series, Value};
-pub use render::{Cursor, Format};
+pub use render::Cursor;
 #[cfg(feature = "string-labels")]
 pub use str_family::{LabelError, StrFamily};
+
+/// What [`label_enum!`] expands to needs from this crate; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::name::check_label_name;
+}

@@ -33,7 +33,7 @@ const fn check_ident(s: &str) -> Result<(), NameError> {
 }
 
 /// Checks a metric (family) name.
-pub const fn check_metric_name(name: &str) -> Result<(), NameError> {
+pub(crate) const fn check_metric_name(name: &str) -> Result<(), NameError> {
     check_ident(name)
 }
 
@@ -53,7 +53,7 @@ pub const fn check_label_name(name: &str) -> Result<(), NameError> {
 }
 
 /// Checks a list of label names: each valid, none repeated.
-pub const fn check_label_names(names: &[&str]) -> Result<(), NameError> {
+pub(crate) const fn check_label_names(names: &[&str]) -> Result<(), NameError> {
     let mut i = 0;
     while i < names.len() {
         if let Err(e) = check_label_name(names[i]) {
@@ -72,7 +72,7 @@ pub const fn check_label_names(names: &[&str]) -> Result<(), NameError> {
 }
 
 /// Checks that `unit` is a valid identifier and that `name` ends with `_<unit>`.
-pub const fn check_unit(name: &str, unit: &str) -> Result<(), NameError> {
+pub(crate) const fn check_unit(name: &str, unit: &str) -> Result<(), NameError> {
     if let Err(e) = check_ident(unit) {
         return Err(e);
     }
@@ -87,7 +87,7 @@ pub const fn check_unit(name: &str, unit: &str) -> Result<(), NameError> {
 }
 
 /// `const` byte-slice equality.
-pub const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -102,7 +102,7 @@ pub const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `const` suffix test.
-pub const fn ends_with(s: &[u8], suffix: &[u8]) -> bool {
+pub(crate) const fn ends_with(s: &[u8], suffix: &[u8]) -> bool {
     if s.len() < suffix.len() {
         return false;
     }
@@ -118,7 +118,7 @@ pub const fn ends_with(s: &[u8], suffix: &[u8]) -> bool {
 }
 
 /// Strips `suffix` from `s` when present (`const`).
-pub const fn strip_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
+pub(crate) const fn strip_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
     let (b, sfx) = (s.as_bytes(), suffix.as_bytes());
     if b.len() > sfx.len() && ends_with(b, sfx) {
         let (head, _) = b.split_at(b.len() - sfx.len());

@@ -8,11 +8,12 @@
 
 /// Longest text any writer here produces (an `f64` from ryu is at most 24 bytes, a `u64` 20 digits
 /// plus a point).
-pub const MAX_NUMBER_LEN: usize = 24;
+#[cfg(any(test, feature = "float"))]
+pub(crate) const MAX_NUMBER_LEN: usize = 24;
 
 /// Scratch space for one formatted integer (20 digits and a sign).
 #[cfg(target_pointer_width = "64")]
-pub struct Digits(itoa::Buffer);
+pub(crate) struct Digits(itoa::Buffer);
 
 /// Scratch space for one formatted integer (20 digits and a sign).
 #[cfg(not(target_pointer_width = "64"))]
@@ -21,7 +22,7 @@ pub struct Digits([u8; 21]);
 impl Digits {
     /// Empty scratch space.
     #[inline]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         #[cfg(target_pointer_width = "64")]
         return Digits(itoa::Buffer::new());
         #[cfg(not(target_pointer_width = "64"))]
@@ -38,7 +39,7 @@ impl Default for Digits {
 /// Writes `v` in decimal into `buf`, returning the digits.
 #[cfg(target_pointer_width = "64")]
 #[inline]
-pub fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
+pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
     buf.0.format(v).as_bytes()
 }
 
@@ -52,7 +53,7 @@ pub fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
 /// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
 #[cfg(target_pointer_width = "64")]
 #[inline]
-pub fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
+pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
     buf.0.format(v).as_bytes()
 }
 
@@ -73,7 +74,8 @@ pub fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
 
 /// Division-free decimal formatting: at most 9 subtractions per digit (used on 32-bit targets;
 /// compiled everywhere so host tests check it against itoa).
-pub fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+pub(crate) fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
     const POW10: [u64; 20] = [
         10_000_000_000_000_000_000,
         1_000_000_000_000_000_000,
@@ -114,11 +116,13 @@ pub fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
 }
 
 /// A small stack buffer holding one formatted number.
-pub struct NumBuf {
+#[cfg(any(test, feature = "float"))]
+pub(crate) struct NumBuf {
     bytes: [u8; MAX_NUMBER_LEN],
     len: usize,
 }
 
+#[cfg(any(test, feature = "float"))]
 impl NumBuf {
     const fn empty() -> Self {
         NumBuf {
@@ -136,32 +140,36 @@ impl NumBuf {
     }
 
     /// The formatted text.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or(&[])
     }
 
+    #[cfg(test)]
     /// The formatted text as `&str` (always ASCII).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         core::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 
+    #[cfg(test)]
     /// Formats an unsigned integer.
-    pub fn u64(v: u64) -> Self {
+    pub(crate) fn u64(v: u64) -> Self {
         let mut n = NumBuf::empty();
         n.push(write_u64(&mut Digits::new(), v));
         n
     }
 
+    #[cfg(test)]
     /// Formats a signed integer.
-    pub fn i64(v: i64) -> Self {
+    pub(crate) fn i64(v: i64) -> Self {
         let mut n = NumBuf::empty();
         n.push(write_i64(&mut Digits::new(), v));
         n
     }
 
+    #[cfg(test)]
     /// Formats `v / 10^decimals` exactly, without trailing zeros (`1500`, 6 → `0.0015`;
     /// `2_000_000`, 6 → `2`). `decimals` above 19 is treated as 19.
-    pub fn scaled(v: u64, decimals: u8) -> Self {
+    pub(crate) fn scaled(v: u64, decimals: u8) -> Self {
         let mut ib = Digits::new();
         let digits = write_u64(&mut ib, v);
         let d = if decimals > 19 { 19 } else { decimals as usize };
@@ -186,7 +194,7 @@ impl NumBuf {
 
     /// Formats an `f64` as Prometheus spells it: shortest round-trip digits, `+Inf`, `-Inf`, `NaN`.
     #[cfg(feature = "float")]
-    pub fn f64(v: f64) -> Self {
+    pub(crate) fn f64(v: f64) -> Self {
         let mut n = NumBuf::empty();
         if v.is_nan() {
             n.push(b"NaN");

@@ -34,7 +34,11 @@ pub enum Kind {
 }
 
 /// A metric's value for rendering, read lazily so a render sees the latest value of each line.
-#[derive(Clone, Copy)]
+///
+/// Some variants exist only with a feature (`float`), so a `match` outside this crate needs a
+/// wildcard arm: turning a feature on elsewhere in the build never breaks it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Value<'a> {
     /// A counter.
     Counter(&'a Counter),
@@ -57,7 +61,7 @@ pub enum Value<'a> {
 }
 
 /// A histogram series with its size erased, for rendering.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct HistogramView<'a> {
     pub(crate) le: &'a [u64],
     pub(crate) scale: Scale,
@@ -100,7 +104,7 @@ impl<'a> HistogramView<'a> {
 }
 
 /// One series of a family: its labels and its value.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Series<'a> {
     /// The series' labels (without `le`).
     pub labels: Labels<'a>,
@@ -138,6 +142,17 @@ pub struct Entry<'a> {
     unit: Option<&'a str>,
     kind: Kind,
     metric: &'a dyn Collect,
+}
+
+impl core::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("help", &self.help)
+            .field("unit", &self.unit)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Entry<'a> {
@@ -269,7 +284,7 @@ impl<'a> Entry<'a> {
 }
 
 /// A set of described metrics with unique names, rendered in declaration order.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Registry<'a> {
     entries: &'a [Entry<'a>],
 }
@@ -345,51 +360,6 @@ impl<'a> Registry<'a> {
     ) -> Result<usize, crate::RenderError> {
         crate::render::render(self, cursor, buf)
     }
-}
-
-macro_rules! single_series {
-    ($t:ty, $kind:expr, |$s:ident| $value:expr) => {
-        impl Collect for $t {
-            fn series_len(&self) -> usize {
-                1
-            }
-            fn series(&self, index: usize) -> Option<Series<'_>> {
-                let $s = self;
-                (index == 0).then(|| Series {
-                    labels: Labels::None,
-                    value: $value,
-                })
-            }
-        }
-        impl Instrument for $t {
-            const KIND: Kind = $kind;
-        }
-    };
-}
-
-single_series!(Counter, Kind::Counter, |s| Value::Counter(s));
-single_series!(Gauge, Kind::Gauge, |s| Value::Gauge(s));
-#[cfg(feature = "float")]
-single_series!(crate::FloatGauge, Kind::Gauge, |s| Value::FloatGauge(s));
-
-impl<const N: usize> Collect for crate::Histogram<N> {
-    fn series_len(&self) -> usize {
-        1
-    }
-    fn series(&self, index: usize) -> Option<Series<'_>> {
-        (index == 0).then(|| Series {
-            labels: Labels::None,
-            value: Value::Histogram(HistogramView::new(
-                self.bounds.le(),
-                self.bounds.scale(),
-                &self.cells,
-            )),
-        })
-    }
-}
-
-impl<const N: usize> Instrument for crate::Histogram<N> {
-    const KIND: Kind = Kind::Histogram;
 }
 
 #[cfg(test)]

@@ -21,86 +21,10 @@ use crate::registry::{Entry, Kind, Registry, Series, Value};
 #[cfg(feature = "string-labels")]
 use crate::sync::AtomicU8;
 use crate::sync::Ordering;
-use crate::RenderError;
-
-/// Content-Type of Prometheus text format 0.0.4 (exactly as Prometheus expects it).
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Content-Type of OpenMetrics 1.0.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use crate::{Format, RenderError};
 
 /// The name of the family that reports updates routed to overflow series.
 pub const OVERFLOW_FAMILY: &str = "vitals_label_overflow";
-
-/// An exposition format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Prometheus text format 0.0.4.
-    Prometheus,
-    /// OpenMetrics 1.0 text format.
-    OpenMetrics,
-}
-
-impl Format {
-    /// The HTTP Content-Type for this format.
-    pub const fn content_type(self) -> &'static str {
-        match self {
-            Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
-            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
-        }
-    }
-
-    /// Chooses a format from an HTTP `Accept` header: OpenMetrics only when the client asks for
-    /// `application/openmetrics-text` with a quality at least that of any text format it accepts;
-    /// Prometheus text otherwise (including for a missing or malformed header).
-    pub fn negotiate(accept: &str) -> Format {
-        let (mut om, mut text) = (0u16, 0u16);
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim();
-            let q = parts
-                .filter_map(|p| {
-                    let (k, v) = p.split_once('=')?;
-                    (k.trim().eq_ignore_ascii_case("q")).then(|| parse_q(v.trim()))
-                })
-                .next()
-                .unwrap_or(1000);
-            if media.eq_ignore_ascii_case("application/openmetrics-text") {
-                om = om.max(q);
-            } else if media.eq_ignore_ascii_case("text/plain")
-                || media == "*/*"
-                || media.eq_ignore_ascii_case("text/*")
-            {
-                text = text.max(q);
-            }
-        }
-        if om > 0 && om >= text {
-            Format::OpenMetrics
-        } else {
-            Format::Prometheus
-        }
-    }
-}
-
-/// Parses an HTTP quality value into thousandths (`0.75` → 750); malformed values count as 0.
-fn parse_q(v: &str) -> u16 {
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let whole = match int {
-        "0" => 0u16,
-        "1" => 1000,
-        _ => return 0,
-    };
-    let mut milli = 0u16;
-    let mut scale = 100u16;
-    for b in frac.bytes().take(3) {
-        if !b.is_ascii_digit() {
-            return 0;
-        }
-        milli += (b - b'0') as u16 * scale;
-        scale /= 10;
-    }
-    (whole + milli).min(1000)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -725,35 +649,5 @@ fn dyn_labels(out: &mut Out<'_>, first: &mut bool, src: &dyn LabelSource) {
         label(out, first, src.name(i));
         out.escaped(src.value(i).as_bytes(), true);
         out.byte(b'"');
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn negotiation() {
-        assert_eq!(Format::negotiate(""), Format::Prometheus);
-        assert_eq!(Format::negotiate("text/plain"), Format::Prometheus);
-        assert_eq!(
-            Format::negotiate("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
-            Format::OpenMetrics
-        );
-        assert_eq!(
-            Format::negotiate("application/openmetrics-text;q=0.2, text/plain;q=0.9"),
-            Format::Prometheus
-        );
-        assert_eq!(
-            Format::negotiate("application/openmetrics-text;q=0"),
-            Format::Prometheus
-        );
-        assert_eq!(
-            Format::negotiate("application/openmetrics-text;q=abc"),
-            Format::Prometheus
-        );
-        assert_eq!(parse_q("0.75"), 750);
-        assert_eq!(parse_q("1.000"), 1000);
-        assert_eq!(parse_q("2"), 0);
     }
 }

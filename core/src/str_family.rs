@@ -27,7 +27,7 @@ const LEN_SHIFT: u32 = 16;
 const LEN_MASK: u32 = 0x3FFF;
 const TAG_MASK: u32 = 0xFFFF;
 /// Longest key a slot can hold (14 bits of length in the state word).
-pub const MAX_KEY_BYTES: usize = LEN_MASK as usize;
+pub(crate) const MAX_KEY_BYTES: usize = LEN_MASK as usize;
 #[cfg(not(loom))]
 const SPIN_LIMIT: u32 = 256;
 #[cfg(loom)]
@@ -35,6 +35,7 @@ const SPIN_LIMIT: u32 = 2;
 
 /// Why a label set got no series of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LabelError {
     /// Every slot holds another label set.
     Full,
@@ -122,9 +123,24 @@ impl<C: Cell<Shared = ()>, const K: usize, const CAP: usize, const BYTES: usize>
 {
     const_fn! {
         /// A family of counters or gauges with label names `names`. Invalid or duplicate names are a
-        /// compile error in a `static` (see [`StrFamily::try_with_shared`]).
+        /// compile error in a `static` (use [`StrFamily::try_new`] for names chosen at run time).
+        ///
+        /// The same label name twice does not compile (E0080: the constant's evaluation panics
+        /// with "two labels have the same name"):
+        ///
+        /// ```compile_fail,E0080
+        /// use vitals_core::{Counter, StrFamily};
+        /// static CALLS: StrFamily<Counter, 2, 16, 32> = StrFamily::new(["tool", "tool"]);
+        /// ```
         pub const fn new(names: [&'static str; K]) -> Self {
             Self::with_shared(names, ())
+        }
+    }
+
+    const_fn! {
+        /// A family of counters or gauges with label names `names`, validating them.
+        pub const fn try_new(names: [&'static str; K]) -> Result<Self, NameError> {
+            Self::try_with_shared(names, ())
         }
     }
 }
@@ -325,6 +341,19 @@ fn write_key(key: &[AtomicU8], values: &[&str]) {
 fn key_eq(key: &[AtomicU8], values: &[&str]) -> bool {
     let mut k = key.iter();
     joined(values).all(|b| k.next().is_some_and(|s| s.load(Ordering::Relaxed) == b))
+}
+
+impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> core::fmt::Debug
+    for StrFamily<C, K, CAP, BYTES>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StrFamily")
+            .field("names", &self.names)
+            .field("series", &self.len())
+            .field("capacity", &CAP)
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> Collect

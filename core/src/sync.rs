@@ -6,15 +6,19 @@
 //! `unsafe-assume-single-core` (cfg or feature) or `critical-section`. Under `--cfg loom` the
 //! types are loom's, so the model checker explores every interleaving of our CAS loops.
 
+#[cfg(all(not(loom), feature = "string-labels"))]
+pub(crate) use portable_atomic::AtomicU32;
 #[cfg(not(loom))]
-pub use portable_atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use portable_atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
+#[cfg(all(loom, feature = "string-labels"))]
+pub(crate) use loom::sync::atomic::AtomicU32;
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 /// Spin-loop hint for bounded waits (never an unbounded spin).
 #[inline]
-pub fn spin_hint() {
+pub(crate) fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
     #[cfg(not(loom))]

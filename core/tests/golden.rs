@@ -71,6 +71,7 @@ fn a_line_too_long_says_what_it_needs_and_loses_nothing() {
                 assert_eq!(n, needed);
                 out.extend_from_slice(&big[..n]);
             }
+            Err(e) => panic!("unexpected render error: {e}"),
         }
     }
     assert_eq!(errors, 1);

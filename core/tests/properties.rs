@@ -7,6 +7,7 @@ mod fixture;
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use vitals_core::format::qualities;
 use vitals_core::{
     Bounds, Counter, Entry, FloatGauge, Format, Gauge, Histogram, Registry, StrFamily,
 };
@@ -17,6 +18,49 @@ fn label_value() -> impl Strategy<Value = String> {
         "[\\\\\"\n a-zA-Z0-9]{0,12}",
         any::<String>().prop_map(|s| s.chars().take(24).collect()),
     ]
+}
+
+/// `Accept` / `Accept-Encoding` headers: well-formed lists with odd spacing, case and qualities,
+/// and arbitrary text.
+fn accept_header() -> impl Strategy<Value = String> {
+    let media = prop_oneof![
+        Just("application/openmetrics-text".to_owned()),
+        Just("Application/OpenMetrics-Text".to_owned()),
+        Just("text/plain".to_owned()),
+        Just("text/*".to_owned()),
+        Just("*/*".to_owned()),
+        Just("gzip".to_owned()),
+        "[a-z/*+-]{0,12}",
+    ];
+    let q = prop_oneof![
+        Just(String::new()),
+        "[01](\\.[0-9]{0,4})?".prop_map(|q| format!(";q={q}")),
+        "[ ;]{0,2}[qQ] ?= ?[0-9.a-z]{0,6}".prop_map(|p| format!(";{p}")),
+    ];
+    let item = (media, ";version=[0-9.]{0,5}|", q, " {0,2}")
+        .prop_map(|(m, v, q, sp)| format!("{sp}{m}{v}{q}{sp}"));
+    prop_oneof![
+        proptest::collection::vec(item, 0..6).prop_map(|items| items.join(",")),
+        any::<String>(),
+    ]
+}
+
+/// The reference reading of one quality (RFC 9110 `qvalue`), in thousandths; 0 when malformed.
+fn reference_q(v: &str) -> u16 {
+    let ok = v.len() <= 5
+        && match v.split_once('.') {
+            None => v == "0" || v == "1",
+            Some((i, f)) => {
+                f.len() <= 3
+                    && f.bytes().all(|b| b.is_ascii_digit())
+                    && (i == "0" || (i == "1" && f.bytes().all(|b| b == b'0')))
+            }
+        };
+    if ok {
+        (v.parse::<f64>().unwrap_or(0.0) * 1000.0).round() as u16
+    } else {
+        0
+    }
 }
 
 fn sample<'a>(fams: &'a [common::Family], name: &str) -> Vec<&'a common::Sample> {
@@ -96,5 +140,32 @@ proptest! {
         prop_assert_eq!(sample(&fams, "level")[0].value, gauge as f64);
         let r = sample(&fams, "ratio")[0].value;
         prop_assert!(r == float || (r.is_nan() && float.is_nan()));
+    }
+
+    /// Any header, however hostile: one element per comma, trimmed values, qualities as the
+    /// RFC reads them (0 when malformed), and OpenMetrics chosen exactly when its best quality
+    /// is positive and at least that of any text format. Never a panic.
+    #[test]
+    fn accept_headers_are_read_like_the_reference(header in accept_header()) {
+        let items: Vec<(&str, u16)> = qualities(&header).collect();
+        let raw: Vec<&str> = header.split(',').collect();
+        prop_assert_eq!(items.len(), raw.len());
+        let (mut om, mut text) = (0u16, 0u16);
+        for ((value, q), raw) in items.iter().zip(&raw) {
+            let mut params = raw.split(';');
+            prop_assert_eq!(*value, params.next().unwrap_or("").trim());
+            let want = params
+                .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("q")))
+                .map_or(1000, |(_, v)| reference_q(v.trim()));
+            prop_assert_eq!(*q, want, "{:?} in {:?}", raw, header);
+            let v = value.to_ascii_lowercase();
+            if v == "application/openmetrics-text" {
+                om = om.max(*q);
+            } else if v == "text/plain" || v == "text/*" || v == "*/*" {
+                text = text.max(*q);
+            }
+        }
+        let want = if om > 0 && om >= text { Format::OpenMetrics } else { Format::Prometheus };
+        prop_assert_eq!(Format::negotiate(&header), want);
     }
 }

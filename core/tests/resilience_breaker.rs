@@ -282,9 +282,22 @@ fn config_validation_and_clamping() {
         .consecutive_failures(99)
         .clamped();
     assert_eq!(c.validate(), Ok(()));
-    assert_eq!(c.window, MAX_WINDOW);
-    let b = CircuitBreaker::new(BreakerConfig::new(MS).window(200, 255));
-    assert_eq!(b.config().window, 40);
+    assert_eq!(c.window_size(), MAX_WINDOW);
+    assert_eq!(c.minimum_calls(), MAX_WINDOW);
+    assert_eq!(c.failure_rate_percent(), 1);
+    assert_eq!(c.half_open_probes(), 1);
+    assert_eq!(c.consecutive_failure_limit(), MAX_WINDOW);
+    assert_eq!(c.ticks_per_second(), 1);
+    // An invalid configuration is refused by `try_new` (and by `new`: a compile error in a
+    // static); the clamped one is accepted.
+    let wide = BreakerConfig::new(MS).window(200, 255);
+    let e = CircuitBreaker::try_new(wide).unwrap_err();
+    assert_eq!(e.field, "window");
+    assert_eq!(e.to_string(), "invalid config: `window` must be in 1..=40");
+    assert_eq!(e.as_str(), e.to_string());
+    let b = CircuitBreaker::new(wide.clamped());
+    assert_eq!(b.config().window_size(), 40);
+    assert!(std::panic::catch_unwind(|| CircuitBreaker::new(wide)).is_err());
 }
 
 static STATIC_BREAKER: CircuitBreaker = CircuitBreaker::new(BreakerConfig::new(MS));
@@ -336,7 +349,7 @@ impl Model {
         }
     }
     fn wait(&self, level: u32) -> u64 {
-        (self.c.open_ticks.saturating_mul(1u64 << level)).min(self.c.max_open_ticks)
+        (self.c.open_ticks().saturating_mul(1u64 << level)).min(self.c.max_open_ticks())
     }
     fn go(&mut self, s: MState) {
         self.state = s;
@@ -374,14 +387,14 @@ impl Model {
                 admitted,
                 succeeded,
             } => {
-                if admitted < self.c.half_open_probes {
+                if admitted < self.c.half_open_probes() {
                     self.state = MState::Half {
                         start,
                         admitted: admitted + 1,
                         succeeded,
                     };
                     Ok((self.gen, true))
-                } else if eff >= start + self.c.probe_timeout_ticks {
+                } else if eff >= start + self.c.probe_timeout_ticks() {
                     self.seen = eff;
                     self.go(MState::Half {
                         start: eff,
@@ -390,33 +403,33 @@ impl Model {
                     });
                     Ok((self.gen, true))
                 } else {
-                    Err(Some(start + self.c.probe_timeout_ticks - eff))
+                    Err(Some(start + self.c.probe_timeout_ticks() - eff))
                 }
             }
         }
     }
     fn report(&mut self, gen: u32, probe: bool, now: u64, failed: bool, duration: u64) {
-        let slow = self.c.slow_call_rate_percent > 0 && duration >= self.c.slow_call_ticks;
+        let slow = self.c.slow_call_rate_percent() > 0 && duration >= self.c.slow_call_ticks();
         if gen != self.gen {
             return;
         }
         match (self.state, probe) {
             (MState::Closed, false) => {
                 self.window.push_back((failed, slow));
-                if self.window.len() > self.c.window as usize {
+                if self.window.len() > self.c.window_size() as usize {
                     self.window.pop_front();
                 }
                 let n = self.window.len() as u64;
                 let fails = self.window.iter().filter(|w| w.0).count() as u64;
                 let slows = self.window.iter().filter(|w| w.1).count() as u64;
                 let run = self.window.iter().rev().take_while(|w| w.0).count() as u64;
-                let min = self.c.minimum_calls as u64;
-                let trip = (n >= min && fails * 100 >= self.c.failure_rate_percent as u64 * n)
-                    || (self.c.consecutive_failures > 0
-                        && run >= self.c.consecutive_failures as u64)
-                    || (self.c.slow_call_rate_percent > 0
+                let min = self.c.minimum_calls() as u64;
+                let trip = (n >= min && fails * 100 >= self.c.failure_rate_percent() as u64 * n)
+                    || (self.c.consecutive_failure_limit() > 0
+                        && run >= self.c.consecutive_failure_limit() as u64)
+                    || (self.c.slow_call_rate_percent() > 0
                         && n >= min
-                        && slows * 100 >= self.c.slow_call_rate_percent as u64 * n);
+                        && slows * 100 >= self.c.slow_call_rate_percent() as u64 * n);
                 if trip {
                     self.open(now, 0);
                 }
@@ -431,7 +444,7 @@ impl Model {
             ) => {
                 if failed || slow {
                     self.open(now, (self.level + 1).min(31));
-                } else if succeeded + 1 >= self.c.half_open_probes {
+                } else if succeeded + 1 >= self.c.half_open_probes() {
                     self.level = 0;
                     self.go(MState::Closed);
                 } else {
@@ -586,7 +599,7 @@ proptest! {
             if b.state() == BreakerState::HalfOpen {
                 let gen = b.generation();
                 let probes = held.iter().filter(|(p, _, _)| p.is_probe() && p.generation() == gen).count();
-                prop_assert!(probes <= usize::from(c.half_open_probes), "{} probes in flight, {} allowed", probes, c.half_open_probes);
+                prop_assert!(probes <= usize::from(c.half_open_probes()), "{} probes in flight, {} allowed", probes, c.half_open_probes());
             }
         }
         // Held permits drop here: no panic.

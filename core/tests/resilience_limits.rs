@@ -185,17 +185,28 @@ fn peek_consumes_nothing() {
 }
 
 #[test]
-fn zero_config_is_clamped_and_reported() {
-    let cfg = TokenBucketConfig::new(0, Rate::new(0, 0), 0);
-    assert!(cfg.validate().is_err());
-    let b = TokenBucket::new(cfg);
+fn zero_config_is_refused() {
+    let field = |r: Result<TokenBucketConfig, ConfigError>| r.unwrap_err().field;
+    assert_eq!(Rate::try_new(0, 1).unwrap_err().field, "rate.tokens");
+    assert_eq!(Rate::try_new(1, 0).unwrap_err().field, "rate.seconds");
+    let one = Rate::per_second(1);
+    assert_eq!(
+        field(TokenBucketConfig::try_new(0, one, 1)),
+        "ticks_per_second"
+    );
+    assert_eq!(field(TokenBucketConfig::try_new(1_000, one, 0)), "burst");
+    let e = TokenBucketConfig::try_new(1000, one, 0).unwrap_err();
+    assert_eq!(e.to_string(), "invalid config: `burst` must be at least 1");
+    // `new` refuses the same values (a compile error in a static, a panic here).
+    assert!(std::panic::catch_unwind(|| Rate::new(0, 1)).is_err());
+    assert!(std::panic::catch_unwind(|| TokenBucketConfig::new(1_000, one, 0)).is_err());
+    // The smallest valid configuration: one token back-to-back.
+    let b =
+        TokenBucket::new(TokenBucketConfig::try_new(1, Rate::try_new(1, 1).unwrap(), 1).unwrap());
     assert_eq!(b.burst(), 1);
     assert!(b.try_acquire(0).is_ok());
     assert!(b.try_acquire(0).is_err());
-    let e = TokenBucketConfig::new(1000, Rate::per_second(1), 0)
-        .validate()
-        .unwrap_err();
-    assert_eq!(e.to_string(), "invalid config: `burst` must be at least 1");
+    assert_eq!(b.config().rate(), one);
 }
 
 /// Every error of the core is a `core::error::Error`, so `?` turns it into a boxed error (or
@@ -213,11 +224,7 @@ fn every_core_error_is_an_error() {
             requested: 2,
             burst: 1,
         }),
-        boxed(
-            TokenBucketConfig::new(0, Rate::per_second(1), 1)
-                .validate()
-                .unwrap_err(),
-        ),
+        boxed(TokenBucketConfig::try_new(0, Rate::per_second(1), 1).unwrap_err()),
         boxed(RetriesExhausted { max_attempts: 1 }),
         boxed(vitals_core::Bounds::try_new([2, 1], vitals_core::Scale::MICRO).unwrap_err()),
         boxed(vitals_core::RenderError::BufferTooSmall { needed: 1 }),
@@ -275,12 +282,12 @@ struct Model {
 
 impl Model {
     fn new(cfg: &TokenBucketConfig) -> Self {
-        let d = cfg.rate.seconds() as u128 * cfg.ticks_per_second as u128;
+        let d = cfg.rate().seconds() as u128 * cfg.ticks_per_second() as u128;
         Self {
             d,
-            tokens: cfg.rate.tokens() as u128,
-            burst: cfg.burst as u128,
-            credit: cfg.burst as u128 * d,
+            tokens: cfg.rate().tokens() as u128,
+            burst: cfg.burst() as u128,
+            credit: cfg.burst() as u128 * d,
             at: 0,
         }
     }
@@ -338,10 +345,10 @@ proptest! {
         let mut admitted: Vec<(u64, u32)> = Vec::new();
         for (dt, n, backwards) in ops {
             // Mostly forward, sometimes backwards in time.
-            now = if backwards { now.saturating_sub(dt % 1_000) } else { now + dt % (cfg.ticks_per_second * 2) };
+            now = if backwards { now.saturating_sub(dt % 1_000) } else { now + dt % (cfg.ticks_per_second() * 2) };
             let got = b.try_acquire_n(now, n);
-            if n > cfg.burst {
-                prop_assert_eq!(got, Err(AcquireError::ExceedsBurst { requested: n, burst: cfg.burst }));
+            if n > cfg.burst() {
+                prop_assert_eq!(got, Err(AcquireError::ExceedsBurst { requested: n, burst: cfg.burst() }));
                 continue;
             }
             let want = model.decide(now, n);
@@ -365,7 +372,7 @@ proptest! {
             for j in i..admitted.len() {
                 sum += admitted[j].1 as u128;
                 let elapsed = (admitted[j].0 - admitted[i].0) as u128;
-                let budget = cfg.burst as u128 + elapsed * model.tokens / model.d;
+                let budget = cfg.burst() as u128 + elapsed * model.tokens / model.d;
                 prop_assert!(sum <= budget, "{} admitted in {} ticks, budget {}", sum, elapsed, budget);
             }
         }
@@ -375,16 +382,16 @@ proptest! {
     #[test]
     fn retry_after_is_exact(cfg in config_strategy(), used in 1u32..12, t in 0u64..1_000_000) {
         let b = TokenBucket::new(cfg);
-        let used = used.min(cfg.burst);
+        let used = used.min(cfg.burst());
         b.try_acquire_n(t, used).unwrap();
         // `used` ≥ 1 tokens are gone at `t`, so a full burst at `t` must be refused.
-        let r = match b.peek(t, cfg.burst) {
+        let r = match b.peek(t, cfg.burst()) {
             Err(AcquireError::RateLimited(r)) => r,
             other => return Err(TestCaseError::fail(format!("a full burst right after {used} used: {other:?}"))),
         };
         prop_assert!(r.retry_after >= 1);
-        prop_assert!(b.peek(t + r.retry_after - 1, cfg.burst).is_err());
-        prop_assert_eq!(b.peek(t + r.retry_after, cfg.burst), Ok(()));
+        prop_assert!(b.peek(t + r.retry_after - 1, cfg.burst()).is_err());
+        prop_assert_eq!(b.peek(t + r.retry_after, cfg.burst()), Ok(()));
     }
 
     /// The quota never admits more than its limit in one window.
@@ -477,11 +484,19 @@ fn quota_edges() {
     );
     assert_eq!(q.used(0), 5);
     // Near u64::MAX.
-    let m = Quota::new(QuotaConfig::new(u64::MAX, u64::MAX, u32::MAX));
+    let m = Quota::new(QuotaConfig::new(u64::MAX, u64::MAX, MAX_QUOTA_LIMIT));
     assert_eq!(m.limit(), MAX_QUOTA_LIMIT);
     assert!(m.try_acquire(u64::MAX).is_ok());
-    let z = Quota::new(QuotaConfig::new(0, 0, 0));
-    assert!(QuotaConfig::new(0, 0, 0).validate().is_err());
+    let field = |r: Result<QuotaConfig, ConfigError>| r.unwrap_err().field;
+    assert_eq!(field(QuotaConfig::try_new(0, 1, 1)), "ticks_per_second");
+    assert_eq!(field(QuotaConfig::try_new(1, 0, 1)), "window_seconds");
+    assert_eq!(field(QuotaConfig::try_new(1, 1, 0)), "limit");
+    assert_eq!(
+        field(QuotaConfig::try_new(1, 1, MAX_QUOTA_LIMIT + 1)),
+        "limit"
+    );
+    assert!(std::panic::catch_unwind(|| QuotaConfig::new(1, 1, 0)).is_err());
+    let z = Quota::new(QuotaConfig::new(1, 1, 1));
     assert_eq!(z.try_acquire(u64::MAX), Ok(0));
     assert_eq!(
         z.try_acquire(u64::MAX),
@@ -510,7 +525,6 @@ fn keys_have_independent_buckets() {
     assert_eq!(l.available(1, 999), 0);
     assert_eq!(l.available(1, 1_000), 1);
     assert_eq!(l.active(0), 4);
-    assert_eq!(PER_CLIENT.validate(), Ok(()));
     assert!(l.try_acquire_bytes(b"alice", 0).is_ok());
     assert!(l.try_acquire_bytes(b"bob", 0).is_ok());
     assert_eq!(

@@ -45,7 +45,7 @@ impl BodyLimits {
 
 /// Why a body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Longer than the limit (declared or sent): 413.
     TooLarge,
     /// Sent in more frames than allowed: 400.
@@ -58,7 +58,7 @@ pub enum BodyError {
 
 impl BodyError {
     /// The HTTP status and the text to answer with.
-    pub fn status(self) -> (http::StatusCode, &'static str) {
+    pub(crate) fn status(self) -> (http::StatusCode, &'static str) {
         use http::StatusCode as S;
         match self {
             BodyError::TooLarge => (S::PAYLOAD_TOO_LARGE, "request body exceeds the limit\n"),
@@ -84,7 +84,7 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {}
 
 /// Reads `body` (whose `Content-Length` was `declared`, if any) into one buffer within `limits`.
-pub async fn read_body<B>(
+pub(crate) async fn read_body<B>(
     body: B,
     declared: Option<u64>,
     limits: &BodyLimits,
@@ -148,7 +148,7 @@ pub struct JsonLimits {
 
 /// What [`prepass`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StructureError {
+pub(crate) enum StructureError {
     /// Nested deeper than the limit.
     TooDeep,
     /// More elements than the limit.
@@ -169,7 +169,7 @@ impl std::error::Error for StructureError {}
 /// Scans `bytes` once, outside strings, counting `{`, `[` and `,` and tracking nesting depth;
 /// refuses beyond `limits`. It does not validate the JSON (serde does, afterwards, bounded by
 /// this pass), allocates nothing and costs about a `memchr` per byte.
-pub fn prepass(bytes: &[u8], limits: &JsonLimits) -> Result<(), StructureError> {
+pub(crate) fn prepass(bytes: &[u8], limits: &JsonLimits) -> Result<(), StructureError> {
     let mut depth = 0usize;
     let mut elements = 0usize;
     let mut in_string = false;
@@ -206,13 +206,13 @@ pub fn prepass(bytes: &[u8], limits: &JsonLimits) -> Result<(), StructureError> 
 }
 
 /// Whether `bytes` are one syntactically valid JSON document (serde, building nothing).
-pub fn is_json(bytes: &[u8]) -> bool {
+pub(crate) fn is_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<IgnoredAny>(bytes).is_ok()
 }
 
 /// The JSON-RPC message kind, by the keys present (as rmcp classifies them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `method` and `id`.
     Request,
     /// `method`, no `id`.
@@ -225,7 +225,7 @@ pub enum Kind {
 
 /// The envelope of a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// What kind of message.
     pub kind: Kind,
     /// The id (a string or an integer) for requests, responses and errors that carry one.
@@ -237,7 +237,7 @@ pub struct Envelope {
 /// A valid JSON document that is not a JSON-RPC 2.0 message; `id` is its id when one could be
 /// read (to echo in the error).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NotJsonRpc {
+pub(crate) struct NotJsonRpc {
     /// The id, if the document had a usable one.
     pub id: Option<Value>,
 }
@@ -329,7 +329,7 @@ fn usable_id(id: &Value) -> bool {
 }
 
 /// Reads the envelope of `bytes` (already known to be valid JSON, within [`prepass`] limits).
-pub fn envelope(bytes: &[u8]) -> Result<Envelope, NotJsonRpc> {
+pub(crate) fn envelope(bytes: &[u8]) -> Result<Envelope, NotJsonRpc> {
     let raw: Raw = serde_json::from_slice(bytes).map_err(|_| NotJsonRpc { id: None })?;
     let id = raw.id.filter(usable_id);
     let bad = |id: Option<Value>| Err(NotJsonRpc { id });
@@ -355,16 +355,16 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope, NotJsonRpc> {
 }
 
 /// A JSON-RPC error body: `{"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":MESSAGE}}`.
-pub fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str) -> Bytes {
+pub(crate) fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str) -> Bytes {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null),
         "error": {"code": code, "message": message}});
     Bytes::from(body.to_string())
 }
 
 /// JSON-RPC "Parse error".
-pub const PARSE_ERROR: i64 = -32700;
+pub(crate) const PARSE_ERROR: i64 = -32700;
 /// JSON-RPC "Invalid Request".
-pub const INVALID_REQUEST: i64 = -32600;
+pub(crate) const INVALID_REQUEST: i64 = -32600;
 
 /// Bounds how many large bodies are parsed (by the pre-pass and by rmcp) at once: each parse
 /// holds its body plus rmcp's copies and tree.

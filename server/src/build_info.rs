@@ -6,7 +6,7 @@ use vitals_std::vitals_core::Info;
 use vitals_std::{RegistryBuilder, RegistryError};
 
 /// The info metric.
-pub static BUILD_INFO: Info<4> = Info::new(
+pub(crate) static BUILD_INFO: Info<4> = Info::new(
     ["version", "revision", "rustc", "target"],
     [
         env!("CARGO_PKG_VERSION"),
@@ -17,7 +17,7 @@ pub static BUILD_INFO: Info<4> = Info::new(
 );
 
 /// Registers `vitals_build_info`.
-pub fn register(b: &mut RegistryBuilder) -> Result<(), RegistryError> {
+pub(crate) fn register(b: &mut RegistryBuilder) -> Result<(), RegistryError> {
     b.register(
         "vitals_build_info",
         "The vitals-server build: crate version, git revision, rustc version and target.",

@@ -78,7 +78,7 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
 }
 
 /// `ip` with IPv4-mapped IPv6 addresses (a dual-stack listener's IPv4 peers) as IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -86,7 +86,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The key a client is counted and limited under: see [`vitals_std::limits::client_key`].
-pub fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     vitals_std::limits::client_key(ip)
 }
 
@@ -155,14 +155,14 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
 /// Counts what each key holds (connections, streams) and refuses beyond a cap. Entries are
 /// removed when their count returns to zero, so the table never outgrows what is held.
 #[derive(Debug)]
-pub struct KeyedCounter<K: Eq + Hash> {
+pub(crate) struct KeyedCounter<K: Eq + Hash> {
     counts: Arc<Mutex<HashMap<K, usize>>>,
     cap: usize,
 }
 
 impl<K: Eq + Hash + Clone> KeyedCounter<K> {
     /// A counter allowing `cap` per key (0 = no cap).
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         KeyedCounter {
             counts: Arc::default(),
             cap,
@@ -171,7 +171,7 @@ impl<K: Eq + Hash + Clone> KeyedCounter<K> {
 
     /// Takes one unit for `key`, or `None` when `key` already holds the cap. The unit is given
     /// back when the returned guard is dropped.
-    pub fn try_acquire(&self, key: K) -> Option<Held<K>> {
+    pub(crate) fn try_acquire(&self, key: K) -> Option<Held<K>> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(key.clone()).or_insert(0);
         if self.cap > 0 && *n >= self.cap {
@@ -186,21 +186,21 @@ impl<K: Eq + Hash + Clone> KeyedCounter<K> {
 
     /// What `key` holds now.
     #[cfg(test)]
-    pub fn held(&self, key: &K) -> usize {
+    pub(crate) fn held(&self, key: &K) -> usize {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.get(key).copied().unwrap_or(0)
     }
 
     /// Number of keys holding something.
     #[cfg(test)]
-    pub fn keys(&self) -> usize {
+    pub(crate) fn keys(&self) -> usize {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
 /// One unit held by a key of a [`KeyedCounter`]; given back on drop.
 #[derive(Debug)]
-pub struct Held<K: Eq + Hash> {
+pub(crate) struct Held<K: Eq + Hash> {
     counts: Arc<Mutex<HashMap<K, usize>>>,
     key: K,
 }

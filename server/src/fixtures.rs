@@ -17,14 +17,14 @@ use serde_json::{json, Value};
 use crate::tools::VitalsServer;
 
 mod revision_2026;
-pub use revision_2026::{listen, listen_accepted, mark_tools};
+pub(crate) use revision_2026::{listen, listen_accepted, mark_tools};
 
 /// A 1×1 red PNG.
-pub const PNG_BASE64: &str =
+pub(crate) const PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 
 /// A tiny mono 8 kHz 16-bit WAV (8 silent samples).
-pub fn wav_base64() -> String {
+pub(crate) fn wav_base64() -> String {
     let samples = 8u32;
     let data_len = samples * 2;
     let mut w = Vec::with_capacity(44 + data_len as usize);
@@ -61,14 +61,14 @@ fn text(s: impl Into<String>) -> CallToolResult {
 
 /// Arguments of `test_sampling`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct PromptArg {
+pub(crate) struct PromptArg {
     /// The prompt to send to the LLM.
     pub prompt: String,
 }
 
 /// Arguments of `test_elicitation`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct MessageArg {
+pub(crate) struct MessageArg {
     /// The message to show the user.
     pub message: String,
 }
@@ -293,7 +293,7 @@ async fn elicit(
 }
 
 /// `completion/complete`: a few fixed suggestions filtered by prefix.
-pub fn complete(request: &CompleteRequestParams) -> CompleteResult {
+pub(crate) fn complete(request: &CompleteRequestParams) -> CompleteResult {
     let v = serde_json::to_value(request).unwrap_or_default();
     let prefix = v
         .pointer("/argument/value")
@@ -310,7 +310,7 @@ pub fn complete(request: &CompleteRequestParams) -> CompleteResult {
 }
 
 /// The fixture resources.
-pub fn resources() -> ListResourcesResult {
+pub(crate) fn resources() -> ListResourcesResult {
     complete_from_json(json!({"resources": [
         {"uri": "test://static-text", "name": "static-text", "description": "A static text resource", "mimeType": "text/plain"},
         {"uri": "test://static-binary", "name": "static-binary", "description": "A static binary resource (PNG)", "mimeType": "image/png"},
@@ -319,7 +319,7 @@ pub fn resources() -> ListResourcesResult {
 }
 
 /// The fixture resource templates.
-pub fn resource_templates() -> ListResourceTemplatesResult {
+pub(crate) fn resource_templates() -> ListResourceTemplatesResult {
     complete_from_json(json!({"resourceTemplates": [
         {"uriTemplate": "test://template/{id}/data", "name": "template-data",
          "description": "Data for an id", "mimeType": "application/json"}
@@ -328,7 +328,7 @@ pub fn resource_templates() -> ListResourceTemplatesResult {
 }
 
 /// The error for an unknown resource.
-pub fn resource_not_found(uri: &str) -> McpError {
+pub(crate) fn resource_not_found(uri: &str) -> McpError {
     McpError::resource_not_found(
         format!("unknown resource `{uri}`"),
         Some(json!({"uri": uri})),
@@ -336,7 +336,7 @@ pub fn resource_not_found(uri: &str) -> McpError {
 }
 
 /// Reads a fixture resource.
-pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
+pub(crate) fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
     let contents = match uri {
         "test://static-text" => json!({"uri": uri, "mimeType": "text/plain",
             "text": "This is the content of the static text resource."}),
@@ -359,7 +359,7 @@ pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
 }
 
 /// The fixture prompts.
-pub fn prompts() -> ListPromptsResult {
+pub(crate) fn prompts() -> ListPromptsResult {
     complete_from_json(json!({"prompts": [
         {"name": "test_simple_prompt", "description": revision_2026::simple_prompt_description()},
         {"name": "test_prompt_with_arguments", "description": "A prompt with arguments", "arguments": [
@@ -373,7 +373,7 @@ pub fn prompts() -> ListPromptsResult {
 }
 
 /// Gets a fixture prompt (the input-required one asks the client first).
-pub async fn get_prompt(
+pub(crate) async fn get_prompt(
     request: &GetPromptRequestParams,
     ctx: &RequestContext<RoleServer>,
 ) -> Result<GetPromptResponse, McpError> {

@@ -71,7 +71,7 @@ pub struct GuardConfig {
 }
 
 /// The `/mcp` guard; see the [module docs](self).
-pub struct Guard {
+pub(crate) struct Guard {
     config: GuardConfig,
     sse: SseBudget,
     sessions: Sessions,
@@ -79,7 +79,7 @@ pub struct Guard {
 
 /// An answer given instead of forwarding to rmcp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// Status code.
     pub status: StatusCode,
     /// `application/json` (a JSON-RPC error) or `text/plain`.
@@ -92,7 +92,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A plain-text refusal.
-    pub fn text(status: StatusCode, text: &'static str) -> Self {
+    pub(crate) fn text(status: StatusCode, text: &'static str) -> Self {
         Refusal {
             status,
             json: false,
@@ -106,7 +106,7 @@ impl Refusal {
     }
 
     /// A JSON-RPC error with HTTP status 400.
-    pub fn jsonrpc(id: Option<&Value>, code: i64, message: &str) -> Self {
+    pub(crate) fn jsonrpc(id: Option<&Value>, code: i64, message: &str) -> Self {
         Refusal {
             status: StatusCode::BAD_REQUEST,
             json: true,
@@ -122,7 +122,7 @@ impl Refusal {
 
 /// A request that passed [`Guard::vet_mcp`]: its body, and what it holds until its response has
 /// been sent.
-pub struct Vetted {
+pub(crate) struct Vetted {
     /// The body, read whole.
     pub body: Bytes,
     /// The SSE budget share of a GET stream.
@@ -157,7 +157,7 @@ fn sessions_full(full: crate::session_caps::SessionsFull, id: Option<&Value>) ->
 }
 
 /// Whether `headers` declare a JSON body, compared as rmcp compares (media type essence).
-pub fn content_is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn content_is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -172,7 +172,7 @@ pub fn content_is_json(headers: &HeaderMap) -> bool {
 
 impl Guard {
     /// A guard over the sessions of `manager`.
-    pub fn new(config: GuardConfig, manager: &CappedSessionManager) -> Self {
+    pub(crate) fn new(config: GuardConfig, manager: &CappedSessionManager) -> Self {
         Guard {
             sse: SseBudget::new(config.sse),
             sessions: Sessions::new(manager),
@@ -181,19 +181,19 @@ impl Guard {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &GuardConfig {
+    pub(crate) fn config(&self) -> &GuardConfig {
         &self.config
     }
 
     /// The client a request comes from: `peer`, or the forwarded address when `peer` is a
     /// trusted proxy.
-    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         self.config.proxies.client_ip(peer, headers)
     }
 
     /// Vets an `/mcp` request of `client` (its address key; `owner` is who it is as sessions
     /// are owned: its token or that address); see the [module docs](self).
-    pub async fn vet_mcp<B>(
+    pub(crate) async fn vet_mcp<B>(
         &self,
         parts: &http::request::Parts,
         body: B,
@@ -346,7 +346,7 @@ impl Guard {
     /// Looks at rmcp's answer (`status`, `headers`) to a vetted request: binds a new or
     /// restored session to its client (a new one's record written to the shared store first),
     /// and turns a 415 for a JSON body into the JSON-RPC error it should have been.
-    pub async fn after_mcp(
+    pub(crate) async fn after_mcp(
         &self,
         vetted: &mut Vetted,
         status: StatusCode,
@@ -391,7 +391,7 @@ impl Guard {
     /// Checks the `Host` of a request to `route`: the allow-list on `/metrics` and `/healthz`
     /// (rmcp checks `/mcp`; probes come from orchestrators that send the pod address), and a
     /// single `Host` header everywhere.
-    pub fn check_route(&self, route: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+    pub(crate) fn check_route(&self, route: &str, headers: &HeaderMap) -> Result<(), Refusal> {
         let refused = if matches!(route, "/metrics" | "/healthz") {
             self.config.hosts.check(headers).err()
         } else {

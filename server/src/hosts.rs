@@ -47,7 +47,7 @@ impl std::fmt::Display for HostRefused {
 impl std::error::Error for HostRefused {}
 
 /// Whether `headers` carry more than one `Host`.
-pub fn duplicate_host(headers: &HeaderMap) -> bool {
+pub(crate) fn duplicate_host(headers: &HeaderMap) -> bool {
     headers.get_all(header::HOST).iter().nth(1).is_some()
 }
 

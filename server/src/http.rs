@@ -51,6 +51,12 @@ pub struct App<H: Handler> {
     rate_limited_log: Sampler,
 }
 
+impl<H: Handler> std::fmt::Debug for App<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
 /// Counts one /mcp request in flight until dropped (it travels with the response body).
 struct InFlight(Arc<AtomicUsize>);
 
@@ -161,6 +167,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// Limits of the accept loop.
+#[derive(Debug)]
 pub struct Limits {
     /// Most simultaneous connections.
     pub max_connections: usize,

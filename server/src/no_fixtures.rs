@@ -17,22 +17,22 @@ impl VitalsServer {
 }
 
 /// No completions.
-pub fn complete(_request: &CompleteRequestParams) -> CompleteResult {
+pub(crate) fn complete(_request: &CompleteRequestParams) -> CompleteResult {
     CompleteResult::default()
 }
 
 /// No resources.
-pub fn resources() -> ListResourcesResult {
+pub(crate) fn resources() -> ListResourcesResult {
     ListResourcesResult::default()
 }
 
 /// No resource templates.
-pub fn resource_templates() -> ListResourceTemplatesResult {
+pub(crate) fn resource_templates() -> ListResourceTemplatesResult {
     ListResourceTemplatesResult::default()
 }
 
 /// The error for an unknown resource.
-pub fn resource_not_found(uri: &str) -> McpError {
+pub(crate) fn resource_not_found(uri: &str) -> McpError {
     McpError::resource_not_found(
         format!("unknown resource `{uri}`"),
         Some(json!({"uri": uri})),
@@ -40,17 +40,17 @@ pub fn resource_not_found(uri: &str) -> McpError {
 }
 
 /// Every resource is unknown.
-pub fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
+pub(crate) fn read_resource(uri: &str) -> Result<ReadResourceResult, McpError> {
     Err(resource_not_found(uri))
 }
 
 /// No prompts.
-pub fn prompts() -> ListPromptsResult {
+pub(crate) fn prompts() -> ListPromptsResult {
     ListPromptsResult::default()
 }
 
 /// Every prompt is unknown.
-pub async fn get_prompt(
+pub(crate) async fn get_prompt(
     request: &GetPromptRequestParams,
     _ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
 ) -> Result<GetPromptResponse, McpError> {
@@ -64,10 +64,10 @@ pub async fn get_prompt(
 pub fn listen_accepted() {}
 
 /// No listen streams (the default server advertises nothing that changes).
-pub async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+pub(crate) async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
     context.cancelled().await;
     Ok(())
 }
 
 /// No fixture tools to mark.
-pub fn mark_tools(_tools: &mut [Tool]) {}
+pub(crate) fn mark_tools(_tools: &mut [Tool]) {}

@@ -7,11 +7,11 @@ use std::fmt;
 
 /// File descriptors kept for everything that is not a client connection: stdio, the listener,
 /// the runtime's epoll and wakers, triage connections and refusals in progress.
-pub const RESERVE: u64 = 64;
+pub(crate) const RESERVE: u64 = 64;
 
 /// What [`fit_connections`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fit {
+pub(crate) struct Fit {
     /// The connection limit to use.
     pub max_connections: usize,
     /// The soft open-file limit now in force.
@@ -24,7 +24,7 @@ pub struct Fit {
 
 /// The open-file limit could not be read.
 #[derive(Debug)]
-pub struct NofileError(std::io::Error);
+pub(crate) struct NofileError(std::io::Error);
 
 impl fmt::Display for NofileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,7 +38,7 @@ impl std::error::Error for NofileError {}
 /// allowed; returns the connection limit that fits.
 #[cfg(unix)]
 #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every unix
-pub fn fit_connections(max_connections: usize) -> Result<Fit, NofileError> {
+pub(crate) fn fit_connections(max_connections: usize) -> Result<Fit, NofileError> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

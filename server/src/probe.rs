@@ -20,32 +20,32 @@ use vitals_std::Vitals;
 use crate::clients::{Held, KeyedCounter};
 
 /// Connections triaged at once.
-pub const TRIAGE_SLOTS: usize = 16;
+pub(crate) const TRIAGE_SLOTS: usize = 16;
 /// Connections one client key may have in triage at once.
-pub const TRIAGE_PER_CLIENT: usize = 2;
+pub(crate) const TRIAGE_PER_CLIENT: usize = 2;
 /// Longest request head read in triage.
 const HEAD_BYTES: usize = 4096;
 
 /// The answer to a connection refused for lack of a slot.
-pub const REFUSED: &[u8] =
+pub(crate) const REFUSED: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// The triage budget; see the [module docs](self).
-pub struct Triage {
+pub(crate) struct Triage {
     slots: Arc<Semaphore>,
     per_client: KeyedCounter<IpAddr>,
     timeout: Duration,
 }
 
 /// A connection's place in triage.
-pub struct Ticket {
+pub(crate) struct Ticket {
     _slot: OwnedSemaphorePermit,
     _client: Option<Held<IpAddr>>,
 }
 
 impl Triage {
     /// A budget whose connections have `timeout` to send their request head.
-    pub fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         Triage {
             slots: Arc::new(Semaphore::new(TRIAGE_SLOTS)),
             per_client: KeyedCounter::new(TRIAGE_PER_CLIENT),
@@ -54,7 +54,7 @@ impl Triage {
     }
 
     /// A place for a connection of `client` (`None`: a trusted proxy, not capped per client).
-    pub fn try_enter(&self, client: Option<IpAddr>) -> Option<Ticket> {
+    pub(crate) fn try_enter(&self, client: Option<IpAddr>) -> Option<Ticket> {
         let held = match client {
             Some(c) => Some(self.per_client.try_acquire(c)?),
             None => None,
@@ -67,7 +67,7 @@ impl Triage {
     }
 
     /// Reads the request head of `stream` and answers it: the probe's answer, or 503.
-    pub async fn answer(&self, mut stream: TcpStream, vitals: Vitals, ticket: Ticket) {
+    pub(crate) async fn answer(&self, mut stream: TcpStream, vitals: Vitals, ticket: Ticket) {
         let metrics = vitals.http_metrics();
         let head = tokio::time::timeout(self.timeout, read_head(&mut stream))
             .await

@@ -36,12 +36,12 @@ use crate::session_manager::{LeanSessionManager, SessionSettings};
 
 /// Buckets of `mcp_server_session_duration_seconds`: the OpenTelemetry MCP semantic
 /// conventions' advice (10 ms … 300 s), in milliseconds.
-pub const SESSION_DURATION_BOUNDS: Bounds<14> = Bounds::millis([
+pub(crate) const SESSION_DURATION_BOUNDS: Bounds<14> = Bounds::millis([
     10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000,
 ]);
 
 /// The session metrics.
-pub struct SessionMetrics {
+pub(crate) struct SessionMetrics {
     /// `mcp_sessions_active`: sessions rmcp holds.
     pub active: Gauge,
     /// `mcp_server_session_duration_seconds`: from creation to end, observed when a session ends.
@@ -56,7 +56,7 @@ pub struct SessionMetrics {
 
 impl SessionMetrics {
     /// Empty metrics.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         SessionMetrics {
             active: Gauge::new(),
             duration: Histogram::new(SESSION_DURATION_BOUNDS),
@@ -66,7 +66,7 @@ impl SessionMetrics {
     }
 
     /// Registers the set.
-    pub fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
+    pub(crate) fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
         b.register(
             "mcp_sessions_active",
             "MCP sessions held by the server.",
@@ -99,7 +99,7 @@ impl SessionMetrics {
 }
 
 /// The process's session metrics (one server per process).
-pub static METRICS: SessionMetrics = SessionMetrics::new();
+pub(crate) static METRICS: SessionMetrics = SessionMetrics::new();
 
 /// The session caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub struct SessionLimits {
 
 /// Which cap refused a new session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionsFull {
+pub(crate) enum SessionsFull {
     /// The server holds `--max-sessions` sessions.
     Total,
     /// The client holds `--max-sessions-per-client` sessions.
@@ -121,7 +121,7 @@ pub enum SessionsFull {
 
 impl SessionsFull {
     /// The `limit` label and the refusal's message.
-    pub fn describe(self) -> (&'static str, &'static str) {
+    pub(crate) fn describe(self) -> (&'static str, &'static str) {
         match self {
             SessionsFull::Total => (
                 "total",
@@ -172,7 +172,7 @@ impl State {
 }
 
 /// The live sessions, their owners and the caps; see the [module docs](self).
-pub struct SessionTable {
+pub(crate) struct SessionTable {
     state: Mutex<State>,
     limits: SessionLimits,
     metrics: &'static SessionMetrics,
@@ -180,7 +180,7 @@ pub struct SessionTable {
 
 impl SessionTable {
     /// An empty table with `limits`, reporting to `metrics`.
-    pub fn new(limits: SessionLimits, metrics: &'static SessionMetrics) -> Self {
+    pub(crate) fn new(limits: SessionLimits, metrics: &'static SessionMetrics) -> Self {
         SessionTable {
             state: Mutex::default(),
             limits,
@@ -193,7 +193,10 @@ impl SessionTable {
     }
 
     /// Reserves a place for a new session of `client`, or says which cap is reached.
-    pub fn reserve(self: &Arc<Self>, client: ClientKey) -> Result<SessionSlot, SessionsFull> {
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        client: ClientKey,
+    ) -> Result<SessionSlot, SessionsFull> {
         let mut s = self.state();
         let refused = if s.live.len() + s.reserved >= self.limits.total {
             Some(SessionsFull::Total)
@@ -217,7 +220,7 @@ impl SessionTable {
 
     /// Binds `session` (just created or restored) to the client of `slot`; whether this slot
     /// became the session's place.
-    pub fn bind(&self, session: &str, mut slot: SessionSlot) -> bool {
+    pub(crate) fn bind(&self, session: &str, mut slot: SessionSlot) -> bool {
         slot.armed = false;
         let mut s = self.state();
         s.reserved -= 1;
@@ -236,24 +239,24 @@ impl SessionTable {
     }
 
     /// Counts a session restored from the shared store.
-    pub fn count_restored(&self) {
+    pub(crate) fn count_restored(&self) {
         self.metrics.restored.inc();
     }
 
     /// The client that owns `session`, if it lives and is bound.
-    pub fn owner(&self, session: &str) -> Option<ClientKey> {
+    pub(crate) fn owner(&self, session: &str) -> Option<ClientKey> {
         self.state().live.get(session).and_then(|l| l.owner)
     }
 
     /// Notes that the record of `session` is in the shared store.
-    pub fn mark_shared(&self, session: &str) {
+    pub(crate) fn mark_shared(&self, session: &str) {
         if let Some(live) = self.state().live.get_mut(session) {
             live.shared = true;
         }
     }
 
     /// Whether the record of `session` is in the shared store.
-    pub fn is_shared(&self, session: &str) -> bool {
+    pub(crate) fn is_shared(&self, session: &str) -> bool {
         self.state().live.get(session).is_some_and(|l| l.shared)
     }
 
@@ -282,7 +285,7 @@ impl SessionTable {
     }
 
     /// Notes that session `id` ended (once; later calls do nothing).
-    pub fn closed(&self, id: &SessionId) {
+    pub(crate) fn closed(&self, id: &SessionId) {
         let mut s = self.state();
         let Some(live) = s.live.remove(id) else {
             return;
@@ -299,7 +302,7 @@ impl SessionTable {
 }
 
 /// A place reserved for a session being created; given back on drop unless bound.
-pub struct SessionSlot {
+pub(crate) struct SessionSlot {
     table: Arc<SessionTable>,
     client: ClientKey,
     armed: bool,
@@ -317,14 +320,14 @@ impl Drop for SessionSlot {
 
 /// The session manager ([`LeanSessionManager`]), telling a [`SessionTable`] when sessions
 /// begin and end.
-pub struct CappedSessionManager {
+pub(crate) struct CappedSessionManager {
     inner: Arc<LeanSessionManager>,
     table: Arc<SessionTable>,
 }
 
 impl CappedSessionManager {
     /// Wraps a session manager whose sessions idle out after `idle` (none: never).
-    pub fn new(idle: Option<Duration>, table: Arc<SessionTable>) -> Self {
+    pub(crate) fn new(idle: Option<Duration>, table: Arc<SessionTable>) -> Self {
         let inner = LeanSessionManager::new(SessionSettings {
             keep_alive: idle,
             ..SessionSettings::default()
@@ -336,12 +339,12 @@ impl CappedSessionManager {
     }
 
     /// The wrapped manager.
-    pub fn local(&self) -> &Arc<LeanSessionManager> {
+    pub(crate) fn local(&self) -> &Arc<LeanSessionManager> {
         &self.inner
     }
 
     /// The table.
-    pub fn table(&self) -> &Arc<SessionTable> {
+    pub(crate) fn table(&self) -> &Arc<SessionTable> {
         &self.table
     }
 }

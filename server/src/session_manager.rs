@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 /// What went wrong with a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// No session with this id lives here.
     NotFound(SessionId),
     /// The session has ended.
@@ -75,7 +75,7 @@ impl std::error::Error for SessionError {}
 
 /// The session settings (rmcp's defaults but the idle timeout).
 #[derive(Debug, Clone, Copy)]
-pub struct SessionSettings {
+pub(crate) struct SessionSettings {
     /// A session with no message either way for this long ends (none: never).
     pub keep_alive: Option<Duration>,
     /// Messages queued per session and per stream before the sender waits; events a stream
@@ -101,7 +101,7 @@ impl Default for SessionSettings {
 type Sessions = RwLock<HashMap<SessionId, Arc<Session>>>;
 
 /// The sessions; see the [module docs](self).
-pub struct LeanSessionManager {
+pub(crate) struct LeanSessionManager {
     sessions: Arc<Sessions>,
     settings: SessionSettings,
     sweeping: AtomicBool,
@@ -109,7 +109,7 @@ pub struct LeanSessionManager {
 
 impl LeanSessionManager {
     /// No sessions yet.
-    pub fn new(settings: SessionSettings) -> Self {
+    pub(crate) fn new(settings: SessionSettings) -> Self {
         LeanSessionManager {
             sessions: Arc::default(),
             settings,
@@ -438,7 +438,7 @@ impl Session {
 }
 
 /// The service's end of a session.
-pub struct SessionTransport {
+pub(crate) struct SessionTransport {
     session: Arc<Session>,
 }
 

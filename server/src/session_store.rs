@@ -18,7 +18,7 @@
 //! - **Store down.** Requests in sessions held here are served as if the store were absent; a
 //!   session held only elsewhere is unknown here (404: the client initializes again).
 
-pub use imp::{Loaded, SharedStore};
+pub(crate) use imp::{Loaded, SharedStore};
 
 #[cfg(feature = "redis")]
 mod imp {

@@ -22,7 +22,7 @@ use crate::session_manager::LeanSessionManager;
 
 /// Who may use a session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// The caller created it.
     Caller,
     /// Another client created it.
@@ -34,7 +34,7 @@ pub enum Owner {
 type InFlightSet = Arc<Mutex<HashSet<(SessionId, String)>>>;
 
 /// Session ownership and in-flight request ids; see the [module docs](self).
-pub struct Sessions {
+pub(crate) struct Sessions {
     manager: Arc<LeanSessionManager>,
     table: Arc<SessionTable>,
     in_flight: InFlightSet,
@@ -42,7 +42,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Ownership over the sessions of `manager`.
-    pub fn new(manager: &CappedSessionManager) -> Self {
+    pub(crate) fn new(manager: &CappedSessionManager) -> Self {
         Sessions {
             manager: manager.local().clone(),
             table: manager.table().clone(),
@@ -51,7 +51,7 @@ impl Sessions {
     }
 
     /// Who may use `session`, asked by `client`.
-    pub fn owner(&self, session: &str, client: ClientKey) -> Owner {
+    pub(crate) fn owner(&self, session: &str, client: ClientKey) -> Owner {
         match self.table.owner(session) {
             Some(o) if o == client => Owner::Caller,
             Some(_) => Owner::Other,
@@ -60,23 +60,23 @@ impl Sessions {
     }
 
     /// Reserves a place for a new session of `client` (see [`crate::session_caps`]).
-    pub fn reserve(&self, client: ClientKey) -> Result<SessionSlot, SessionsFull> {
+    pub(crate) fn reserve(&self, client: ClientKey) -> Result<SessionSlot, SessionsFull> {
         self.table.reserve(client)
     }
 
     /// Notes that the record of `session` is in the shared store (`--redis`).
-    pub fn mark_shared(&self, session: &str) {
+    pub(crate) fn mark_shared(&self, session: &str) {
         self.table.mark_shared(session);
     }
 
     /// Whether the record of `session` is in the shared store.
-    pub fn is_shared(&self, session: &str) -> bool {
+    pub(crate) fn is_shared(&self, session: &str) -> bool {
         self.table.is_shared(session)
     }
 
     /// Ends this replica's copy of `session` (it was ended through another replica): its
     /// requests in flight are cancelled, its handler stops, the table hears of it now.
-    pub async fn end_local(&self, session: &str) {
+    pub(crate) async fn end_local(&self, session: &str) {
         self.cancel_in_flight(session).await;
         let id: SessionId = Arc::from(session);
         if let Err(e) = self.manager.close_session(&id).await {
@@ -87,18 +87,18 @@ impl Sessions {
 
     /// Records that the client of `slot` created (or restored) `session`; whether this slot
     /// became the session's place.
-    pub fn bind(&self, session: &str, slot: SessionSlot) -> bool {
+    pub(crate) fn bind(&self, session: &str, slot: SessionSlot) -> bool {
         self.table.bind(session, slot)
     }
 
     /// Counts a session restored from the shared store.
-    pub fn count_restored(&self) {
+    pub(crate) fn count_restored(&self) {
         self.table.count_restored();
     }
 
     /// Marks request `id` in flight in `session` until the returned guard is dropped; `None`
     /// when a request with the same id is already in flight there.
-    pub fn begin(&self, session: &str, id: &Value) -> Option<RequestInFlight> {
+    pub(crate) fn begin(&self, session: &str, id: &Value) -> Option<RequestInFlight> {
         let key = (Arc::from(session), id.to_string());
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if !set.insert(key.clone()) {
@@ -114,7 +114,7 @@ impl Sessions {
 
     /// Cancels every request in flight in `session` (before it is deleted: the session's
     /// handlers stop and are counted as cancelled at once).
-    pub async fn cancel_in_flight(&self, session: &str) {
+    pub(crate) async fn cancel_in_flight(&self, session: &str) {
         let ids: Vec<String> = {
             let set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             set.iter()
@@ -131,7 +131,7 @@ impl Sessions {
 
 /// A JSON-RPC request id in flight in a session; released on drop (it travels with the
 /// response body, so it lasts until the response has been sent).
-pub struct RequestInFlight {
+pub(crate) struct RequestInFlight {
     set: InFlightSet,
     key: (SessionId, String),
     manager: Arc<LeanSessionManager>,
@@ -140,7 +140,7 @@ pub struct RequestInFlight {
 
 impl RequestInFlight {
     /// The response has been sent whole: dropping the guard then only frees the id.
-    pub fn answered(&mut self) {
+    pub(crate) fn answered(&mut self) {
         self.answered = true;
     }
 }

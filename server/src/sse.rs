@@ -21,7 +21,7 @@ pub struct SseLimits {
 
 /// Why a stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SseRefused {
+pub(crate) enum SseRefused {
     /// Every stream of the total budget is taken: 503.
     Total,
     /// This client holds its share: 429.
@@ -32,7 +32,7 @@ pub enum SseRefused {
 
 impl SseRefused {
     /// The HTTP status and the text to answer with.
-    pub fn status(self) -> (http::StatusCode, &'static str) {
+    pub(crate) fn status(self) -> (http::StatusCode, &'static str) {
         match self {
             SseRefused::Total => (
                 http::StatusCode::SERVICE_UNAVAILABLE,
@@ -59,7 +59,7 @@ impl std::fmt::Display for SseRefused {
 impl std::error::Error for SseRefused {}
 
 /// The SSE budget; see the [module docs](self).
-pub struct SseBudget {
+pub(crate) struct SseBudget {
     total: Arc<Semaphore>,
     per_client: KeyedCounter<IpAddr>,
     per_session: KeyedCounter<Arc<str>>,
@@ -67,7 +67,7 @@ pub struct SseBudget {
 
 /// One open stream's share of the budget, given back on drop (it travels with the response
 /// body).
-pub struct SseStream {
+pub(crate) struct SseStream {
     _total: OwnedSemaphorePermit,
     _client: Held<IpAddr>,
     _session: Option<Held<Arc<str>>>,
@@ -75,7 +75,7 @@ pub struct SseStream {
 
 impl SseBudget {
     /// A budget with `limits` (every cap at least 1).
-    pub fn new(limits: SseLimits) -> Self {
+    pub(crate) fn new(limits: SseLimits) -> Self {
         SseBudget {
             total: Arc::new(Semaphore::new(limits.total.max(1))),
             per_client: KeyedCounter::new(limits.per_client.max(1)),
@@ -84,7 +84,11 @@ impl SseBudget {
     }
 
     /// Takes a stream for `client` in `session`.
-    pub fn try_open(&self, client: IpAddr, session: Option<&str>) -> Result<SseStream, SseRefused> {
+    pub(crate) fn try_open(
+        &self,
+        client: IpAddr,
+        session: Option<&str>,
+    ) -> Result<SseStream, SseRefused> {
         let client = self
             .per_client
             .try_acquire(client)

@@ -30,6 +30,14 @@ pub struct VitalsServer {
     log_level: Arc<AtomicU8>,
 }
 
+impl std::fmt::Debug for VitalsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VitalsServer")
+            .field("fixtures", &self.fixtures)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Arguments of `server_metrics`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct MetricsArgs {

@@ -19,6 +19,7 @@ pub const MAX_UPSTREAMS: usize = 128;
 pub const OVERFLOW_UPSTREAM: &str = "__overflow__";
 
 /// A named breaker.
+#[derive(Debug)]
 pub struct Upstream {
     name: String,
     breaker: CircuitBreaker,
@@ -56,6 +57,8 @@ impl Check for Upstream {
             BreakerState::Closed | BreakerState::Disabled => Status::Healthy,
             BreakerState::HalfOpen => Status::Degraded,
             BreakerState::Open | BreakerState::ForcedOpen => Status::Unhealthy,
+            // A state a later core adds: not known to be closed.
+            _ => Status::Degraded,
         }
     }
     fn detail(&self) -> Option<&str> {
@@ -81,6 +84,7 @@ pub struct BreakerStatus {
 }
 
 /// The breakers of a process.
+#[derive(Debug)]
 pub struct Upstreams {
     config: BreakerConfig,
     tool_map: RwLock<HashMap<String, String>>,
@@ -149,7 +153,8 @@ impl Upstreams {
             .or_insert_with(|| {
                 Arc::new(Upstream {
                     name: key.to_owned(),
-                    breaker: CircuitBreaker::new(config),
+                    // Clamped: a configuration from flags never makes this panic.
+                    breaker: CircuitBreaker::new(config.clamped()),
                 })
             })
             .clone()

@@ -23,8 +23,8 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// Reusable buffers and deflate states.
-#[derive(Default)]
-pub struct Pool {
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
     buffers: Mutex<Vec<Vec<u8>>>,
     deflaters: Mutex<Vec<Compress>>,
 }
@@ -72,6 +72,7 @@ impl Pool {
 }
 
 /// One frame of a response body: static bytes or a pooled buffer returned on drop.
+#[derive(Debug)]
 pub enum Chunk {
     /// Ordinary bytes.
     Bytes(Bytes),
@@ -84,6 +85,15 @@ pub struct PooledBuf {
     buf: Vec<u8>,
     pos: usize,
     pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for PooledBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBuf")
+            .field("len", &self.buf.len())
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for PooledBuf {
@@ -130,6 +140,14 @@ struct Shared {
 pub struct Exposition {
     shared: Arc<Shared>,
     token: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exposition")
+            .field("has_token", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Exposition::respond`] answered, for logs and tests.
@@ -246,29 +264,26 @@ fn plain(status: StatusCode, text: &'static str) -> MetricsResponse {
     r
 }
 
-/// Whether `Accept-Encoding` allows gzip (with a non-zero quality).
+/// Whether `Accept-Encoding` allows gzip (with a non-zero quality), read by the core's quality
+/// parser ([`vitals_core::format::qualities`]) that also negotiates the format.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=")
-                    .map(|q| q.trim().parse::<f32>().map(|q| q <= 0.0).unwrap_or(false))
-                    .unwrap_or(false)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
+        .flat_map(vitals_core::format::qualities)
+        .any(|(coding, q)| (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0)
 }
 
 /// The `/metrics` response body.
 pub struct MetricsBody {
     state: State,
+}
+
+impl std::fmt::Debug for MetricsBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsBody").finish_non_exhaustive()
+    }
 }
 
 enum State {
@@ -400,6 +415,8 @@ fn render_chunk(registry: &RuntimeRegistry, cursor: &mut Cursor, buf: &mut Vec<u
         match registry.render(cursor, buf) {
             Ok(n) => return n,
             Err(RenderError::BufferTooSmall { needed }) => buf.resize(needed, 0),
+            // An error a later core adds: end the body rather than retry forever.
+            Err(_) => return 0,
         }
     }
 }
@@ -497,7 +514,7 @@ mod tests {
         let r = e.respond(&Method::GET, &h);
         assert_eq!(
             r.headers()[header::CONTENT_TYPE],
-            vitals_core::render::PROMETHEUS_CONTENT_TYPE
+            vitals_core::format::PROMETHEUS_CONTENT_TYPE
         );
         let text = String::from_utf8(collect(r).await).unwrap();
         assert!(text.contains("scrapes_total"), "{text}");
@@ -509,7 +526,7 @@ mod tests {
         let r = e.respond(&Method::GET, &h);
         assert_eq!(
             r.headers()[header::CONTENT_TYPE],
-            vitals_core::render::OPENMETRICS_CONTENT_TYPE
+            vitals_core::format::OPENMETRICS_CONTENT_TYPE
         );
         assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
         let gz = collect(r).await;
@@ -550,13 +567,27 @@ mod tests {
             e.respond(&Method::POST, &h).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
-        assert!(!accepts_gzip(&{
+    }
+
+    /// `Accept-Encoding` is read by the core's quality parser: a zero or malformed quality
+    /// refuses, `*` stands for gzip, every header line counts.
+    #[test]
+    fn gzip_follows_accept_encoding_qualities() {
+        let accepts = |values: &[&'static str]| {
             let mut h = HeaderMap::new();
-            h.insert(
-                header::ACCEPT_ENCODING,
-                HeaderValue::from_static("gzip;q=0, br"),
-            );
-            h
-        }));
+            for v in values {
+                h.append(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            }
+            accepts_gzip(&h)
+        };
+        assert!(!accepts(&[]));
+        assert!(accepts(&["gzip"]));
+        assert!(accepts(&["br, GZIP;q=0.5"]));
+        assert!(accepts(&["*;q=0.001"]));
+        assert!(accepts(&["br", "gzip"]));
+        assert!(!accepts(&["gzip;q=0, br"]));
+        assert!(!accepts(&["gzip;q=0.000"]));
+        assert!(!accepts(&["gzip;q=abc"]));
+        assert!(!accepts(&["identity, br;q=1"]));
     }
 }

@@ -57,6 +57,7 @@ pub fn method_label(method: &http::Method) -> &'static str {
 }
 
 /// Times one HTTP request; [`RequestTimer::finish`] records it.
+#[derive(Debug)]
 pub struct RequestTimer {
     metrics: &'static HttpMetrics,
     started: Instant,

@@ -100,6 +100,20 @@ pub struct VitalsBuilder {
     shared: Option<&'static shared_limits::SharedLimits>,
     extra: Vec<RegisterFn>,
 }
+impl std::fmt::Debug for VitalsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VitalsBuilder")
+            .field("http_rate_limit", &self.http_rate_limit)
+            .field("tool_rate_limit", &self.tool_rate_limit)
+            .field("tool_client_rate_limit", &self.tool_client_rate_limit)
+            .field("breaker", &self.breaker)
+            .field("upstreams", &self.upstreams)
+            .field("tool_upstreams", &self.tool_upstreams)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .field("extra", &self.extra.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// A named part of the application whose health changes at run time (an upstream server, a
 /// database): its status and a detail are read each time the health report is built.
@@ -376,6 +390,12 @@ pub struct Refusal {
 /// The instruments of one server: metrics, limits, breakers, health. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Vitals(Arc<Inner>);
+
+impl std::fmt::Debug for Vitals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vitals").finish_non_exhaustive()
+    }
+}
 
 /// The snapshot the `rate_limit_status` tool reports.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -731,6 +751,11 @@ impl Vitals {
                     Err(HealthError::BufferTooSmall) => {
                         let len = buf.len() * 2;
                         buf.resize(len, 0);
+                    }
+                    // An error a later core adds: an empty body rather than a retry forever.
+                    Err(_) => {
+                        buf.clear();
+                        return buf;
                     }
                 }
             }

@@ -90,10 +90,11 @@ impl fmt::Display for RateSpec {
 impl RateSpec {
     /// The core configuration on the std clock.
     pub fn config(&self) -> TokenBucketConfig {
+        // Raised to 1: a spec built by hand with a zero (parsing refuses one) never panics here.
         TokenBucketConfig::new(
             TICKS_PER_SECOND,
-            Rate::new(self.tokens, self.seconds),
-            u32::try_from(self.tokens).unwrap_or(u32::MAX),
+            Rate::new(self.tokens.max(1), self.seconds.max(1)),
+            u32::try_from(self.tokens).unwrap_or(u32::MAX).max(1),
         )
     }
 }
@@ -116,6 +117,16 @@ pub struct Limiter<const CAP: usize> {
     /// Refusals: the core's limiter counts none, so this wrapper does (exactly, one per `Err`).
     rejected: vitals_core::Counter,
     hasher: std::collections::hash_map::RandomState,
+}
+
+impl<const CAP: usize> std::fmt::Debug for Limiter<CAP> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("spec", &self.spec)
+            .field("slots", &CAP)
+            .field("rejected", &self.rejected.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<const CAP: usize> Limiter<CAP> {
@@ -257,6 +268,12 @@ pub struct ToolTokens {
     len: AtomicUsize,
 }
 
+impl std::fmt::Debug for ToolTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolTokens").finish_non_exhaustive()
+    }
+}
+
 impl ToolTokens {
     /// The gauge over `limiter`, whose ticks come from `clock`.
     pub fn new(limiter: &'static ToolLimiter, clock: MonotonicClock) -> Self {
@@ -356,6 +373,7 @@ impl Collect for BurstTokens {
 }
 
 /// The limiter gauges: `rate_limit_available_tokens{tool}` and `rate_limit_burst_tokens{scope}`.
+#[derive(Debug)]
 pub struct LimiterMetrics {
     /// `rate_limit_available_tokens{tool}`, when a per-tool limit is configured.
     pub available: Option<ToolTokens>,

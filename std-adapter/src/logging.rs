@@ -239,6 +239,7 @@ fn bounded_debug(value: &dyn fmt::Debug, escape: bool) -> String {
 
 /// The text formatter's fields: `message key=value ...`, like `tracing_subscriber`'s default,
 /// with every value escaped and bounded.
+#[derive(Debug)]
 pub struct SafeFields;
 
 impl<'writer> FormatFields<'writer> for SafeFields {
@@ -328,6 +329,7 @@ impl Visit for TextVisitor<'_, '_> {
 /// The JSON formatter: one object per line with `timestamp`, `level`, the event's fields
 /// (flattened, numbers and booleans as JSON values, every string cut at [`MAX_FIELD_BYTES`])
 /// and `target`. JSON escaping keeps control characters out of the line.
+#[derive(Debug)]
 pub struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines

@@ -61,6 +61,12 @@ pub struct Instrumented<H> {
     vitals: Vitals,
 }
 
+impl<H> std::fmt::Debug for Instrumented<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instrumented").finish_non_exhaustive()
+    }
+}
+
 impl<H> Instrumented<H> {
     /// Wraps `inner`.
     pub fn new(inner: H, vitals: Vitals) -> Self {

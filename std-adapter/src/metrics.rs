@@ -28,6 +28,7 @@ pub const HTTP_SIZE_BOUNDS: Bounds<10> = Bounds::units([
 ]);
 
 /// Tool-call metrics.
+#[derive(Debug)]
 pub struct McpMetrics {
     /// `mcp_tool_calls_total{upstream,tool,status}`; status is one of
     /// [`CallOutcome`](crate::mcp::CallOutcome)'s values (`ok`, `tool_error`, `jsonrpc_error`,
@@ -111,6 +112,7 @@ impl McpMetrics {
 }
 
 /// HTTP request metrics.
+#[derive(Debug)]
 pub struct HttpMetrics {
     /// `http_requests_total{method,path,status}` (path normalised).
     pub requests: StrFamily<Counter, 3, 256, 128>,
@@ -207,6 +209,7 @@ impl HttpMetrics {
 }
 
 /// Resilience state exported as metrics.
+#[derive(Debug)]
 pub struct ResilienceMetrics {
     /// `circuit_breaker_state{upstream}`: 0 closed, 1 open, 2 half-open (refreshed per scrape).
     pub breaker_state: StrFamily<Gauge, 1, 128, 64>,

@@ -89,7 +89,11 @@ impl NamedQuota {
         NamedQuota {
             name: name.into(),
             component: format!("quota:{name}").into(),
-            quota: Quota::new(QuotaConfig::new(TICKS_PER_SECOND, window_seconds, limit)),
+            quota: Quota::new(QuotaConfig::new(
+                TICKS_PER_SECOND,
+                window_seconds,
+                limit.clamp(1, MAX_QUOTA_LIMIT),
+            )),
             window_seconds,
             clock,
         }
@@ -132,10 +136,9 @@ impl NamedQuota {
             QuotaError::Exhausted { retry_after } => {
                 RetryAfter(MonotonicClock::to_duration(retry_after))
             }
-            // One unit never exceeds a limit of at least 1; answer "next window" all the same.
-            QuotaError::ExceedsLimit { .. } => {
-                RetryAfter(MonotonicClock::to_duration(self.quota.resets_in(now)))
-            }
+            // One unit never exceeds a limit of at least 1; answer "next window" all the same (and
+            // for a refusal a later core adds).
+            _ => RetryAfter(MonotonicClock::to_duration(self.quota.resets_in(now))),
         })
     }
 

@@ -66,7 +66,7 @@ pub(crate) fn leak_built<T: Send + Sync + 'static>(make: fn() -> T) -> &'static 
 }
 
 /// Collects entries; [`RegistryBuilder::build`] freezes them into a [`RuntimeRegistry`].
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RegistryBuilder {
     entries: Vec<Entry<'static>>,
 }
@@ -124,6 +124,7 @@ impl RegistryBuilder {
 }
 
 /// A frozen set of entries with unique, valid names.
+#[derive(Debug)]
 pub struct RuntimeRegistry {
     entries: Box<[Entry<'static>]>,
 }
@@ -168,6 +169,8 @@ impl RuntimeRegistry {
                 Err(vitals_core::RenderError::BufferTooSmall { needed }) => {
                     scratch.resize(needed.max(scratch.len() * 2), 0)
                 }
+                // An error a later core adds: stop rather than retry forever.
+                Err(_) => break,
             }
         }
     }

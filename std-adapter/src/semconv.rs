@@ -367,6 +367,12 @@ pub struct Observed<H> {
     family: &'static ServerOperations,
 }
 
+impl<H> std::fmt::Debug for Observed<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed").finish_non_exhaustive()
+    }
+}
+
 impl<H> Observed<H> {
     /// Wraps `inner`, observing into `family`.
     pub fn new(inner: H, family: &'static ServerOperations) -> Self {

@@ -138,6 +138,7 @@ pub fn run_to_end(mut cmd: Command, timeout: Duration, what: &str) -> Finished {
 }
 
 /// A child process killed (and reaped) on drop.
+#[derive(Debug)]
 pub struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
@@ -148,6 +149,7 @@ impl Drop for ChildGuard {
 }
 
 /// A running `vitals-server` (HTTP mode); killed on drop.
+#[derive(Debug)]
 pub struct Server {
     /// The process.
     pub child: Child,
@@ -544,6 +546,7 @@ pub const MCP_POST: [(&str, &str); 2] = [
 ];
 
 /// An initialised MCP session over raw HTTP.
+#[derive(Debug)]
 pub struct McpSession {
     /// Server address.
     pub addr: SocketAddr,

@@ -1323,7 +1323,7 @@ mod compare {
         t
     }
 
-    pub fn main(args: Vec<String>) -> i32 {
+    pub(crate) fn main(args: Vec<String>) -> i32 {
         let (o, specs) = match parse(args) {
             Ok(x) => x,
             Err(e) => {

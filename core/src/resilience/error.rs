@@ -23,6 +23,7 @@ impl fmt::Display for RateLimited {
 
 /// Why `try_acquire_n` refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AcquireError {
     /// Not enough tokens now; waiting `retry_after` ticks will do.
     RateLimited(RateLimited),
@@ -55,23 +56,54 @@ impl fmt::Display for AcquireError {
     }
 }
 
-/// A configuration value is out of range; the `new` constructors clamp it instead.
+/// A configuration value is out of range. The `new` constructors refuse it at compile time (in a
+/// `static` or `const`); the `try_new` ones return it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// The field that is out of range.
     pub field: &'static str,
     /// What the field must be.
     pub expected: &'static str,
+    message: &'static str,
+}
+
+/// `config_error!("field", "expected")`: a [`ConfigError`] whose message is built at compile time
+/// (so a `const` panic can show it).
+macro_rules! config_error {
+    ($field:literal, $expected:literal) => {
+        $crate::resilience::ConfigError::new(
+            $field,
+            $expected,
+            concat!("invalid config: `", $field, "` must be ", $expected),
+        )
+    };
+}
+pub(crate) use config_error;
+
+impl ConfigError {
+    pub(crate) const fn new(
+        field: &'static str,
+        expected: &'static str,
+        message: &'static str,
+    ) -> Self {
+        Self {
+            field,
+            expected,
+            message,
+        }
+    }
+
+    /// The whole sentence (`` invalid config: `burst` must be at least 1 ``), usable in a `const`
+    /// panic.
+    pub const fn as_str(&self) -> &'static str {
+        self.message
+    }
 }
 
 impl core::error::Error for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid config: `{}` must be {}",
-            self.field, self.expected
-        )
+        f.write_str(self.message)
     }
 }

@@ -127,7 +127,7 @@ pub struct KeyedLimiter<const CAP: usize> {
 }
 
 impl<const CAP: usize> KeyedLimiter<CAP> {
-    /// An empty table. Zero fields of `config` are raised to 1.
+    /// An empty table.
     #[cfg(not(loom))]
     pub const fn new(config: TokenBucketConfig) -> Self {
         Self {

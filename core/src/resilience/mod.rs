@@ -1,7 +1,9 @@
 //! Resilience primitives: token bucket, keyed limiter, quota, circuit breaker, backoff.
 //!
-//! Same rules as the rest of the core: `no_std`, no allocation, no lock, no panic on any input,
-//! `const`-constructible for `static`s. Time is a `now: u64` tick count supplied by the caller,
+//! Same rules as the rest of the core: `no_std`, no allocation, no lock, no panic on any input
+//! once built, `const`-constructible for `static`s. Configuration is checked when it is built:
+//! each `new` refuses an invalid value (a compile error in a `static`, a panic at run time) and
+//! each `try_new` returns a [`ConfigError`] instead. Time is a `now: u64` tick count supplied by the caller,
 //! with the tick rate in each configuration; a `now` earlier than one already acted on counts as
 //! no time passed, and tick arithmetic saturates near `u64::MAX`.
 

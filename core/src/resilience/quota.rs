@@ -1,6 +1,6 @@
 //! Quota: a fixed-window request budget ("8 640 per day") in one atomic word.
 
-use super::error::ConfigError;
+use super::error::{config_error, ConfigError};
 use crate::sync::{AtomicU64, Ordering};
 use crate::Counter;
 use core::fmt;
@@ -16,56 +16,77 @@ const HALF_RANGE: u64 = 1 << (WINDOW_BITS - 1);
 /// The largest budget a window can hold (2^28 − 1).
 pub const MAX_QUOTA_LIMIT: u32 = COUNT_MASK as u32;
 
-/// Configuration of a [`Quota`].
+/// Configuration of a [`Quota`]: `limit` units per window of `window_seconds`, on a clock of
+/// `ticks_per_second`.
 ///
-/// Invariant: windows are `window_seconds × ticks_per_second` ticks long and aligned to tick 0
-/// (pass ticks since the Unix epoch for windows that start at UTC midnight).
+/// Invariant: `ticks_per_second ≥ 1`, `window_seconds ≥ 1`, `1 ≤ limit ≤ MAX_QUOTA_LIMIT`;
+/// windows are `window_seconds × ticks_per_second` ticks long and aligned to tick 0 (pass ticks
+/// since the Unix epoch for windows that start at UTC midnight). [`new`](Self::new) refuses
+/// anything else (a compile error in a `static`, a panic at run time);
+/// [`try_new`](Self::try_new) returns the [`ConfigError`].
+///
+/// ```compile_fail,E0080
+/// use vitals_core::resilience::{Quota, QuotaConfig};
+/// static DAILY: Quota = Quota::new(QuotaConfig::new(1, 86_400, 0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuotaConfig {
-    /// Ticks per second of the caller's clock.
-    pub ticks_per_second: u64,
-    /// Window length in seconds (86 400 for a daily budget).
-    pub window_seconds: u64,
-    /// Requests allowed per window, `1..=MAX_QUOTA_LIMIT`.
-    pub limit: u32,
+    ticks_per_second: u64,
+    window_seconds: u64,
+    limit: u32,
 }
 
 impl QuotaConfig {
-    /// A configuration; see the fields.
+    /// `limit` units per `window_seconds` on a clock of `ticks_per_second`; out-of-range values
+    /// are refused (see above).
     pub const fn new(ticks_per_second: u64, window_seconds: u64, limit: u32) -> Self {
-        Self {
-            ticks_per_second,
-            window_seconds,
-            limit,
+        match Self::try_new(ticks_per_second, window_seconds, limit) {
+            Ok(c) => c,
+            Err(e) => panic!("{}", e.as_str()),
         }
     }
 
-    /// Checks the ranges (the constructor clamps instead).
-    pub const fn validate(&self) -> Result<(), ConfigError> {
-        if self.ticks_per_second == 0 {
-            return Err(ConfigError {
-                field: "ticks_per_second",
-                expected: "at least 1",
-            });
+    /// The configuration, or which field is out of range.
+    pub const fn try_new(
+        ticks_per_second: u64,
+        window_seconds: u64,
+        limit: u32,
+    ) -> Result<Self, ConfigError> {
+        if ticks_per_second == 0 {
+            return Err(config_error!("ticks_per_second", "at least 1"));
         }
-        if self.window_seconds == 0 {
-            return Err(ConfigError {
-                field: "window_seconds",
-                expected: "at least 1",
-            });
+        if window_seconds == 0 {
+            return Err(config_error!("window_seconds", "at least 1"));
         }
-        if self.limit == 0 || self.limit > MAX_QUOTA_LIMIT {
-            return Err(ConfigError {
-                field: "limit",
-                expected: "in 1..=268435455",
-            });
+        if limit == 0 || limit > MAX_QUOTA_LIMIT {
+            return Err(config_error!("limit", "in 1..=268435455"));
         }
-        Ok(())
+        Ok(Self {
+            ticks_per_second,
+            window_seconds,
+            limit,
+        })
+    }
+
+    /// Ticks per second of the caller's clock.
+    pub const fn ticks_per_second(&self) -> u64 {
+        self.ticks_per_second
+    }
+
+    /// Window length in seconds.
+    pub const fn window_seconds(&self) -> u64 {
+        self.window_seconds
+    }
+
+    /// Units allowed per window.
+    pub const fn limit(&self) -> u32 {
+        self.limit
     }
 }
 
 /// Why a quota refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QuotaError {
     /// The window's budget is spent; it renews in `retry_after` ticks.
     Exhausted {
@@ -134,22 +155,13 @@ const fn pack(window: u64, used: u64) -> u64 {
 
 impl Quota {
     const_fn! {
-        /// An unused quota. Out-of-range fields are clamped (see [`QuotaConfig::validate`]).
+        /// An unused quota.
         pub const fn new(config: QuotaConfig) -> Self {
-            let tps = if config.ticks_per_second == 0 { 1 } else { config.ticks_per_second };
-            let secs = if config.window_seconds == 0 { 1 } else { config.window_seconds };
-            let limit = if config.limit == 0 {
-                1
-            } else if config.limit > MAX_QUOTA_LIMIT {
-                MAX_QUOTA_LIMIT
-            } else {
-                config.limit
-            };
             Self {
                 word: AtomicU64::new(0),
                 rejected: Counter::new(),
-                window_ticks: tps.saturating_mul(secs),
-                limit,
+                window_ticks: config.ticks_per_second.saturating_mul(config.window_seconds),
+                limit: config.limit,
             }
         }
     }

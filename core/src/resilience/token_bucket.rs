@@ -7,13 +7,20 @@
 //! configured.
 
 use super::clock::LastSeen;
-use super::error::{AcquireError, ConfigError, RateLimited};
+use super::error::{config_error, AcquireError, ConfigError, RateLimited};
 use crate::sync::{AtomicU64, Ordering};
 
-/// A sustained rate: `tokens` every `seconds` seconds.
+/// A sustained rate: `tokens` every `seconds` seconds, both at least 1.
 ///
-/// The fields are kept as given, zeros included, so [`TokenBucketConfig::validate`] can report
-/// them; a bucket built from a zero field treats it as 1.
+/// [`new`](Self::new) (and `per_second` … `per_day`) refuses a zero: a compile error in a
+/// `static` or `const`, a panic at run time; [`try_new`](Self::try_new) returns the
+/// [`ConfigError`] instead, for values chosen at run time.
+///
+/// ```compile_fail,E0080
+/// use vitals_core::resilience::Rate;
+/// const NEVER: Rate = Rate::per_second(0);
+/// # let _ = NEVER;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
     tokens: u64,
@@ -21,10 +28,22 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// `tokens` every `seconds` seconds, kept as given ([`TokenBucketConfig::validate`] reports a
-    /// zero; the buckets treat it as 1).
+    /// `tokens` every `seconds` seconds; a zero is refused (see above).
     pub const fn new(tokens: u64, seconds: u64) -> Self {
-        Self { tokens, seconds }
+        match Self::try_new(tokens, seconds) {
+            Ok(r) => r,
+            Err(e) => panic!("{}", e.as_str()),
+        }
+    }
+    /// `tokens` every `seconds` seconds, or which one is zero.
+    pub const fn try_new(tokens: u64, seconds: u64) -> Result<Self, ConfigError> {
+        if tokens == 0 {
+            return Err(config_error!("rate.tokens", "at least 1"));
+        }
+        if seconds == 0 {
+            return Err(config_error!("rate.seconds", "at least 1"));
+        }
+        Ok(Self { tokens, seconds })
     }
     /// `tokens` per second.
     pub const fn per_second(tokens: u64) -> Self {
@@ -52,57 +71,69 @@ impl Rate {
     }
 }
 
-/// Configuration of a [`TokenBucket`] or a [`KeyedLimiter`](super::KeyedLimiter).
+/// Configuration of a [`TokenBucket`] or a [`KeyedLimiter`](super::KeyedLimiter): the clock's
+/// tick rate, the sustained [`Rate`] and the burst, every one at least 1.
+///
+/// [`new`](Self::new) refuses a zero (a compile error in a `static`, a panic at run time);
+/// [`try_new`](Self::try_new) returns the [`ConfigError`].
 ///
 /// Invariant: the bucket admits at most `burst + elapsed × rate` tokens over any interval and
 /// exactly `burst` back-to-back requests from idle.
+///
+/// ```compile_fail,E0080
+/// use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
+/// // A burst of 0 would refuse every request forever.
+/// static LIMIT: TokenBucket = TokenBucket::new(TokenBucketConfig::new(1_000, Rate::per_second(10), 0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenBucketConfig {
-    /// Ticks per second of the caller's clock (1 000 for milliseconds, 1e9 for nanoseconds).
-    pub ticks_per_second: u64,
-    /// Sustained refill rate.
-    pub rate: Rate,
-    /// Capacity: tokens available back-to-back from idle (at least 1).
-    pub burst: u32,
+    ticks_per_second: u64,
+    rate: Rate,
+    burst: u32,
 }
 
 impl TokenBucketConfig {
-    /// A configuration; see the fields.
+    /// `rate` with bursts of `burst`, on a clock of `ticks_per_second` (1 000 for milliseconds,
+    /// 1e9 for nanoseconds); a zero is refused (see above).
     pub const fn new(ticks_per_second: u64, rate: Rate, burst: u32) -> Self {
-        Self {
-            ticks_per_second,
-            rate,
-            burst,
+        match Self::try_new(ticks_per_second, rate, burst) {
+            Ok(c) => c,
+            Err(e) => panic!("{}", e.as_str()),
         }
     }
 
-    /// Checks that every field is at least 1 (the constructors raise zeros to 1 instead).
-    pub const fn validate(&self) -> Result<(), ConfigError> {
-        if self.ticks_per_second == 0 {
-            return Err(ConfigError {
-                field: "ticks_per_second",
-                expected: "at least 1",
-            });
+    /// The configuration, or which field is zero.
+    pub const fn try_new(
+        ticks_per_second: u64,
+        rate: Rate,
+        burst: u32,
+    ) -> Result<Self, ConfigError> {
+        if ticks_per_second == 0 {
+            return Err(config_error!("ticks_per_second", "at least 1"));
         }
-        if self.rate.tokens == 0 {
-            return Err(ConfigError {
-                field: "rate.tokens",
-                expected: "at least 1",
-            });
+        if burst == 0 {
+            return Err(config_error!("burst", "at least 1"));
         }
-        if self.rate.seconds == 0 {
-            return Err(ConfigError {
-                field: "rate.seconds",
-                expected: "at least 1",
-            });
-        }
-        if self.burst == 0 {
-            return Err(ConfigError {
-                field: "burst",
-                expected: "at least 1",
-            });
-        }
-        Ok(())
+        Ok(Self {
+            ticks_per_second,
+            rate,
+            burst,
+        })
+    }
+
+    /// Ticks per second of the caller's clock.
+    pub const fn ticks_per_second(&self) -> u64 {
+        self.ticks_per_second
+    }
+
+    /// The sustained refill rate.
+    pub const fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Capacity: tokens available back-to-back from idle.
+    pub const fn burst(&self) -> u32 {
+        self.burst
     }
 }
 
@@ -316,8 +347,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     const_fn! {
-        /// A full bucket. Zero fields of `config` are treated as 1 (see
-        /// [`TokenBucketConfig::validate`]).
+        /// A full bucket.
         pub const fn new(config: TokenBucketConfig) -> Self {
             Self {
                 tat: AtomicU64::new(0),

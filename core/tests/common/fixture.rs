@@ -1,6 +1,9 @@
 //! The golden fixture registry (`fixture_registry.rs`) for the host tests: filled once per
 //! process, rendered into a `Vec` with chunks of any size.
 #![allow(dead_code)]
+// Shared by several test crates (and the on-target tests) through `#[path]`: `pub` is what the
+// including crate reads, unreachable from a test crate's root by design.
+#![allow(unreachable_pub)]
 
 #[path = "fixture_registry.rs"]
 mod registry;

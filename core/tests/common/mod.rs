@@ -1,6 +1,9 @@
 //! Helpers shared by the core's integration tests: the strict exposition checker (the test kit's
 //! one, `tests/src/exposition.rs`), the property-test case count and the buffer-size step.
 #![allow(dead_code, unused_imports)]
+// Each test crate uses a part of these, and the exposition checker is the test kit's public API
+// (`pub` there): `pub` here is unreachable by design.
+#![allow(unreachable_pub)]
 
 #[path = "../../../tests/src/exposition.rs"]
 mod exposition;

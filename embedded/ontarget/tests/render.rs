@@ -69,6 +69,7 @@ fn render_all(
                 check_eq!(n, needed);
                 check!(out.push(&buf[..n]));
             }
+            Err(_) => return Err(()),
         }
     }
 }

@@ -67,9 +67,7 @@ fn token_bucket_n_tokens_and_clock_going_back() -> Result<(), ()> {
         .filter(|_| LIMIT.try_acquire(u64::MAX).is_ok())
         .count();
     check!(admitted <= 4);
-    check!(TokenBucketConfig::new(0, Rate::per_second(1), 1)
-        .validate()
-        .is_err());
+    check!(TokenBucketConfig::try_new(0, Rate::per_second(1), 1).is_err());
     Ok(())
 }
 

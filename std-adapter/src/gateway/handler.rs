@@ -140,6 +140,12 @@ pub struct Gateway<L> {
     local: L,
 }
 
+impl<L> std::fmt::Debug for Gateway<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
 impl<L: Clone> Clone for Gateway<L> {
     /// A clone shares the session: use [`Gateway::for_session`] for a new client.
     fn clone(&self) -> Self {

@@ -11,6 +11,7 @@ use crate::metrics::TOOL_DURATION_BOUNDS;
 use crate::registry::{RegistryBuilder, RegistryError};
 
 /// Metrics of the upstreams behind a gateway.
+#[derive(Debug)]
 pub struct GatewayMetrics {
     /// `mcp_upstream_up{upstream}`: 1 while initialized and serving.
     pub up: StrFamily<Gauge, 1, 64, 64>,

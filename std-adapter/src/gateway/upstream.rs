@@ -239,12 +239,26 @@ pub struct Upstream {
     stopped_flag: std::sync::atomic::AtomicBool,
 }
 
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("health_name", &self.health_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A live connection: the peer to send to and what the upstream listed.
 #[derive(Clone)]
 pub struct Connection {
     peer: Peer<RoleClient>,
     /// What the upstream lists.
     pub catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
 }
 
 /// Our client side of an upstream connection: routes what the upstream sends.

@@ -41,6 +41,12 @@ pub struct Fallback {
     quota: Mutex<QuotaShare>,
 }
 
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback").finish_non_exhaustive()
+    }
+}
+
 /// A local refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {

@@ -40,6 +40,7 @@ impl Source {
 pub const VERDICTS: [&str; 4] = ["admitted", "rate_limited", "quota_exhausted", "unavailable"];
 
 /// The metric set.
+#[derive(Debug)]
 pub struct SharedMetrics {
     /// `shared_limits_decisions_total{source,verdict}`.
     pub decisions: StrFamily<Counter, 2, 16, 32>,

@@ -133,6 +133,12 @@ pub struct SharedLimits {
 /// later lines count the failures left out since the previous one).
 pub const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
+impl std::fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLimits").finish_non_exhaustive()
+    }
+}
+
 /// The store's breaker: opens after 3 failures in a row (or half of the last 10), stays open
 /// 0.5 s at first, doubling up to 10 s, then lets one probe through.
 pub fn breaker_config() -> BreakerConfig {

@@ -10,7 +10,7 @@ use vitals_tests::{require_program, wait_for};
 /// A real `redis-server` (Debian's, installed by `scripts/setup`) on a unix socket in a temp
 /// directory, persistence off; killed and its directory removed on drop. Panics (fails the test)
 /// when the program is missing.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
     bin: PathBuf,
@@ -20,7 +20,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts a server and waits (≤ 20 s) until it answers `PING`.
-    pub fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let mut r = RedisServer::prepare();
         r.spawn();
         r
@@ -30,7 +30,7 @@ impl RedisServer {
     /// `localhost` and `127.0.0.1` signed by a throwaway CA ([`RedisServer::ca_file`]), made
     /// with the `openssl` program (the test fails when it is missing). Clients need no
     /// certificate of their own.
-    pub fn start_tls() -> RedisServer {
+    pub(crate) fn start_tls() -> RedisServer {
         let mut r = RedisServer::prepare();
         let openssl = require_program("openssl");
         let run = |args: &[&str]| {
@@ -109,12 +109,12 @@ impl RedisServer {
     }
 
     /// The CA that signed a TLS server's certificate (PEM).
-    pub fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.crt")
     }
 
     /// `rediss://localhost:PORT` of a server started with [`RedisServer::start_tls`].
-    pub fn tls_url(&self) -> String {
+    pub(crate) fn tls_url(&self) -> String {
         format!(
             "rediss://localhost:{}",
             self.tls_port.expect("started with TLS")
@@ -173,12 +173,12 @@ impl RedisServer {
     }
 
     /// The unix socket.
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("r.sock")
     }
 
     /// `unix://SOCKET`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("unix://{}", self.socket().display())
     }
 
@@ -196,13 +196,13 @@ impl RedisServer {
     }
 
     /// Runs one command with `redis-cli` and returns its output; panics on failure.
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         self.try_cli(args)
             .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
     }
 
     /// Kills the server (SIGKILL: no shutdown, state lost).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -211,13 +211,13 @@ impl RedisServer {
     }
 
     /// Starts it again on the same socket (empty).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the server.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
         let ok = Command::new("kill")
             .args([&format!("-{signal}"), &pid])

@@ -1,428 +1,24 @@
 //! Circuit breaker: closed / open / half-open, plus forced-open and disabled for operators.
 //!
-//! State lives in three atomic words:
-//! - `state`: the state (3 bits), the open level for the exponential wait (5 bits), half-open
-//!   probes admitted (8 bits) and succeeded (8 bits), and the generation (32 bits). Every
-//!   transition increments the generation; admission in the closed state is one load of it.
-//! - two outcome windows (`failures`, `slow`): the last `window` outcomes as bits (40), how many
-//!   are recorded (6 bits) and the generation they belong to (18-bit tag).
-//! - `since`: when the current open period ends, or when the current half-open round started, in
-//!   coarse ticks (48 bits), tagged with the generation it belongs to (16 bits). It only moves
-//!   forward, so a slow writer can never overwrite a newer generation's time.
+//! State lives in three atomic words: the state word (state, open level, half-open probes
+//! admitted and succeeded, generation), two outcome windows and the `since` time; their bit
+//! layout is written down in `breaker/state.rs`. `config.rs` holds what the breaker is told,
+//! `permit.rs` the right to make one call, this file the state machine.
+
+mod config;
+mod permit;
+mod state;
+
+pub use config::{BreakerConfig, MAX_WINDOW};
+pub use permit::{Outcome, Permit, Rejected, Ticket};
+pub use state::BreakerState;
 
 use super::clock::Clock;
 use super::error::ConfigError;
 use crate::sync::{AtomicU64, Ordering};
 use crate::Counter;
-use core::fmt;
-
-/// The most outcomes a count-based window can hold.
-pub const MAX_WINDOW: u8 = 40;
-
-// --- state word -------------------------------------------------------------------------------
-const ST_CLOSED: u64 = 0;
-const ST_OPEN: u64 = 1;
-const ST_HALF_OPEN: u64 = 2;
-const ST_FORCED_OPEN: u64 = 3;
-const ST_DISABLED: u64 = 4;
-const MAX_LEVEL: u64 = 31;
-const ADMITTED_ONE: u64 = 1 << 8;
-const SUCCEEDED_ONE: u64 = 1 << 16;
-
-const fn st(s: u64) -> u64 {
-    s & 7
-}
-const fn level(s: u64) -> u64 {
-    (s >> 3) & 31
-}
-const fn admitted(s: u64) -> u64 {
-    (s >> 8) & 0xFF
-}
-const fn succeeded(s: u64) -> u64 {
-    (s >> 16) & 0xFF
-}
-const fn generation(s: u64) -> u32 {
-    (s >> 32) as u32
-}
-const fn make(state: u64, level: u64, admitted: u64, succeeded: u64, gen: u32) -> u64 {
-    (state & 7)
-        | ((level & 31) << 3)
-        | ((admitted & 0xFF) << 8)
-        | ((succeeded & 0xFF) << 16)
-        | ((gen as u64) << 32)
-}
-
-// --- window words -----------------------------------------------------------------------------
-const BITS_MASK: u64 = (1 << 40) - 1;
-const TAG_BITS: u32 = 18;
-const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
-
-const fn w_bits(w: u64) -> u64 {
-    w & BITS_MASK
-}
-const fn w_count(w: u64) -> u64 {
-    (w >> 40) & 63
-}
-const fn w_tag(w: u64) -> u64 {
-    w >> 46
-}
-const fn gen_tag(gen: u32) -> u64 {
-    gen as u64 & TAG_MASK
-}
-const fn w_make(tag: u64, count: u64, bits: u64) -> u64 {
-    ((tag & TAG_MASK) << 46) | ((count & 63) << 40) | (bits & BITS_MASK)
-}
-
-// --- since word -------------------------------------------------------------------------------
-const TIME_MASK: u64 = (1 << 48) - 1;
-const fn s_tag(w: u64) -> u16 {
-    (w >> 48) as u16
-}
-
-/// Configuration of a [`CircuitBreaker`]. Durations are in ticks of the caller's clock; the
-/// builder methods take milliseconds and convert with `ticks_per_second`.
-///
-/// Invariant (after [`validate`](Self::validate), or the clamping done by
-/// [`CircuitBreaker::new`]): `1 ≤ minimum_calls ≤ window ≤ 40`, `1 ≤ failure_rate_percent ≤ 100`,
-/// `consecutive_failures ≤ window`, `slow_call_rate_percent ≤ 100`, `half_open_probes ≥ 1`,
-/// `1 ≤ open_ticks ≤ max_open_ticks`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Ticks per second of the caller's clock.
-    pub ticks_per_second: u64,
-    /// Size of the count-based window: the last `window` calls (1..=40).
-    pub window: u8,
-    /// The rates are only evaluated once the window holds this many calls.
-    pub minimum_calls: u8,
-    /// Trip when at least this percentage of the window failed (1..=100).
-    pub failure_rate_percent: u8,
-    /// Also trip after this many failures in a row (0: off; at most `window`).
-    pub consecutive_failures: u8,
-    /// A call that took at least this many ticks is slow.
-    pub slow_call_ticks: u64,
-    /// Also trip when at least this percentage of the window was slow (0: off).
-    pub slow_call_rate_percent: u8,
-    /// How long the breaker stays open the first time.
-    pub open_ticks: u64,
-    /// The open wait doubles each time a half-open round fails, up to this.
-    pub max_open_ticks: u64,
-    /// Probes admitted in half-open; that many successes close the breaker, one failure reopens.
-    pub half_open_probes: u8,
-    /// A half-open round that has not finished after this long starts over with a new
-    /// generation: permits that were lost or leaked are never lost forever.
-    pub probe_timeout_ticks: u64,
-}
-
-const fn ms_to_ticks(ms: u64, tps: u64) -> u64 {
-    let t = (ms as u128 * tps as u128).div_ceil(1000);
-    if t > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        t as u64
-    }
-}
-
-impl BreakerConfig {
-    /// Defaults: window 20, minimum 10 calls, trip at 50 % failures, no consecutive or slow-call
-    /// trigger, open 5 s doubling up to 60 s, 3 half-open probes, probe timeout 30 s.
-    pub const fn new(ticks_per_second: u64) -> Self {
-        Self {
-            ticks_per_second,
-            window: 20,
-            minimum_calls: 10,
-            failure_rate_percent: 50,
-            consecutive_failures: 0,
-            slow_call_ticks: u64::MAX,
-            slow_call_rate_percent: 0,
-            open_ticks: ms_to_ticks(5_000, ticks_per_second),
-            max_open_ticks: ms_to_ticks(60_000, ticks_per_second),
-            half_open_probes: 3,
-            probe_timeout_ticks: ms_to_ticks(30_000, ticks_per_second),
-        }
-    }
-    /// The window of the last `window` calls and the minimum number of calls before rates count.
-    pub const fn window(mut self, window: u8, minimum_calls: u8) -> Self {
-        self.window = window;
-        self.minimum_calls = minimum_calls;
-        self
-    }
-    /// The failure-rate threshold in percent.
-    pub const fn failure_rate(mut self, percent: u8) -> Self {
-        self.failure_rate_percent = percent;
-        self
-    }
-    /// Trip after `n` failures in a row (0: off).
-    pub const fn consecutive_failures(mut self, n: u8) -> Self {
-        self.consecutive_failures = n;
-        self
-    }
-    /// Calls of at least `slow_ms` are slow; trip when `rate_percent` of the window is slow.
-    pub const fn slow_calls(mut self, slow_ms: u64, rate_percent: u8) -> Self {
-        self.slow_call_ticks = ms_to_ticks(slow_ms, self.ticks_per_second);
-        self.slow_call_rate_percent = rate_percent;
-        self
-    }
-    /// The first open wait and its cap, in milliseconds.
-    pub const fn open_wait(mut self, first_ms: u64, max_ms: u64) -> Self {
-        self.open_ticks = ms_to_ticks(first_ms, self.ticks_per_second);
-        self.max_open_ticks = ms_to_ticks(max_ms, self.ticks_per_second);
-        self
-    }
-    /// Half-open probes and the probe timeout in milliseconds.
-    pub const fn half_open(mut self, probes: u8, timeout_ms: u64) -> Self {
-        self.half_open_probes = probes;
-        self.probe_timeout_ticks = ms_to_ticks(timeout_ms, self.ticks_per_second);
-        self
-    }
-
-    /// Checks the invariant (the breaker clamps instead).
-    pub const fn validate(&self) -> Result<(), ConfigError> {
-        const fn err(field: &'static str, expected: &'static str) -> Result<(), ConfigError> {
-            Err(ConfigError { field, expected })
-        }
-        if self.ticks_per_second == 0 {
-            return err("ticks_per_second", "at least 1");
-        }
-        if self.window == 0 || self.window > MAX_WINDOW {
-            return err("window", "in 1..=40");
-        }
-        if self.minimum_calls == 0 || self.minimum_calls > self.window {
-            return err("minimum_calls", "in 1..=window");
-        }
-        if self.failure_rate_percent == 0 || self.failure_rate_percent > 100 {
-            return err("failure_rate_percent", "in 1..=100");
-        }
-        if self.consecutive_failures > self.window {
-            return err("consecutive_failures", "at most window (0 turns it off)");
-        }
-        if self.slow_call_rate_percent > 100 {
-            return err("slow_call_rate_percent", "at most 100 (0 turns it off)");
-        }
-        if self.half_open_probes == 0 {
-            return err("half_open_probes", "at least 1");
-        }
-        if self.open_ticks == 0 || self.max_open_ticks < self.open_ticks {
-            return err("open_ticks", "at least 1 and at most max_open_ticks");
-        }
-        Ok(())
-    }
-
-    /// The configuration with every field clamped into range.
-    pub const fn clamped(mut self) -> Self {
-        const fn clamp(v: u8, lo: u8, hi: u8) -> u8 {
-            if v < lo {
-                lo
-            } else if v > hi {
-                hi
-            } else {
-                v
-            }
-        }
-        if self.ticks_per_second == 0 {
-            self.ticks_per_second = 1;
-        }
-        self.window = clamp(self.window, 1, MAX_WINDOW);
-        self.minimum_calls = clamp(self.minimum_calls, 1, self.window);
-        self.failure_rate_percent = clamp(self.failure_rate_percent, 1, 100);
-        self.consecutive_failures = clamp(self.consecutive_failures, 0, self.window);
-        self.slow_call_rate_percent = clamp(self.slow_call_rate_percent, 0, 100);
-        self.half_open_probes = clamp(self.half_open_probes, 1, u8::MAX);
-        if self.open_ticks == 0 {
-            self.open_ticks = 1;
-        }
-        if self.max_open_ticks < self.open_ticks {
-            self.max_open_ticks = self.open_ticks;
-        }
-        self
-    }
-}
-
-/// The state of a breaker as an operator sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Calls pass; outcomes are recorded.
-    Closed,
-    /// Calls are refused until the open wait ends.
-    Open,
-    /// A bounded number of probe calls pass; their outcomes decide.
-    HalfOpen,
-    /// Refused until an operator resets it.
-    ForcedOpen,
-    /// Every call passes and nothing is recorded, until an operator resets it.
-    Disabled,
-}
-
-impl BreakerState {
-    const fn from_code(code: u64) -> Self {
-        match code {
-            ST_OPEN => BreakerState::Open,
-            ST_HALF_OPEN => BreakerState::HalfOpen,
-            ST_FORCED_OPEN => BreakerState::ForcedOpen,
-            ST_DISABLED => BreakerState::Disabled,
-            _ => BreakerState::Closed,
-        }
-    }
-
-    /// The conventional gauge value: 0 closed (and disabled), 1 open (and forced open), 2
-    /// half-open.
-    pub const fn gauge(self) -> i64 {
-        match self {
-            BreakerState::Closed | BreakerState::Disabled => 0,
-            BreakerState::Open | BreakerState::ForcedOpen => 1,
-            BreakerState::HalfOpen => 2,
-        }
-    }
-
-    /// Lower-case name (`closed`, `open`, `half_open`, `forced_open`, `disabled`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::ForcedOpen => "forced_open",
-            BreakerState::Disabled => "disabled",
-        }
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A call refused by the breaker.
-///
-/// Invariant: `retry_after` is the ticks until the breaker may admit again (the end of the open
-/// wait, or of the half-open round), or `None` when forced open (only an operator can close it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rejected {
-    /// The state that refused.
-    pub state: BreakerState,
-    /// Ticks to wait, if known.
-    pub retry_after: Option<u64>,
-}
-
-impl core::error::Error for Rejected {}
-
-impl fmt::Display for Rejected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.retry_after {
-            Some(t) => write!(f, "circuit breaker {}: retry after {t} ticks", self.state),
-            None => write!(
-                f,
-                "circuit breaker {}: retry when an operator resets it",
-                self.state
-            ),
-        }
-    }
-}
-
-/// What a call's outcome was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The call did what it should.
-    Success,
-    /// The call failed in a way that says the dependency is unhealthy.
-    Failure,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Closed,
-    Probe,
-    Disabled,
-}
-
-/// The right to make one call, detached from the breaker's lifetime. Report it exactly once with
-/// [`CircuitBreaker::record`] (it is not `Clone`, so it cannot be reported twice).
-///
-/// Invariant: it carries the generation it was admitted in; an outcome reported after the breaker
-/// changed generation is ignored. A ticket that is never reported is reclaimed when the
-/// half-open round times out ([`BreakerConfig::probe_timeout_ticks`]).
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "report the outcome with CircuitBreaker::record"]
-pub struct Ticket {
-    generation: u32,
-    kind: Kind,
-    started: u64,
-}
-
-impl Ticket {
-    /// The breaker generation this ticket was admitted in.
-    pub const fn generation(&self) -> u32 {
-        self.generation
-    }
-    /// Whether this is one of the bounded half-open probes.
-    pub const fn is_probe(&self) -> bool {
-        matches!(self.kind, Kind::Probe)
-    }
-    /// The `now` it was admitted at.
-    pub const fn started(&self) -> u64 {
-        self.started
-    }
-}
-
-/// The right to make one call. Report it with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`record`](Self::record).
-///
-/// Invariant: dropping it unreported gives a half-open probe slot back (another probe may be
-/// admitted) and records nothing.
-#[derive(Debug)]
-#[must_use = "report the outcome with .success(now) or .failure(now)"]
-pub struct Permit<'a> {
-    breaker: &'a CircuitBreaker,
-    ticket: Option<Ticket>,
-}
-
-impl Permit<'_> {
-    /// The call succeeded; its duration is `now − admitted at`.
-    pub fn success(self, now: u64) {
-        self.finish(now, Outcome::Success, None);
-    }
-    /// The call failed; its duration is `now − admitted at`.
-    pub fn failure(self, now: u64) {
-        self.finish(now, Outcome::Failure, None);
-    }
-    /// Reports `outcome` with a duration measured by the caller (for the slow-call rate).
-    pub fn record(self, now: u64, outcome: Outcome, duration_ticks: u64) {
-        self.finish(now, outcome, Some(duration_ticks));
-    }
-    /// The generation this permit was admitted in.
-    pub fn generation(&self) -> u32 {
-        self.ticket.as_ref().map_or(0, |t| t.generation)
-    }
-    /// Whether this is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.ticket.as_ref().is_some_and(Ticket::is_probe)
-    }
-    /// Detaches the permit from the breaker's lifetime (e.g. to move it into a task). Report the
-    /// ticket with [`CircuitBreaker::record`]; if it is never reported, the probe timeout
-    /// reclaims it.
-    pub fn into_ticket(mut self) -> Ticket {
-        // `ticket` is always `Some` until the permit is finished or turned into a ticket.
-        self.ticket.take().unwrap_or(Ticket {
-            generation: 0,
-            kind: Kind::Disabled,
-            started: 0,
-        })
-    }
-
-    fn finish(mut self, now: u64, outcome: Outcome, duration: Option<u64>) {
-        if let Some(t) = self.ticket.take() {
-            let d = duration.unwrap_or_else(|| now.saturating_sub(t.started));
-            self.breaker.record_duration(t, now, outcome, d);
-        }
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if let Some(t) = self.ticket.take() {
-            self.breaker.release(t);
-        }
-    }
-}
+use permit::Kind;
+use state::*;
 
 /// A lock-free circuit breaker over a count-based window.
 ///
@@ -438,7 +34,8 @@ impl Drop for Permit<'_> {
 ///   reopens it; a round that does not finish within `probe_timeout_ticks` starts over;
 /// - every transition increments the generation; an outcome of an older generation is ignored;
 /// - forced-open and disabled are held until [`reset`](Self::reset);
-/// - a `now` earlier than one already acted on counts as no time passed; no lock, no panic.
+/// - a `now` earlier than one already acted on counts as no time passed; no lock, and no panic
+///   once built (only [`new`](Self::new) refuses an invalid configuration).
 ///
 /// ```
 /// use vitals_core::resilience::{BreakerConfig, CircuitBreaker, BreakerState};
@@ -472,13 +69,33 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     const_fn! {
-        /// A closed breaker (generation 0). Out-of-range fields are clamped
-        /// ([`BreakerConfig::clamped`]).
+        /// A closed breaker (generation 0). An invalid configuration (see [`BreakerConfig`]) is
+        /// a compile error in a `static` and a panic at run time: use [`try_new`](Self::try_new)
+        /// or [`BreakerConfig::clamped`] for a configuration chosen at run time.
+        ///
+        /// ```compile_fail,E0080
+        /// use vitals_core::resilience::{BreakerConfig, CircuitBreaker};
+        /// // A window of 41 outcomes does not fit the 40 bits of the window word.
+        /// static UPSTREAM: CircuitBreaker =
+        ///     CircuitBreaker::new(BreakerConfig::new(1_000).window(41, 10));
+        /// ```
         pub const fn new(config: BreakerConfig) -> Self {
-            let config = config.clamped();
+            match Self::try_new(config) {
+                Ok(b) => b,
+                Err(e) => panic!("{}", e.as_str()),
+            }
+        }
+    }
+
+    const_fn! {
+        /// A closed breaker (generation 0), or why `config` is invalid.
+        pub const fn try_new(config: BreakerConfig) -> Result<Self, ConfigError> {
+            if let Err(e) = config.validate() {
+                return Err(e);
+            }
             let per_ms = config.ticks_per_second / 1000;
             let shift = if per_ms > 1 { 63 - per_ms.leading_zeros() } else { 0 };
-            Self {
+            Ok(Self {
                 state: AtomicU64::new(make(ST_CLOSED, 0, 0, 0, 0)),
                 failures: AtomicU64::new(0),
                 slow: AtomicU64::new(0),
@@ -488,11 +105,11 @@ impl CircuitBreaker {
                 rejections: Counter::new(),
                 config,
                 shift,
-            }
+            })
         }
     }
 
-    /// The effective configuration (after clamping).
+    /// The configuration.
     pub const fn config(&self) -> &BreakerConfig {
         &self.config
     }
@@ -916,23 +533,4 @@ impl CircuitBreaker {
             c << self.shift
         }
     }
-}
-
-/// Mask of the newest `n` bits.
-const fn count_mask(n: u64) -> u64 {
-    if n >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << n) - 1
-    }
-}
-
-/// Whether the window `w` holds at least `min` calls and at least `percent` % of them are set.
-const fn reached(w: u64, min: u64, percent: u8) -> bool {
-    let count = w_count(w);
-    if count < min || count == 0 {
-        return false;
-    }
-    let ones = (w_bits(w) & count_mask(count)).count_ones() as u64;
-    ones * 100 >= percent as u64 * count
 }

@@ -1,0 +1,147 @@
+//! The packed atomic words of a [`CircuitBreaker`](super::CircuitBreaker) and the state an
+//! operator sees.
+//!
+//! - `state`: the state (3 bits), the open level for the exponential wait (5 bits), half-open
+//!   probes admitted (8 bits) and succeeded (8 bits), and the generation (32 bits). Every
+//!   transition increments the generation; admission in the closed state is one load of it.
+//! - two outcome windows (`failures`, `slow`): the last `window` outcomes as bits (40), how many
+//!   are recorded (6 bits) and the generation they belong to (18-bit tag).
+//! - `since`: when the current open period ends, or when the current half-open round started, in
+//!   coarse ticks (48 bits), tagged with the generation it belongs to (16 bits). It only moves
+//!   forward, so a slow writer can never overwrite a newer generation's time.
+
+use core::fmt;
+
+// --- state word -------------------------------------------------------------------------------
+pub(super) const ST_CLOSED: u64 = 0;
+pub(super) const ST_OPEN: u64 = 1;
+pub(super) const ST_HALF_OPEN: u64 = 2;
+pub(super) const ST_FORCED_OPEN: u64 = 3;
+pub(super) const ST_DISABLED: u64 = 4;
+pub(super) const MAX_LEVEL: u64 = 31;
+pub(super) const ADMITTED_ONE: u64 = 1 << 8;
+pub(super) const SUCCEEDED_ONE: u64 = 1 << 16;
+
+pub(super) const fn st(s: u64) -> u64 {
+    s & 7
+}
+pub(super) const fn level(s: u64) -> u64 {
+    (s >> 3) & 31
+}
+pub(super) const fn admitted(s: u64) -> u64 {
+    (s >> 8) & 0xFF
+}
+pub(super) const fn succeeded(s: u64) -> u64 {
+    (s >> 16) & 0xFF
+}
+pub(super) const fn generation(s: u64) -> u32 {
+    (s >> 32) as u32
+}
+pub(super) const fn make(state: u64, level: u64, admitted: u64, succeeded: u64, gen: u32) -> u64 {
+    (state & 7)
+        | ((level & 31) << 3)
+        | ((admitted & 0xFF) << 8)
+        | ((succeeded & 0xFF) << 16)
+        | ((gen as u64) << 32)
+}
+
+// --- window words -----------------------------------------------------------------------------
+pub(super) const BITS_MASK: u64 = (1 << 40) - 1;
+pub(super) const TAG_BITS: u32 = 18;
+pub(super) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+
+pub(super) const fn w_bits(w: u64) -> u64 {
+    w & BITS_MASK
+}
+pub(super) const fn w_count(w: u64) -> u64 {
+    (w >> 40) & 63
+}
+pub(super) const fn w_tag(w: u64) -> u64 {
+    w >> 46
+}
+pub(super) const fn gen_tag(gen: u32) -> u64 {
+    gen as u64 & TAG_MASK
+}
+pub(super) const fn w_make(tag: u64, count: u64, bits: u64) -> u64 {
+    ((tag & TAG_MASK) << 46) | ((count & 63) << 40) | (bits & BITS_MASK)
+}
+
+// --- since word -------------------------------------------------------------------------------
+pub(super) const TIME_MASK: u64 = (1 << 48) - 1;
+pub(super) const fn s_tag(w: u64) -> u16 {
+    (w >> 48) as u16
+}
+
+/// Mask of the newest `n` bits.
+pub(super) const fn count_mask(n: u64) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// Whether the window `w` holds at least `min` calls and at least `percent` % of them are set.
+pub(super) const fn reached(w: u64, min: u64, percent: u8) -> bool {
+    let count = w_count(w);
+    if count < min || count == 0 {
+        return false;
+    }
+    let ones = (w_bits(w) & count_mask(count)).count_ones() as u64;
+    ones * 100 >= percent as u64 * count
+}
+
+/// The state of a breaker as an operator sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls pass; outcomes are recorded.
+    Closed,
+    /// Calls are refused until the open wait ends.
+    Open,
+    /// A bounded number of probe calls pass; their outcomes decide.
+    HalfOpen,
+    /// Refused until an operator resets it.
+    ForcedOpen,
+    /// Every call passes and nothing is recorded, until an operator resets it.
+    Disabled,
+}
+
+impl BreakerState {
+    pub(super) const fn from_code(code: u64) -> Self {
+        match code {
+            ST_OPEN => BreakerState::Open,
+            ST_HALF_OPEN => BreakerState::HalfOpen,
+            ST_FORCED_OPEN => BreakerState::ForcedOpen,
+            ST_DISABLED => BreakerState::Disabled,
+            _ => BreakerState::Closed,
+        }
+    }
+
+    /// The conventional gauge value: 0 closed (and disabled), 1 open (and forced open), 2
+    /// half-open.
+    pub const fn gauge(self) -> i64 {
+        match self {
+            BreakerState::Closed | BreakerState::Disabled => 0,
+            BreakerState::Open | BreakerState::ForcedOpen => 1,
+            BreakerState::HalfOpen => 2,
+        }
+    }
+
+    /// Lower-case name (`closed`, `open`, `half_open`, `forced_open`, `disabled`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::ForcedOpen => "forced_open",
+            BreakerState::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
