@@ -61,7 +61,7 @@ pub(crate) async fn get_prompt(
 }
 
 /// No listen streams to wait for.
-pub fn listen_accepted() {}
+pub(crate) fn listen_accepted() {}
 
 /// No listen streams (the default server advertises nothing that changes).
 pub(crate) async fn listen(context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
