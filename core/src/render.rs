@@ -383,6 +383,10 @@ pub fn render(
                 return Ok(out.pos);
             }
             Step::Skip => *cursor = next,
+            Step::Full => {
+                *cursor = next;
+                return Ok(out.pos);
+            }
             Step::Line => {
                 if out.over != 0 {
                     let needed = out.pos - start + out.over;
@@ -400,6 +404,9 @@ pub fn render(
 enum Step {
     /// One line was written (or overflowed); `cursor` is past it.
     Line,
+    /// Whole lines were written and the next one does not fit (it was rolled back); `cursor` is
+    /// at that line.
+    Full,
     /// The cursor moved without writing.
     Skip,
     /// Nothing left.
@@ -531,102 +538,151 @@ fn series_line(
     line: usize,
     out: &mut Out<'_>,
 ) -> Step {
+    // Every line of this entry that fits, from (index, line) on: one dynamic call per series (not
+    // per line), and no return to `step` between lines.
     let m = e.metric();
-    if index >= m.series_len() {
-        next_entry(c);
-        return Step::Skip;
-    }
-    let Some(Series { labels, value }) = m.series(index) else {
-        c.phase = Phase::Series {
-            index: index + 1,
-            line: 0,
+    let end = m.series_len();
+    let (mut index, mut line) = (index, line);
+    let mut wrote = false;
+    loop {
+        if index >= end {
+            next_entry(c);
+            return if wrote { Step::Line } else { Step::Skip };
+        }
+        let Some(Series { labels, value }) = m.series(index) else {
+            index += 1;
+            line = 0;
+            continue;
         };
-        return Step::Skip;
-    };
-    let next_series = Phase::Series {
-        index: index + 1,
-        line: 0,
-    };
-    match value {
-        Value::Histogram(h) => {
-            let n = h.le.len();
-            if line == 0 {
-                c.carry = 0;
-            }
-            out.put(fam.name.as_bytes());
-            let key = (c.entry, index);
-            if line <= n {
-                let count = if line < n {
-                    h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
-                } else {
-                    h.inf.load(Ordering::Relaxed)
-                };
-                c.carry = c.carry.wrapping_add(count);
-                out.put(b"_bucket");
-                let any = out.series_labels(key, &labels);
-                out.byte(if any { b',' } else { b'{' });
-                out.put(b"le=\"");
-                match h.le.get(line) {
-                    Some(&le) => out.le(c.entry, line, le, h.scale.get()),
-                    None => out.put(b"+Inf"),
+        match value {
+            Value::Histogram(h) => {
+                let n = h.le.len();
+                if line == 0 {
+                    c.carry = 0;
                 }
-                out.put(b"\"} ");
-                out.u64(c.carry);
-                #[cfg(feature = "exemplars")]
-                if c.format == Format::OpenMetrics {
-                    if let Some((e, v)) = h.exemplar(line) {
-                        out.exemplar(&e, v, h.scale.get());
+                while line <= n + 2 {
+                    let (start, carry) = (out.pos, c.carry);
+                    histogram_line(out, fam, &labels, &h, c, index, line);
+                    if out.over != 0 {
+                        c.carry = carry;
+                        return stop(c, out, start, wrote, index, line);
                     }
-                }
-            } else {
-                let sum = line == n + 1;
-                out.put(if sum { b"_sum" } else { b"_count" });
-                if out.series_labels(key, &labels) {
-                    out.byte(b'}');
-                }
-                out.byte(b' ');
-                if sum {
-                    out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
-                } else {
-                    out.u64(c.carry);
+                    wrote = true;
+                    line += 1;
                 }
             }
-            out.byte(b'\n');
-            c.phase = if line >= n + 2 {
-                next_series
-            } else {
-                Phase::Series {
-                    index,
-                    line: line + 1,
+            value => {
+                let start = out.pos;
+                plain_line(out, fam, &labels, value);
+                if out.over != 0 {
+                    return stop(c, out, start, wrote, index, 0);
                 }
-            };
-            Step::Line
+                wrote = true;
+            }
         }
-        value => {
-            out.put(fam.name.as_bytes());
-            match fam.kind {
-                Kind::Counter => out.put(b"_total"),
-                Kind::Info => out.put(b"_info"),
-                _ => {}
+        index += 1;
+        line = 0;
+    }
+}
+
+/// Ends a run of lines at the line that did not fit (it started at `start`): when earlier lines
+/// of the run were written it is rolled back and the render call ends there ([`Step::Full`]);
+/// when it was the run's first line, the caller sees the overflow (and the size it needs).
+fn stop(
+    c: &mut Cursor,
+    out: &mut Out<'_>,
+    start: usize,
+    wrote: bool,
+    index: usize,
+    line: usize,
+) -> Step {
+    c.phase = Phase::Series { index, line };
+    if wrote {
+        out.pos = start;
+        out.over = 0;
+        Step::Full
+    } else {
+        Step::Line
+    }
+}
+
+/// Line `line` of histogram series `index` of the cursor's entry: buckets `0..n`, `+Inf` (`n`),
+/// `_sum`, `_count`. The cursor's `carry` is the running cumulative count.
+#[inline]
+fn histogram_line(
+    out: &mut Out<'_>,
+    fam: &Family<'_>,
+    labels: &Labels<'_>,
+    h: &crate::registry::HistogramView<'_>,
+    c: &mut Cursor,
+    index: usize,
+    line: usize,
+) {
+    let key = (c.entry, index);
+    let n = h.le.len();
+    out.put(fam.name.as_bytes());
+    if line <= n {
+        let count = if line < n {
+            h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
+        } else {
+            h.inf.load(Ordering::Relaxed)
+        };
+        c.carry = c.carry.wrapping_add(count);
+        out.put(b"_bucket");
+        let any = out.series_labels(key, labels);
+        out.byte(if any { b',' } else { b'{' });
+        out.put(b"le=\"");
+        match h.le.get(line) {
+            Some(&le) => out.le(key.0, line, le, h.scale.get()),
+            None => out.put(b"+Inf"),
+        }
+        out.put(b"\"} ");
+        out.u64(c.carry);
+        #[cfg(feature = "exemplars")]
+        if c.format == Format::OpenMetrics {
+            if let Some((e, v)) = h.exemplar(line) {
+                out.exemplar(&e, v, h.scale.get());
             }
-            write_labels(out, &labels);
-            out.byte(b' ');
-            match value {
-                Value::Counter(x) => out.u64(x.get()),
-                Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
-                #[cfg(feature = "float")]
-                Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
-                Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
-                Value::Uint(x) => out.u64(x),
-                #[cfg(feature = "float")]
-                Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
-                Value::Info | Value::Histogram(_) => out.byte(b'1'),
-            }
-            out.byte(b'\n');
-            c.phase = next_series;
-            Step::Line
+        }
+    } else {
+        let sum = line == n + 1;
+        out.put(if sum { b"_sum" } else { b"_count" });
+        if out.series_labels(key, labels) {
+            out.byte(b'}');
+        }
+        out.byte(b' ');
+        if sum {
+            out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
+        } else {
+            out.u64(c.carry);
         }
     }
+    out.byte(b'\n');
+}
+
+/// The line of a counter, gauge or info series.
+#[inline]
+fn plain_line(out: &mut Out<'_>, fam: &Family<'_>, labels: &Labels<'_>, value: Value<'_>) {
+    out.put(fam.name.as_bytes());
+    match fam.kind {
+        Kind::Counter => out.put(b"_total"),
+        Kind::Info => out.put(b"_info"),
+        _ => {}
+    }
+    write_labels(out, labels);
+    out.byte(b' ');
+    match value {
+        Value::Counter(x) => out.u64(x.get()),
+        Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
+        #[cfg(feature = "float")]
+        Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
+        Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
+        Value::Uint(x) => out.u64(x),
+        #[cfg(feature = "float")]
+        Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
+        Value::Info | Value::Histogram(_) => out.byte(b'1'),
+    }
+    out.byte(b'\n');
 }
 
 fn overflow_line(
