@@ -146,11 +146,12 @@ impl Cursor {
 }
 
 /// A byte sink over the caller's buffer that keeps counting once full, so an overflowing line
-/// reports the size it needs. Once `over` is non-zero nothing more is written until rollback.
+/// reports the size it needs: `pos` past `buf.len()` means the line did not fit. A write that
+/// does not fit is counted, not made, and every later write of the line fails too (`pos` only
+/// grows), so nothing lands after a gap; the line is rolled back by resetting `pos`.
 struct Out<'b> {
     buf: &'b mut [u8],
     pos: usize,
-    over: usize,
     /// The label block (`{a="b"`, no closing brace) of the histogram series being rendered, as
     /// already written earlier in this buffer: `((entry, series), start, len)`. Each of a
     /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it.
@@ -175,25 +176,25 @@ const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 impl Out<'_> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        if self.over == 0 {
-            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
-                dst.copy_from_slice(bytes);
-                self.pos += bytes.len();
-                return;
-            }
+        if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
+            dst.copy_from_slice(bytes);
         }
-        self.over += bytes.len();
+        self.pos += bytes.len();
+    }
+
+    /// Whether everything written so far fits.
+    #[inline(always)]
+    fn fits(&self) -> bool {
+        self.pos <= self.buf.len()
     }
 
     /// Copies `len` bytes written earlier in this buffer at `start` to the end.
     #[inline]
     fn repeat(&mut self, start: usize, len: usize) {
-        if self.over == 0 && start + len <= self.pos && self.pos + len <= self.buf.len() {
+        if start + len <= self.pos && self.pos + len <= self.buf.len() {
             self.buf.copy_within(start..start + len, self.pos);
-            self.pos += len;
-        } else {
-            self.over += len;
         }
+        self.pos += len;
     }
 
     /// Writes the label block of a histogram series line, reusing the copy from its previous
@@ -210,7 +211,7 @@ impl Out<'_> {
         }
         let start = self.pos;
         let any = open_labels(self, labels);
-        if REUSE_LABELS && self.over == 0 {
+        if REUSE_LABELS && self.fits() {
             self.labels_seen = Some((key, start, self.pos - start));
         }
         any
@@ -232,21 +233,18 @@ impl Out<'_> {
         }
         let start = self.pos;
         self.scaled(v, decimals);
-        if let (Some(slot), 0, Ok(s)) = (self.le_seen.get_mut(i), self.over, u32::try_from(start)) {
+        let fits = self.fits();
+        if let (Some(slot), true, Ok(s)) = (self.le_seen.get_mut(i), fits, u32::try_from(start)) {
             *slot = (s, (self.pos - start) as u8);
         }
     }
 
     #[inline(always)]
     fn byte(&mut self, b: u8) {
-        if self.over == 0 {
-            if let Some(dst) = self.buf.get_mut(self.pos) {
-                *dst = b;
-                self.pos += 1;
-                return;
-            }
+        if let Some(dst) = self.buf.get_mut(self.pos) {
+            *dst = b;
         }
-        self.over += 1;
+        self.pos += 1;
     }
 
     /// Writes `s` escaping `\` and newline, and `"` when `quote` is set.
@@ -276,7 +274,7 @@ impl Out<'_> {
     fn escaped_packed(&mut self, key: &[AtomicU8]) -> usize {
         // Fast path: copy straight into the buffer until a byte needs escaping or ends the value.
         let mut done = 0;
-        if self.over == 0 {
+        if self.fits() {
             let room = self.buf.get_mut(self.pos..).unwrap_or(&mut []);
             for (d, a) in room.iter_mut().zip(key.iter()) {
                 let b = a.load(Ordering::Relaxed);
@@ -369,7 +367,6 @@ pub fn render(
     let mut out = Out {
         buf,
         pos: 0,
-        over: 0,
         labels_seen: None,
         le_entry: 0,
         le_seen: [(0, 0); LE_CACHE],
@@ -388,8 +385,8 @@ pub fn render(
                 return Ok(out.pos);
             }
             Step::Line => {
-                if out.over != 0 {
-                    let needed = out.pos - start + out.over;
+                if !out.fits() {
+                    let needed = out.pos - start;
                     if start == 0 {
                         return Err(RenderError::BufferTooSmall { needed });
                     }
@@ -544,6 +541,7 @@ fn series_line(
     let end = m.series_len();
     let (mut index, mut line) = (index, line);
     let mut wrote = false;
+    let mut prefix = Prefix::new();
     loop {
         if index >= end {
             next_entry(c);
@@ -563,7 +561,7 @@ fn series_line(
                 while line <= n + 2 {
                     let (start, carry) = (out.pos, c.carry);
                     histogram_line(out, fam, &labels, &h, c, index, line);
-                    if out.over != 0 {
+                    if !out.fits() {
                         c.carry = carry;
                         return stop(c, out, start, wrote, index, line);
                     }
@@ -573,8 +571,8 @@ fn series_line(
             }
             value => {
                 let start = out.pos;
-                plain_line(out, fam, &labels, value);
-                if out.over != 0 {
+                plain_line(out, fam, &labels, value, &mut prefix);
+                if !out.fits() {
                     return stop(c, out, start, wrote, index, 0);
                 }
                 wrote = true;
@@ -599,7 +597,6 @@ fn stop(
     c.phase = Phase::Series { index, line };
     if wrote {
         out.pos = start;
-        out.over = 0;
         Step::Full
     } else {
         Step::Line
@@ -660,17 +657,105 @@ fn histogram_line(
     out.byte(b'\n');
 }
 
+/// The sample-name suffix the text format adds for `kind`.
+fn suffix(kind: Kind) -> &'static [u8] {
+    match kind {
+        Kind::Counter => b"_total",
+        Kind::Info => b"_info",
+        _ => b"",
+    }
+}
+
+/// The start of every line of a string-labelled family up to its first value
+/// (`name_total{first="`), built once per run of the family's lines.
+struct Prefix<'a> {
+    /// The label names it was built for (`None`: not built, or too long to keep).
+    names: Option<&'a [&'a str]>,
+    len: usize,
+    bytes: [u8; PREFIX_BYTES],
+}
+
+/// Room for a line prefix; longer prefixes are written piece by piece.
+const PREFIX_BYTES: usize = if cfg!(target_pointer_width = "64") {
+    128
+} else {
+    0
+};
+
+impl<'a> Prefix<'a> {
+    fn new() -> Self {
+        Prefix {
+            names: None,
+            len: 0,
+            bytes: [0; PREFIX_BYTES],
+        }
+    }
+
+    /// Builds the prefix for a family with label `names`, unless already built for them;
+    /// returns whether it holds one (false without labels, or when it is too long).
+    #[cfg(feature = "string-labels")]
+    #[inline]
+    fn build(&mut self, fam: &Family<'_>, names: &'a [&'a str]) -> bool {
+        if let Some(n) = self.names {
+            return core::ptr::eq(n, names);
+        }
+        let Some(first) = names.first() else {
+            return false;
+        };
+        let parts: [&[u8]; 5] = [
+            fam.name.as_bytes(),
+            suffix(fam.kind),
+            b"{",
+            first.as_bytes(),
+            b"=\"",
+        ];
+        let mut len = 0;
+        for p in parts {
+            match self.bytes.get_mut(len..len + p.len()) {
+                Some(d) => d.copy_from_slice(p),
+                None => return false,
+            }
+            len += p.len();
+        }
+        self.len = len;
+        self.names = Some(names);
+        true
+    }
+}
+
 /// The line of a counter, gauge or info series.
 #[inline]
-fn plain_line(out: &mut Out<'_>, fam: &Family<'_>, labels: &Labels<'_>, value: Value<'_>) {
-    out.put(fam.name.as_bytes());
-    match fam.kind {
-        Kind::Counter => out.put(b"_total"),
-        Kind::Info => out.put(b"_info"),
-        _ => {}
+fn plain_line<'a>(
+    out: &mut Out<'_>,
+    fam: &Family<'_>,
+    labels: &Labels<'a>,
+    value: Value<'_>,
+    prefix: &mut Prefix<'a>,
+) {
+    match *labels {
+        #[cfg(feature = "string-labels")]
+        Labels::Packed { names, key, len } if prefix.build(fam, names) => {
+            // `name_total{first="` once per run, then each value and the later names.
+            out.put(prefix.bytes.get(..prefix.len).unwrap_or(&[]));
+            let mut at = 0;
+            for (j, n) in names.iter().enumerate() {
+                if j > 0 {
+                    out.put(b"\",");
+                    out.put(n.as_bytes());
+                    out.put(b"=\"");
+                }
+                let rest = key.get(at..len).unwrap_or(&[]);
+                at += out.escaped_packed(rest);
+            }
+            out.put(b"\"} ");
+        }
+        _ => {
+            out.put(fam.name.as_bytes());
+            out.put(suffix(fam.kind));
+            write_labels(out, labels);
+            out.byte(b' ');
+        }
     }
-    write_labels(out, labels);
-    out.byte(b' ');
     match value {
         Value::Counter(x) => out.u64(x.get()),
         Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
