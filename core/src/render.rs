@@ -170,6 +170,8 @@ const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
 } else {
     0
 };
+/// Copies of at most this many bytes are made as one fixed-size move.
+const SHORT_COPY: usize = 32;
 /// Whether the label block of a histogram series is reused between its lines (see above).
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
@@ -191,8 +193,14 @@ impl Out<'_> {
     /// Copies `len` bytes written earlier in this buffer at `start` to the end.
     #[inline]
     fn repeat(&mut self, start: usize, len: usize) {
-        if start + len <= self.pos && self.pos + len <= self.buf.len() {
-            self.buf.copy_within(start..start + len, self.pos);
+        if start + len <= self.pos {
+            if len <= SHORT_COPY && self.pos + SHORT_COPY <= self.buf.len() {
+                // A fixed-size copy (a few vector moves, no call); the bytes past `len` are
+                // scratch that later writes overwrite or that lie past the returned length.
+                self.buf.copy_within(start..start + SHORT_COPY, self.pos);
+            } else if self.pos + len <= self.buf.len() {
+                self.buf.copy_within(start..start + len, self.pos);
+            }
         }
         self.pos += len;
     }
