@@ -436,11 +436,11 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             unit: e.unit_name(),
             kind: e.kind(),
         },
+        // The synthetic overflow family, present only when some family can overflow.
+        #[cfg(feature = "string-labels")]
         None if c.entry == entries.len() => {
-            // The synthetic overflow family, present only when some family can overflow.
             if matches!(c.phase, Phase::Help)
-                && (cfg!(not(feature = "string-labels"))
-                    || !entries.iter().any(|e| e.metric().overflow().is_some()))
+                && !entries.iter().any(|e| e.metric().overflow().is_some())
             {
                 c.entry += 1;
                 c.phase = Phase::Eof;
@@ -452,6 +452,13 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
                 unit: None,
                 kind: Kind::Counter,
             }
+        }
+        // Without string labels no family overflows: no code or text for that family.
+        #[cfg(not(feature = "string-labels"))]
+        None if c.entry == entries.len() => {
+            c.entry += 1;
+            c.phase = Phase::Eof;
+            return Step::Skip;
         }
         None => {
             return match c.phase {
@@ -509,7 +516,14 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
         }
         Phase::Series { index, line } => match entries.get(c.entry) {
             Some(e) => series_line(e, &fam, c, index, line, out),
+            #[cfg(feature = "string-labels")]
             None => overflow_line(entries, &fam, c, index, out),
+            #[cfg(not(feature = "string-labels"))]
+            None => {
+                next_entry(c);
+                c.phase = Phase::Eof;
+                Step::Skip
+            }
         },
         Phase::Eof | Phase::Done => {
             c.phase = Phase::Done;
@@ -676,6 +690,7 @@ fn suffix(kind: Kind) -> &'static [u8] {
 
 /// The start of every line of a string-labelled family up to its first value
 /// (`name_total{first="`), built once per run of the family's lines.
+#[cfg_attr(not(feature = "string-labels"), allow(dead_code))]
 struct Prefix<'a> {
     /// The label names it was built for (`None`: not built, or too long to keep).
     names: Option<&'a [&'a str]>,
@@ -738,7 +753,7 @@ fn plain_line<'a>(
     fam: &Family<'_>,
     labels: &Labels<'a>,
     value: Value<'_>,
-    prefix: &mut Prefix<'a>,
+    #[cfg_attr(not(feature = "string-labels"), allow(unused_variables))] prefix: &mut Prefix<'a>,
 ) {
     match *labels {
         #[cfg(feature = "string-labels")]
@@ -778,6 +793,7 @@ fn plain_line<'a>(
     out.byte(b'\n');
 }
 
+#[cfg(feature = "string-labels")]
 fn overflow_line(
     entries: &[Entry<'_>],
     fam: &Family<'_>,
