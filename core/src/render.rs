@@ -156,6 +156,8 @@ struct Out<'b> {
     /// already written earlier in this buffer: `((entry, series), start, len)`. Each of a
     /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it.
     labels_seen: Option<((usize, usize), usize, usize)>,
+    /// The same for the start of its bucket lines, `name_bucket{a="b",le="`.
+    bucket_seen: Option<((usize, usize), usize, usize)>,
     /// `le` values of the histogram family being rendered (entry + 1; 0 = none), as written
     /// earlier in this buffer: `(start, len)` per bucket, `len == 0` when not yet written.
     le_entry: usize,
@@ -171,7 +173,7 @@ const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
     0
 };
 /// Copies of at most this many bytes are made as one fixed-size move.
-const SHORT_COPY: usize = 32;
+const SHORT_COPY: usize = 64;
 /// Whether the label block of a histogram series is reused between its lines (see above).
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
@@ -376,6 +378,7 @@ pub fn render(
         buf,
         pos: 0,
         labels_seen: None,
+        bucket_seen: None,
         le_entry: 0,
         le_seen: [(0, 0); LE_CACHE],
     };
@@ -639,7 +642,6 @@ fn histogram_line(
 ) {
     let key = (c.entry, index);
     let n = h.le.len();
-    out.put(fam.name.as_bytes());
     if line <= n {
         let count = if line < n {
             h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
@@ -647,10 +649,20 @@ fn histogram_line(
             h.inf.load(Ordering::Relaxed)
         };
         c.carry = c.carry.wrapping_add(count);
-        out.put(b"_bucket");
-        let any = out.series_labels(key, labels);
-        out.byte(if any { b',' } else { b'{' });
-        out.put(b"le=\"");
+        match out.bucket_seen {
+            Some((k, start, len)) if REUSE_LABELS && k == key => out.repeat(start, len),
+            _ => {
+                let start = out.pos;
+                out.put(fam.name.as_bytes());
+                out.put(b"_bucket");
+                let any = out.series_labels(key, labels);
+                out.byte(if any { b',' } else { b'{' });
+                out.put(b"le=\"");
+                if REUSE_LABELS && out.fits() {
+                    out.bucket_seen = Some((key, start, out.pos - start));
+                }
+            }
+        }
         match h.le.get(line) {
             Some(&le) => out.le(key.0, line, le, h.scale.get()),
             None => out.put(b"+Inf"),
@@ -665,6 +677,7 @@ fn histogram_line(
         }
     } else {
         let sum = line == n + 1;
+        out.put(fam.name.as_bytes());
         out.put(if sum { b"_sum" } else { b"_count" });
         if out.series_labels(key, labels) {
             out.byte(b'}');
