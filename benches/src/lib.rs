@@ -45,7 +45,7 @@ pub trait Visitor {
     /// the driver wants this operation.
     fn op<R, F, S>(&mut self, group: &'static str, peer: &'static str, setup: S)
     where
-        F: FnMut() -> R,
+        F: FnMut() -> R + 'static,
         S: FnOnce() -> Op<F>;
 
     /// An operation run by two threads at once on shared state; the argument is the thread's

@@ -70,15 +70,18 @@ impl Cursor {
 }
 
 /// A byte sink over the caller's buffer that keeps counting once full, so an overflowing line
-/// reports the size it needs. Once `over` is non-zero nothing more is written until rollback.
+/// reports the size it needs: `pos` past `buf.len()` means the line did not fit. A write that
+/// does not fit is counted, not made, and every later write of the line fails too (`pos` only
+/// grows), so nothing lands after a gap; the line is rolled back by resetting `pos`.
 struct Out<'b> {
     buf: &'b mut [u8],
     pos: usize,
-    over: usize,
     /// The label block (`{a="b"`, no closing brace) of the histogram series being rendered, as
     /// already written earlier in this buffer: `((entry, series), start, len)`. Each of a
     /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it.
     labels_seen: Option<((usize, usize), usize, usize)>,
+    /// The same for the start of its bucket lines, `name_bucket{a="b",le="`.
+    bucket_seen: Option<((usize, usize), usize, usize)>,
     /// `le` values of the histogram family being rendered (entry + 1; 0 = none), as written
     /// earlier in this buffer: `(start, len)` per bucket, `len == 0` when not yet written.
     le_entry: usize,
@@ -93,31 +96,39 @@ const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
 } else {
     0
 };
+/// Copies of at most this many bytes are made as one fixed-size move.
+const SHORT_COPY: usize = 64;
 /// Whether the label block of a histogram series is reused between its lines (see above).
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
 impl Out<'_> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        if self.over == 0 {
-            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
-                dst.copy_from_slice(bytes);
-                self.pos += bytes.len();
-                return;
-            }
+        if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
+            dst.copy_from_slice(bytes);
         }
-        self.over += bytes.len();
+        self.pos += bytes.len();
+    }
+
+    /// Whether everything written so far fits.
+    #[inline(always)]
+    fn fits(&self) -> bool {
+        self.pos <= self.buf.len()
     }
 
     /// Copies `len` bytes written earlier in this buffer at `start` to the end.
     #[inline]
     fn repeat(&mut self, start: usize, len: usize) {
-        if self.over == 0 && start + len <= self.pos && self.pos + len <= self.buf.len() {
-            self.buf.copy_within(start..start + len, self.pos);
-            self.pos += len;
-        } else {
-            self.over += len;
+        if start + len <= self.pos {
+            if len <= SHORT_COPY && self.pos + SHORT_COPY <= self.buf.len() {
+                // A fixed-size copy (a few vector moves, no call); the bytes past `len` are
+                // scratch that later writes overwrite or that lie past the returned length.
+                self.buf.copy_within(start..start + SHORT_COPY, self.pos);
+            } else if self.pos + len <= self.buf.len() {
+                self.buf.copy_within(start..start + len, self.pos);
+            }
         }
+        self.pos += len;
     }
 
     /// Writes the label block of a histogram series line, reusing the copy from its previous
@@ -134,7 +145,7 @@ impl Out<'_> {
         }
         let start = self.pos;
         let any = open_labels(self, labels);
-        if REUSE_LABELS && self.over == 0 {
+        if REUSE_LABELS && self.fits() {
             self.labels_seen = Some((key, start, self.pos - start));
         }
         any
@@ -156,21 +167,18 @@ impl Out<'_> {
         }
         let start = self.pos;
         self.scaled(v, decimals);
-        if let (Some(slot), 0, Ok(s)) = (self.le_seen.get_mut(i), self.over, u32::try_from(start)) {
+        let fits = self.fits();
+        if let (Some(slot), true, Ok(s)) = (self.le_seen.get_mut(i), fits, u32::try_from(start)) {
             *slot = (s, (self.pos - start) as u8);
         }
     }
 
     #[inline(always)]
     fn byte(&mut self, b: u8) {
-        if self.over == 0 {
-            if let Some(dst) = self.buf.get_mut(self.pos) {
-                *dst = b;
-                self.pos += 1;
-                return;
-            }
+        if let Some(dst) = self.buf.get_mut(self.pos) {
+            *dst = b;
         }
-        self.over += 1;
+        self.pos += 1;
     }
 
     /// Writes `s` escaping `\` and newline, and `"` when `quote` is set.
@@ -200,7 +208,7 @@ impl Out<'_> {
     fn escaped_packed(&mut self, key: &[AtomicU8]) -> usize {
         // Fast path: copy straight into the buffer until a byte needs escaping or ends the value.
         let mut done = 0;
-        if self.over == 0 {
+        if self.fits() {
             let room = self.buf.get_mut(self.pos..).unwrap_or(&mut []);
             for (d, a) in room.iter_mut().zip(key.iter()) {
                 let b = a.load(Ordering::Relaxed);
@@ -293,8 +301,8 @@ pub fn render(
     let mut out = Out {
         buf,
         pos: 0,
-        over: 0,
         labels_seen: None,
+        bucket_seen: None,
         le_entry: 0,
         le_seen: [(0, 0); LE_CACHE],
     };
@@ -307,9 +315,13 @@ pub fn render(
                 return Ok(out.pos);
             }
             Step::Skip => *cursor = next,
+            Step::Full => {
+                *cursor = next;
+                return Ok(out.pos);
+            }
             Step::Line => {
-                if out.over != 0 {
-                    let needed = out.pos - start + out.over;
+                if !out.fits() {
+                    let needed = out.pos - start;
                     if start == 0 {
                         return Err(RenderError::BufferTooSmall { needed });
                     }
@@ -324,6 +336,9 @@ pub fn render(
 enum Step {
     /// One line was written (or overflowed); `cursor` is past it.
     Line,
+    /// Whole lines were written and the next one does not fit (it was rolled back); `cursor` is
+    /// at that line.
+    Full,
     /// The cursor moved without writing.
     Skip,
     /// Nothing left.
@@ -348,11 +363,11 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             unit: e.unit_name(),
             kind: e.kind(),
         },
+        // The synthetic overflow family, present only when some family can overflow.
+        #[cfg(feature = "string-labels")]
         None if c.entry == entries.len() => {
-            // The synthetic overflow family, present only when some family can overflow.
             if matches!(c.phase, Phase::Help)
-                && (cfg!(not(feature = "string-labels"))
-                    || !entries.iter().any(|e| e.metric().overflow().is_some()))
+                && !entries.iter().any(|e| e.metric().overflow().is_some())
             {
                 c.entry += 1;
                 c.phase = Phase::Eof;
@@ -364,6 +379,13 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
                 unit: None,
                 kind: Kind::Counter,
             }
+        }
+        // Without string labels no family overflows: no code or text for that family.
+        #[cfg(not(feature = "string-labels"))]
+        None if c.entry == entries.len() => {
+            c.entry += 1;
+            c.phase = Phase::Eof;
+            return Step::Skip;
         }
         None => {
             return match c.phase {
@@ -421,7 +443,14 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
         }
         Phase::Series { index, line } => match entries.get(c.entry) {
             Some(e) => series_line(e, &fam, c, index, line, out),
+            #[cfg(feature = "string-labels")]
             None => overflow_line(entries, &fam, c, index, out),
+            #[cfg(not(feature = "string-labels"))]
+            None => {
+                next_entry(c);
+                c.phase = Phase::Eof;
+                Step::Skip
+            }
         },
         Phase::Eof | Phase::Done => {
             c.phase = Phase::Done;
@@ -455,104 +484,253 @@ fn series_line(
     line: usize,
     out: &mut Out<'_>,
 ) -> Step {
+    // Every line of this entry that fits, from (index, line) on: one dynamic call per series (not
+    // per line), and no return to `step` between lines.
     let m = e.metric();
-    if index >= m.series_len() {
-        next_entry(c);
-        return Step::Skip;
-    }
-    let Some(Series { labels, value }) = m.series(index) else {
-        c.phase = Phase::Series {
-            index: index + 1,
-            line: 0,
+    let end = m.series_len();
+    let (mut index, mut line) = (index, line);
+    let mut wrote = false;
+    let mut prefix = Prefix::new();
+    loop {
+        if index >= end {
+            next_entry(c);
+            return if wrote { Step::Line } else { Step::Skip };
+        }
+        let Some(Series { labels, value }) = m.series(index) else {
+            index += 1;
+            line = 0;
+            continue;
         };
-        return Step::Skip;
-    };
-    let next_series = Phase::Series {
-        index: index + 1,
-        line: 0,
-    };
-    match value {
-        Value::Histogram(h) => {
-            let n = h.le.len();
-            if line == 0 {
-                c.carry = 0;
-            }
-            out.put(fam.name.as_bytes());
-            let key = (c.entry, index);
-            if line <= n {
-                let count = if line < n {
-                    h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
-                } else {
-                    h.inf.load(Ordering::Relaxed)
-                };
-                c.carry = c.carry.wrapping_add(count);
-                out.put(b"_bucket");
-                let any = out.series_labels(key, &labels);
-                out.byte(if any { b',' } else { b'{' });
-                out.put(b"le=\"");
-                match h.le.get(line) {
-                    Some(&le) => out.le(c.entry, line, le, h.scale.get()),
-                    None => out.put(b"+Inf"),
+        match value {
+            Value::Histogram(h) => {
+                let n = h.le.len();
+                if line == 0 {
+                    c.carry = 0;
                 }
-                out.put(b"\"} ");
-                out.u64(c.carry);
-                #[cfg(feature = "exemplars")]
-                if c.format == Format::OpenMetrics {
-                    if let Some((e, v)) = h.exemplar(line) {
-                        out.exemplar(&e, v, h.scale.get());
+                while line <= n + 2 {
+                    let (start, carry) = (out.pos, c.carry);
+                    histogram_line(out, fam, &labels, &h, c, index, line);
+                    if !out.fits() {
+                        c.carry = carry;
+                        return stop(c, out, start, wrote, index, line);
                     }
-                }
-            } else {
-                let sum = line == n + 1;
-                out.put(if sum { b"_sum" } else { b"_count" });
-                if out.series_labels(key, &labels) {
-                    out.byte(b'}');
-                }
-                out.byte(b' ');
-                if sum {
-                    out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
-                } else {
-                    out.u64(c.carry);
+                    wrote = true;
+                    line += 1;
                 }
             }
-            out.byte(b'\n');
-            c.phase = if line >= n + 2 {
-                next_series
-            } else {
-                Phase::Series {
-                    index,
-                    line: line + 1,
+            value => {
+                let start = out.pos;
+                plain_line(out, fam, &labels, value, &mut prefix);
+                if !out.fits() {
+                    return stop(c, out, start, wrote, index, 0);
                 }
-            };
-            Step::Line
+                wrote = true;
+            }
         }
-        value => {
-            out.put(fam.name.as_bytes());
-            match fam.kind {
-                Kind::Counter => out.put(b"_total"),
-                Kind::Info => out.put(b"_info"),
-                _ => {}
-            }
-            write_labels(out, &labels);
-            out.byte(b' ');
-            match value {
-                Value::Counter(x) => out.u64(x.get()),
-                Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
-                #[cfg(feature = "float")]
-                Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
-                Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
-                Value::Uint(x) => out.u64(x),
-                #[cfg(feature = "float")]
-                Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
-                Value::Info | Value::Histogram(_) => out.byte(b'1'),
-            }
-            out.byte(b'\n');
-            c.phase = next_series;
-            Step::Line
-        }
+        index += 1;
+        line = 0;
     }
 }
 
+/// Ends a run of lines at the line that did not fit (it started at `start`): when earlier lines
+/// of the run were written it is rolled back and the render call ends there ([`Step::Full`]);
+/// when it was the run's first line, the caller sees the overflow (and the size it needs).
+fn stop(
+    c: &mut Cursor,
+    out: &mut Out<'_>,
+    start: usize,
+    wrote: bool,
+    index: usize,
+    line: usize,
+) -> Step {
+    c.phase = Phase::Series { index, line };
+    if wrote {
+        out.pos = start;
+        Step::Full
+    } else {
+        Step::Line
+    }
+}
+
+/// Line `line` of histogram series `index` of the cursor's entry: buckets `0..n`, `+Inf` (`n`),
+/// `_sum`, `_count`. The cursor's `carry` is the running cumulative count.
+#[inline]
+fn histogram_line(
+    out: &mut Out<'_>,
+    fam: &Family<'_>,
+    labels: &Labels<'_>,
+    h: &crate::registry::HistogramView<'_>,
+    c: &mut Cursor,
+    index: usize,
+    line: usize,
+) {
+    let key = (c.entry, index);
+    let n = h.le.len();
+    if line <= n {
+        let count = if line < n {
+            h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
+        } else {
+            h.inf.load(Ordering::Relaxed)
+        };
+        c.carry = c.carry.wrapping_add(count);
+        match out.bucket_seen {
+            Some((k, start, len)) if REUSE_LABELS && k == key => out.repeat(start, len),
+            _ => {
+                let start = out.pos;
+                out.put(fam.name.as_bytes());
+                out.put(b"_bucket");
+                let any = out.series_labels(key, labels);
+                out.byte(if any { b',' } else { b'{' });
+                out.put(b"le=\"");
+                if REUSE_LABELS && out.fits() {
+                    out.bucket_seen = Some((key, start, out.pos - start));
+                }
+            }
+        }
+        match h.le.get(line) {
+            Some(&le) => out.le(key.0, line, le, h.scale.get()),
+            None => out.put(b"+Inf"),
+        }
+        out.put(b"\"} ");
+        out.u64(c.carry);
+        #[cfg(feature = "exemplars")]
+        if c.format == Format::OpenMetrics {
+            if let Some((e, v)) = h.exemplar(line) {
+                out.exemplar(&e, v, h.scale.get());
+            }
+        }
+    } else {
+        let sum = line == n + 1;
+        out.put(fam.name.as_bytes());
+        out.put(if sum { b"_sum" } else { b"_count" });
+        if out.series_labels(key, labels) {
+            out.byte(b'}');
+        }
+        out.byte(b' ');
+        if sum {
+            out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
+        } else {
+            out.u64(c.carry);
+        }
+    }
+    out.byte(b'\n');
+}
+
+/// The sample-name suffix the text format adds for `kind`.
+fn suffix(kind: Kind) -> &'static [u8] {
+    match kind {
+        Kind::Counter => b"_total",
+        Kind::Info => b"_info",
+        _ => b"",
+    }
+}
+
+/// The start of every line of a string-labelled family up to its first value
+/// (`name_total{first="`), built once per run of the family's lines.
+#[cfg_attr(not(feature = "string-labels"), allow(dead_code))]
+struct Prefix<'a> {
+    /// The label names it was built for (`None`: not built, or too long to keep).
+    names: Option<&'a [&'a str]>,
+    len: usize,
+    bytes: [u8; PREFIX_BYTES],
+}
+
+/// Room for a line prefix; longer prefixes are written piece by piece.
+const PREFIX_BYTES: usize = if cfg!(target_pointer_width = "64") {
+    128
+} else {
+    0
+};
+
+impl<'a> Prefix<'a> {
+    fn new() -> Self {
+        Prefix {
+            names: None,
+            len: 0,
+            bytes: [0; PREFIX_BYTES],
+        }
+    }
+
+    /// Builds the prefix for a family with label `names`, unless already built for them;
+    /// returns whether it holds one (false without labels, or when it is too long).
+    #[cfg(feature = "string-labels")]
+    #[inline]
+    fn build(&mut self, fam: &Family<'_>, names: &'a [&'a str]) -> bool {
+        if let Some(n) = self.names {
+            return core::ptr::eq(n, names);
+        }
+        let Some(first) = names.first() else {
+            return false;
+        };
+        let parts: [&[u8]; 5] = [
+            fam.name.as_bytes(),
+            suffix(fam.kind),
+            b"{",
+            first.as_bytes(),
+            b"=\"",
+        ];
+        let mut len = 0;
+        for p in parts {
+            match self.bytes.get_mut(len..len + p.len()) {
+                Some(d) => d.copy_from_slice(p),
+                None => return false,
+            }
+            len += p.len();
+        }
+        self.len = len;
+        self.names = Some(names);
+        true
+    }
+}
+
+/// The line of a counter, gauge or info series.
+#[inline]
+fn plain_line<'a>(
+    out: &mut Out<'_>,
+    fam: &Family<'_>,
+    labels: &Labels<'a>,
+    value: Value<'_>,
+    #[cfg_attr(not(feature = "string-labels"), allow(unused_variables))] prefix: &mut Prefix<'a>,
+) {
+    match *labels {
+        #[cfg(feature = "string-labels")]
+        Labels::Packed { names, key, len } if prefix.build(fam, names) => {
+            // `name_total{first="` once per run, then each value and the later names.
+            out.put(prefix.bytes.get(..prefix.len).unwrap_or(&[]));
+            let mut at = 0;
+            for (j, n) in names.iter().enumerate() {
+                if j > 0 {
+                    out.put(b"\",");
+                    out.put(n.as_bytes());
+                    out.put(b"=\"");
+                }
+                let rest = key.get(at..len).unwrap_or(&[]);
+                at += out.escaped_packed(rest);
+            }
+            out.put(b"\"} ");
+        }
+        _ => {
+            out.put(fam.name.as_bytes());
+            out.put(suffix(fam.kind));
+            write_labels(out, labels);
+            out.byte(b' ');
+        }
+    }
+    match value {
+        Value::Counter(x) => out.u64(x.get()),
+        Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
+        #[cfg(feature = "float")]
+        Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
+        Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
+        Value::Uint(x) => out.u64(x),
+        #[cfg(feature = "float")]
+        Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
+        Value::Info | Value::Histogram(_) => out.byte(b'1'),
+    }
+    out.byte(b'\n');
+}
+
+#[cfg(feature = "string-labels")]
 fn overflow_line(
     entries: &[Entry<'_>],
     fam: &Family<'_>,

@@ -169,3 +169,63 @@ proptest! {
         prop_assert_eq!(Format::negotiate(&header), want);
     }
 }
+
+fn short_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9]{0,19}",
+        "[\\\\\"\n a-z]{0,10}",
+        any::<String>().prop_map(|s| s.chars().take(9).collect()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases()))]
+
+    /// Several string labels per series (values packed with separators, escapes anywhere, lengths
+    /// on both sides of 8-byte words), counter and histogram families side by side: every label
+    /// reads back exactly, whatever the buffer size (runs of lines end at any line).
+    #[test]
+    fn multi_label_values_round_trip(
+        sets in proptest::collection::vec((short_value(), short_value(), short_value(), 1u64..1_000_000), 0..10),
+        chunk_extra in 0usize..300,
+    ) {
+        let calls: StrFamily<Counter, 3, 12, 128> = StrFamily::new(["tool", "status", "client"]);
+        let times: StrFamily<vitals_core::HistogramCells<2>, 3, 12, 128> = StrFamily::with_shared(
+            ["tool", "status", "client"],
+            Bounds::micros([1_000, 100_000]),
+        );
+        let entries = [
+            Entry::new("calls", "Calls.", &calls),
+            Entry::new("call_duration_seconds", "Time.", &times).unit("seconds"),
+        ];
+        let registry = Registry::new(&entries);
+        let mut expected: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        for (a, b, c, n) in &sets {
+            calls.labels([a, b, c]).inc_by(*n);
+            times.labels([a, b, c]).observe(*n);
+            *expected.entry(vec![a.clone(), b.clone(), c.clone()]).or_default() += n;
+        }
+        let whole = fixture::render_all(&registry, Format::Prometheus, 1 << 16);
+        let fams = common::parse(&whole, false).map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&whole))))?;
+        let longest = whole.split(|&b| b == b'\n').map(|l| l.len() + 1).max().unwrap();
+        prop_assert_eq!(&fixture::render_all(&registry, Format::Prometheus, longest + chunk_extra), &whole);
+
+        let key = |s: &common::Sample| -> Vec<String> {
+            ["tool", "status", "client"].iter().map(|n| {
+                s.labels.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default()
+            }).collect()
+        };
+        let mut got: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        for s in sample(&fams, "calls_total") {
+            prop_assert_eq!(s.labels.len(), 3);
+            prop_assert!(got.insert(key(s), s.value as u64).is_none());
+        }
+        prop_assert_eq!(&got, &expected);
+        let mut sums: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        for s in sample(&fams, "call_duration_seconds_sum") {
+            prop_assert!(sums.insert(key(s), (s.value * 1e6).round() as u64).is_none());
+        }
+        prop_assert_eq!(&sums, &expected);
+        prop_assert_eq!(sample(&fams, "call_duration_seconds_bucket").len(), 3 * expected.len());
+    }
+}

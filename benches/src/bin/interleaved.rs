@@ -7,6 +7,12 @@
 //! Run: `cargo run --release -p vitals-benches --bin interleaved [ROUNDS]`. Prints one line per
 //! round and the median ratio. Not a criterion bench: BENCHMARKS.md quotes it beside the criterion
 //! rows, never instead of them.
+//!
+//! `interleaved render [ROUNDS]`: the render rows the same way. Every render workload of
+//! `vitals_benches::render` (the criterion rows' own setup) whose peer renders within 4× of vitals
+//! (fastmetrics, measured, prometheus-client; prometheus and metrics are 5–60× slower) is built
+//! once; each round times every one of them in turn for about 0.2 s, and reports ns per line
+//! (each divided by the lines it wrote) and vitals' ratio to the best peer of that round.
 
 use governor::clock::{Clock, FakeRelativeClock};
 use governor::{Quota, RateLimiter};
@@ -102,11 +108,132 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A render workload kept for interleaved timing.
+struct Render {
+    group: &'static str,
+    peer: &'static str,
+    lines: u64,
+    f: Box<dyn FnMut() -> usize>,
+}
+
+/// Collects the render workloads worth interleaving.
+struct Renders(Vec<Render>);
+
+impl vitals_benches::Visitor for Renders {
+    fn op<R, F, S>(&mut self, group: &'static str, peer: &'static str, setup: S)
+    where
+        F: FnMut() -> R + 'static,
+        S: FnOnce() -> vitals_benches::Op<F>,
+    {
+        if !matches!(
+            peer,
+            "vitals" | "vitals-chunked" | "fastmetrics" | "measured" | "prometheus-client"
+        ) {
+            return;
+        }
+        let op = setup();
+        let mut f = op.f;
+        self.0.push(Render {
+            group,
+            peer,
+            lines: op.lines,
+            f: Box::new(move || {
+                black_box(f());
+                0
+            }),
+        });
+    }
+
+    fn contended<F, S>(&mut self, _: &'static str, _: &'static str, _: S)
+    where
+        F: Fn(usize) + Sync,
+        S: FnOnce() -> F,
+    {
+    }
+}
+
+/// ns per line of `r`, over about 0.2 s of whole renders.
+fn per_line(r: &mut Render) -> f64 {
+    (r.f)();
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < Duration::from_millis(200) {
+        (r.f)();
+        calls += 1;
+    }
+    start.elapsed().as_nanos() as f64 / (calls * r.lines) as f64
+}
+
+fn render(rounds: usize) {
+    let mut all = Renders(Vec::new());
+    vitals_benches::render::visit(&mut all);
+    let mut all = all.0;
+    let groups = [
+        vitals_benches::render::FLEET,
+        vitals_benches::render::FLEET_TYPED,
+        vitals_benches::render::BIG,
+    ];
+    // Per group and vitals variant: the ratio to that round's best peer, every round.
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
+    for round in 0..rounds {
+        let times: Vec<f64> = all.iter_mut().map(per_line).collect();
+        let time = |g: &str, p: &str| {
+            all.iter()
+                .zip(&times)
+                .find(|(r, _)| r.group == g && r.peer == p)
+                .map(|(_, &t)| t)
+        };
+        // The typed fleet has no peer rows of its own: its peers are the fleet's.
+        let peers = |g: &'static str| -> &'static str {
+            if g == vitals_benches::render::BIG {
+                g
+            } else {
+                vitals_benches::render::FLEET
+            }
+        };
+        let mut line = format!("round {round}:");
+        for g in groups {
+            let (best, best_t) = all
+                .iter()
+                .zip(&times)
+                .filter(|(r, _)| r.group == peers(g) && !r.peer.starts_with("vitals"))
+                .map(|(r, &t)| (r.peer, t))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("a peer");
+            for v in ["vitals", "vitals-chunked"] {
+                let Some(t) = time(g, v) else { continue };
+                let row = format!("{g} {v}");
+                line += &format!(
+                    " {row} {t:.1} ns/line ({:.2}x faster than {best} {best_t:.1});",
+                    best_t / t
+                );
+                match ratios.iter_mut().find(|(r, _)| *r == row) {
+                    Some((_, v)) => v.push(best_t / t),
+                    None => ratios.push((row, vec![best_t / t])),
+                }
+            }
+        }
+        println!("{line}");
+    }
+    for (row, r) in ratios {
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        println!("median: {row} {:.2}x faster per line than the round's best peer (rounds {lo:.2}-{hi:.2})", median(r));
+    }
+}
+
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(8);
+    let mut args = std::env::args().skip(1).peekable();
+    let mode_render = args.peek().is_some_and(|a| a == "render");
+    if mode_render {
+        args.next();
+    }
+    let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
+    if mode_render {
+        render(rounds);
+        return;
+    }
     let (mut allow_r, mut observe_r, mut exemplar_r) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let (v, g) = allow();
