@@ -285,6 +285,10 @@ impl VitalsBuilder {
         if let Some(s) = self.shared {
             s.register(&mut b)?;
         }
+        #[cfg(feature = "otel")]
+        if otel::enabled() {
+            otel::register(&mut b)?;
+        }
         for f in self.extra {
             f(&mut b)?;
         }

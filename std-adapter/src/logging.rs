@@ -327,8 +327,10 @@ impl Visit for TextVisitor<'_, '_> {
 }
 
 /// The JSON formatter: one object per line with `timestamp`, `level`, the event's fields
-/// (flattened, numbers and booleans as JSON values, every string cut at [`MAX_FIELD_BYTES`])
-/// and `target`. JSON escaping keeps control characters out of the line.
+/// (flattened, numbers and booleans as JSON values, every string cut at [`MAX_FIELD_BYTES`]),
+/// `trace_id` and `span_id` (lowercase hex, as in W3C `traceparent`) when an OpenTelemetry span
+/// is current (feature `otel`, traces exported: the SERVER span of the MCP request being
+/// handled), and `target`. JSON escaping keeps control characters out of the line.
 #[derive(Debug)]
 pub struct JsonLines;
 
@@ -357,6 +359,11 @@ where
         );
         let mut v = JsonVisitor { line: &mut line };
         event.record(&mut v);
+        // The span of the request being handled, when traces are exported (crate::otel).
+        #[cfg(feature = "otel")]
+        if let Some((trace, span)) = crate::otel::current_ids() {
+            let _ = write!(line, ",\"trace_id\":\"{trace}\",\"span_id\":\"{span}\"");
+        }
         line.push(',');
         push_json_pair(&mut line, "target", &serde_json::Value::from(meta.target()));
         line.push('}');
@@ -561,6 +568,30 @@ mod tests {
         assert_eq!(v["level"], "INFO");
         assert!(v["timestamp"].is_string());
         assert!(v["big"].as_str().unwrap().len() < MAX_FIELD_BYTES + 32);
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn json_lines_carry_the_current_spans_ids() {
+        use crate::otel::testing::{collected, meta_with_parent, server_span};
+        use opentelemetry::trace::TraceContextExt as _;
+        collected();
+        let trace = "6bf92f3577b34da6a3ce929d0e0e4736";
+        let server = server_span(&meta_with_parent(trace, "00f067aa0ba902b7"), "t");
+        let span_id = server.context().span().span_context().span_id().to_string();
+        let inside = {
+            let _in_request = server.context().clone().attach();
+            capture(true, || tracing::info!(n = 1, "inside a request"))
+        };
+        let outside = capture(true, || tracing::info!("outside"));
+        let v: serde_json::Value = serde_json::from_str(inside.trim()).unwrap();
+        assert_eq!(v["trace_id"], trace, "{inside}");
+        assert_eq!(v["span_id"], span_id.as_str(), "{inside}");
+        assert_eq!(span_id.len(), 16);
+        assert_ne!(span_id, "00f067aa0ba902b7", "our span, not the client's");
+        assert_eq!(v["n"], 1);
+        let v: serde_json::Value = serde_json::from_str(outside.trim()).unwrap();
+        assert!(v.get("trace_id").is_none() && v.get("span_id").is_none(), "{outside}");
     }
 
     #[test]

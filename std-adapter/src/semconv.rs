@@ -241,6 +241,17 @@ impl Ending {
         }
     }
 
+    /// The ending of a request the gateway forwarded upstream.
+    #[cfg(feature = "gateway")]
+    pub(crate) fn of_forward(result: &Result<ServerResult, crate::gateway::ForwardError>) -> Ending {
+        use crate::gateway::ForwardError;
+        match result {
+            Ok(answer) => Ending::of_answer(answer),
+            Err(ForwardError::Upstream(e)) => Ending::of_client_error(e.code),
+            Err(e) => Ending::without_answer(e.outcome().as_str()),
+        }
+    }
+
     /// The ending of a request sent to a server and answered with the JSON-RPC error `code`:
     /// from the client's side every error is a failure.
     pub fn of_client_error(code: ErrorCode) -> Ending {
@@ -334,7 +345,7 @@ fn observe_with<'a, T: 'a>(
     operation: impl Future<Output = Result<T, McpError>> + 'a,
     answer: fn(&T) -> Ending,
 ) -> impl Future<Output = Result<T, McpError>> + 'a {
-    let operation = boxed(operation);
+    let operation = in_span(&observation, operation);
     async move {
         let result = operation.await;
         observation.end(&result, answer);
@@ -348,6 +359,40 @@ fn observe_with<'a, T: 'a>(
 /// future of the handler. Boxed, a session keeps a pointer and a request costs one allocation.
 fn boxed<'a, F: Future + 'a>(operation: F) -> Pin<Box<F>> {
     Box::pin(operation)
+}
+
+/// `operation`, [`boxed`], polled in the context of `observation`'s span when it has one: log
+/// lines written meanwhile carry the span's ids, and the gateway's upstream calls become its
+/// children. Without a span (tracing off), nothing is attached.
+fn in_span<'a, F: Future + 'a>(observation: &Observation, operation: F) -> InSpan<F> {
+    #[cfg(not(feature = "otel"))]
+    let _ = observation;
+    InSpan {
+        operation: boxed(operation),
+        #[cfg(feature = "otel")]
+        cx: observation.span.as_ref().map(|(s, _)| s.context().clone()),
+    }
+}
+
+/// See [`in_span`].
+struct InSpan<F> {
+    operation: Pin<Box<F>>,
+    #[cfg(feature = "otel")]
+    cx: Option<opentelemetry::Context>,
+}
+
+impl<F: Future> Future for InSpan<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        #[cfg(feature = "otel")]
+        let _current = this.cx.as_ref().map(|c| c.clone().attach());
+        this.operation.as_mut().poll(cx)
+    }
 }
 
 async fn observe_notification(mut observation: Observation, operation: impl Future<Output = ()>) {
@@ -519,7 +564,7 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, McpError>> + MaybeSendFuture + '_ {
         let observation = self.start("initialize", &context);
-        let operation = boxed(self.inner.initialize(request, context));
+        let operation = in_span(&observation, self.inner.initialize(request, context));
         async move {
             let mut observation = observation;
             let result = operation.await;
@@ -576,7 +621,7 @@ impl<H: ServerHandler> ServerHandler for Observed<H> {
     ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + MaybeSendFuture + '_ {
         let observation = self.start_for("prompts/get", Some(&request.name), &context);
         let name = request.name.clone();
-        let operation = boxed(self.inner.get_prompt(request, context));
+        let operation = in_span(&observation, self.inner.get_prompt(request, context));
         async move {
             let mut observation = observation;
             let result = operation.await;
@@ -816,12 +861,7 @@ pub(crate) fn observe_forward(
     result: &Result<ServerResult, crate::gateway::ForwardError>,
     started: Instant,
 ) {
-    use crate::gateway::ForwardError;
-    let ending = match result {
-        Ok(answer) => Ending::of_answer(answer),
-        Err(ForwardError::Upstream(e)) => Ending::of_client_error(e.code),
-        Err(e) => Ending::without_answer(e.outcome().as_str()),
-    };
+    let ending = Ending::of_forward(result);
     let tool = tool.as_deref().unwrap_or("");
     let operation = if tool.is_empty() { "" } else { "execute_tool" };
     metrics

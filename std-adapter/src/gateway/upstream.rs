@@ -156,33 +156,66 @@ impl ForwardError {
 
     /// The error the client receives.
     pub fn into_mcp(self) -> McpError {
+        let message = self.to_string();
         match self {
             ForwardError::Upstream(e) => e,
             ForwardError::Unavailable { upstream, phase } => McpError::internal_error(
-                format!("upstream `{upstream}` is unavailable ({})", phase.as_str()),
+                message,
                 Some(
                     serde_json::json!({"upstream": upstream, "reason": "unavailable", "phase": phase.as_str()}),
                 ),
             ),
             ForwardError::Busy { upstream } => McpError::internal_error(
-                format!("upstream `{upstream}` is busy: every slot and queue place is taken"),
+                message,
                 Some(serde_json::json!({"upstream": upstream, "reason": "busy"})),
             ),
-            ForwardError::Timeout { upstream, after } => McpError::internal_error(
-                format!(
-                    "upstream `{upstream}` did not answer within {:.3} s",
-                    after.as_secs_f64()
-                ),
+            ForwardError::Timeout { upstream, .. } => McpError::internal_error(
+                message,
                 Some(serde_json::json!({"upstream": upstream, "reason": "timeout"})),
             ),
-            ForwardError::Transport { upstream, detail } => McpError::internal_error(
-                format!("upstream `{upstream}` connection lost: {detail}"),
+            ForwardError::Transport { upstream, .. } => McpError::internal_error(
+                message,
                 Some(serde_json::json!({"upstream": upstream, "reason": "transport"})),
             ),
-            ForwardError::Cancelled => {
-                McpError::internal_error("request cancelled by the client", None)
-            }
+            ForwardError::Cancelled => McpError::internal_error(message, None),
         }
+    }
+}
+
+impl std::fmt::Display for ForwardError {
+    /// The message the client receives.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::Upstream(e) => f.write_str(&e.message),
+            ForwardError::Unavailable { upstream, phase } => {
+                write!(f, "upstream `{upstream}` is unavailable ({})", phase.as_str())
+            }
+            ForwardError::Busy { upstream } => write!(
+                f,
+                "upstream `{upstream}` is busy: every slot and queue place is taken"
+            ),
+            ForwardError::Timeout { upstream, after } => write!(
+                f,
+                "upstream `{upstream}` did not answer within {:.3} s",
+                after.as_secs_f64()
+            ),
+            ForwardError::Transport { upstream, detail } => {
+                write!(f, "upstream `{upstream}` connection lost: {detail}")
+            }
+            ForwardError::Cancelled => f.write_str("request cancelled by the client"),
+        }
+    }
+}
+
+impl std::error::Error for ForwardError {}
+
+/// The tool or prompt a forwarded request is about (the name the upstream knows).
+#[cfg(feature = "otel")]
+fn target_of(request: &ClientRequest) -> Option<&str> {
+    match request {
+        ClientRequest::CallToolRequest(r) => Some(r.params.name.as_ref()),
+        ClientRequest::GetPromptRequest(r) => Some(r.params.name.as_str()),
+        _ => None,
     }
 }
 
@@ -953,7 +986,52 @@ impl Upstream {
         let name = self.name();
         let started = Instant::now();
         let tool = crate::semconv::tool_of(&request);
-        let result = self.forward_inner(request, downstream).await;
+        let mut meta = downstream.meta.clone();
+        meta.remove("progressToken");
+        // The CLIENT span of this call, a child of the client's request's SERVER span; its trace
+        // context replaces the client's in `_meta`.
+        #[cfg(feature = "otel")]
+        let mut span = crate::otel::ClientSpan::start(|| {
+            let (transport, url) = match &self.config.transport {
+                super::config::Transport::Stdio { .. } => ("pipe", None),
+                super::config::Transport::Http { url, .. } => ("tcp", Some(url.as_str())),
+            };
+            crate::otel::Call {
+                method: crate::semconv::method_name(method),
+                target: target_of(&request),
+                upstream: name,
+                transport,
+                url,
+                protocol_version: self
+                    .connection()
+                    .and_then(|c| c.peer.peer_info().map(|i| i.protocol_version.to_string())),
+            }
+        });
+        #[cfg(feature = "otel")]
+        if let Some(s) = &span {
+            s.inject(&mut meta);
+        }
+        let mut sent = None;
+        let result = self
+            .forward_inner(request, meta, downstream, &mut sent)
+            .await;
+        #[cfg(feature = "otel")]
+        if let Some(s) = &mut span {
+            if let Some(id) = sent {
+                s.request_id(match id {
+                    NumberOrString::Number(n) => n.to_string(),
+                    NumberOrString::String(s) => s.to_string(),
+                });
+            }
+            let ending = crate::semconv::Ending::of_forward(&result);
+            let message = match &result {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => None,
+            };
+            s.ended(ending.error_type, ending.status_code, message);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = sent;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
@@ -982,7 +1060,9 @@ impl Upstream {
     async fn forward_inner(
         &self,
         request: ClientRequest,
+        meta: RequestMetaObject,
         downstream: &RequestContext<RoleServer>,
+        sent: &mut Option<RequestId>,
     ) -> Result<ServerResult, ForwardError> {
         let name = self.name();
         let unavailable = || ForwardError::Unavailable {
@@ -1012,8 +1092,6 @@ impl Upstream {
         let mut options = PeerRequestOptions::with_timeout(settings.call_timeout)
             .reset_timeout_on_progress()
             .with_max_total_timeout(settings.max_call_time);
-        let mut meta = downstream.meta.clone();
-        meta.remove("progressToken");
         if !meta.is_empty() {
             options = options.with_meta(meta);
         }
@@ -1022,6 +1100,7 @@ impl Upstream {
             .send_request_with_option(request, options)
             .await
             .map_err(|e| transport_error(name, e))?;
+        *sent = Some(handle.id.clone());
         let (events_tx, mut events) = mpsc::channel(64);
         let key = self.next_call.fetch_add(1, Ordering::Relaxed);
         let mut pending = Pending {
