@@ -1,4 +1,5 @@
 //! An OTLP/HTTP trace receiver inside the test: loopback, the protobuf bodies decoded with
+#![allow(dead_code)] // each test file uses part of it
 //! `opentelemetry-proto`. Shared by the trace tests (`otel_export`, `otel_propagation`).
 
 use std::io::{BufRead, BufReader, Read, Write};
