@@ -1,6 +1,6 @@
 //! An OTLP/HTTP trace receiver inside the test: loopback, the protobuf bodies decoded with
-#![allow(dead_code)] // each test file uses part of it
 //! `opentelemetry-proto`. Shared by the trace tests (`otel_export`, `otel_propagation`).
+#![allow(dead_code)] // each test file uses part of it
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
