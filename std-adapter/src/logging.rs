@@ -591,7 +591,10 @@ mod tests {
         assert_ne!(span_id, "00f067aa0ba902b7", "our span, not the client's");
         assert_eq!(v["n"], 1);
         let v: serde_json::Value = serde_json::from_str(outside.trim()).unwrap();
-        assert!(v.get("trace_id").is_none() && v.get("span_id").is_none(), "{outside}");
+        assert!(
+            v.get("trace_id").is_none() && v.get("span_id").is_none(),
+            "{outside}"
+        );
     }
 
     #[test]

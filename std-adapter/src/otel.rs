@@ -527,7 +527,9 @@ impl ClientSpan {
             if let Some(host) = uri.host() {
                 attributes.push(KeyValue::new(
                     "server.address",
-                    host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned(),
                 ));
             }
             let port = uri.port_u16().or(match uri.scheme_str() {
@@ -634,7 +636,10 @@ pub(crate) mod testing {
     /// A `_meta` carrying `traceparent` = `00-{trace}-{parent}-01`.
     pub(crate) fn meta_with_parent(trace: &str, parent: &str) -> RequestMetaObject {
         let mut meta = RequestMetaObject::default();
-        meta.insert("traceparent".into(), format!("00-{trace}-{parent}-01").into());
+        meta.insert(
+            "traceparent".into(),
+            format!("00-{trace}-{parent}-01").into(),
+        );
         meta
     }
 

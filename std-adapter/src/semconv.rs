@@ -243,7 +243,9 @@ impl Ending {
 
     /// The ending of a request the gateway forwarded upstream.
     #[cfg(feature = "gateway")]
-    pub(crate) fn of_forward(result: &Result<ServerResult, crate::gateway::ForwardError>) -> Ending {
+    pub(crate) fn of_forward(
+        result: &Result<ServerResult, crate::gateway::ForwardError>,
+    ) -> Ending {
         use crate::gateway::ForwardError;
         match result {
             Ok(answer) => Ending::of_answer(answer),

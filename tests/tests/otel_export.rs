@@ -133,7 +133,11 @@ fn pipeline(server: &Server) -> (f64, f64, f64, f64) {
     let v = |s: &str| metric_value(&m, s).unwrap_or_else(|| panic!("no {s} in\n{m}"));
     let failed: f64 = ["timeout", "already_shutdown", "_OTHER"]
         .iter()
-        .map(|t| v(&format!("otel_sdk_exporter_span_exported_total{{error_type=\"{t}\"}}")))
+        .map(|t| {
+            v(&format!(
+                "otel_sdk_exporter_span_exported_total{{error_type=\"{t}\"}}"
+            ))
+        })
         .sum();
     (
         v("otel_sdk_processor_span_processed_total{error_type=\"\"}"),
@@ -188,7 +192,10 @@ fn calls_keep_going_and_every_drop_is_counted(answer: Answer) {
     let received = drain(&exports, &mut seen) as f64;
     eprintln!("{answer:?}: handed {handed}, queue_full {full}, exported ok {ok}, failed {failed}, received {received}");
     assert!(full > 0.0, "{answer:?}: the small queue never overflowed");
-    assert_eq!(ok, received, "{answer:?}: accepted exports = spans received");
+    assert_eq!(
+        ok, received,
+        "{answer:?}: accepted exports = spans received"
+    );
     assert_eq!(
         full + failed,
         ended - received,

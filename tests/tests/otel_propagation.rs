@@ -55,7 +55,10 @@ fn wait_spans(
     };
     let found = wait_for(Duration::from_secs(60), || {
         drain(exports, &mut seen);
-        wanted.iter().map(|w| find(&seen, *w)).collect::<Option<Vec<_>>>()
+        wanted
+            .iter()
+            .map(|w| find(&seen, *w))
+            .collect::<Option<Vec<_>>>()
     });
     found.unwrap_or_else(|| {
         panic!(
@@ -90,8 +93,16 @@ fn python_sdk_client_context_is_the_parent_of_the_server_span() {
         &exports,
         trace_id,
         &[
-            ("py-client", SpanKind::Client, "MCP send tools/call server_health"),
-            ("vitals-server", SpanKind::Server, "tools/call server_health"),
+            (
+                "py-client",
+                SpanKind::Client,
+                "MCP send tools/call server_health",
+            ),
+            (
+                "vitals-server",
+                SpanKind::Server,
+                "tools/call server_health",
+            ),
         ],
     );
     let (client, server_span) = (&spans[0].span, &spans[1].span);
@@ -106,7 +117,10 @@ fn python_sdk_client_context_is_the_parent_of_the_server_span() {
         hex(&client.span_id),
         "vitals' SERVER span is the child of the client's CLIENT span"
     );
-    assert_eq!(attr(server_span, "jsonrpc.request.id"), attr(client, "jsonrpc.request.id"));
+    assert_eq!(
+        attr(server_span, "jsonrpc.request.id"),
+        attr(client, "jsonrpc.request.id")
+    );
 }
 
 #[test]
@@ -139,7 +153,11 @@ fn through_the_gateway_the_upstreams_span_is_the_child_of_the_gateways_client_sp
         &exports,
         trace_id,
         &[
-            ("py-client", SpanKind::Client, "MCP send tools/call forecast"),
+            (
+                "py-client",
+                SpanKind::Client,
+                "MCP send tools/call forecast",
+            ),
             ("vitals-server", SpanKind::Server, "tools/call forecast"),
             ("vitals-server", SpanKind::Client, "tools/call forecast"),
             ("py-upstream", SpanKind::Server, "tools/call forecast"),

@@ -188,7 +188,11 @@ impl std::fmt::Display for ForwardError {
         match self {
             ForwardError::Upstream(e) => f.write_str(&e.message),
             ForwardError::Unavailable { upstream, phase } => {
-                write!(f, "upstream `{upstream}` is unavailable ({})", phase.as_str())
+                write!(
+                    f,
+                    "upstream `{upstream}` is unavailable ({})",
+                    phase.as_str()
+                )
             }
             ForwardError::Busy { upstream } => write!(
                 f,

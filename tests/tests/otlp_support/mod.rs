@@ -115,9 +115,9 @@ pub fn drain(exports: &mpsc::Receiver<Export>, seen: &mut Vec<Received>) -> usiz
                 .find(|kv| kv.key == "service.name")
                 .and_then(|kv| kv.value.as_ref())
                 .and_then(|v| match &v.value {
-                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                        s,
-                    )) => Some(s.clone()),
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
                     _ => None,
                 })
                 .unwrap_or_default();
