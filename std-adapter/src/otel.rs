@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
     SpanId, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _, TracerProvider as _,
 };
@@ -464,15 +464,18 @@ impl Drop for ServerSpan {
     }
 }
 
+#[cfg(feature = "gateway")]
 /// Writes `_meta` keys as a propagation carrier.
 struct MetaMut<'a>(&'a mut RequestMetaObject);
 
-impl Injector for MetaMut<'_> {
+#[cfg(feature = "gateway")]
+impl opentelemetry::propagation::Injector for MetaMut<'_> {
     fn set(&mut self, key: &str, value: String) {
         self.0.insert(key.to_owned(), value.into());
     }
 }
 
+#[cfg(feature = "gateway")]
 /// What the CLIENT span of a forwarded request is made of.
 pub(crate) struct Call<'a> {
     /// The method (`tools/call`, ...).
@@ -489,6 +492,7 @@ pub(crate) struct Call<'a> {
     pub protocol_version: Option<String>,
 }
 
+#[cfg(feature = "gateway")]
 /// The CLIENT span of one request the gateway forwards upstream, a child of the current context
 /// (the client's request's SERVER span); ended when dropped, as `cancelled` unless
 /// [`ClientSpan::ended`] said how.
@@ -497,6 +501,7 @@ pub(crate) struct ClientSpan {
     ended: bool,
 }
 
+#[cfg(feature = "gateway")]
 impl ClientSpan {
     /// Starts the span of `call` when tracing is on (`call` is built only then).
     pub(crate) fn start<'a>(call: impl FnOnce() -> Call<'a>) -> Option<ClientSpan> {
@@ -580,6 +585,7 @@ impl ClientSpan {
     }
 }
 
+#[cfg(feature = "gateway")]
 impl Drop for ClientSpan {
     fn drop(&mut self) {
         if !self.ended {
@@ -779,6 +785,7 @@ mod tests {
         assert_eq!(t.status, Status::Unset);
     }
 
+    #[cfg(feature = "gateway")]
     #[test]
     fn client_span_is_the_server_spans_child_and_replaces_the_meta_context() {
         let exporter = collected();
