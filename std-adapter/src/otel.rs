@@ -753,7 +753,6 @@ mod tests {
         assert_eq!(span.ids(), None);
         drop(span);
 
-
         let spans =
             exporter.of_trace(TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
         assert_eq!(spans.len(), 1);
