@@ -12,11 +12,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 /// One OTLP/HTTP export: the path and the decoded request.
-pub type Export = (String, ExportTraceServiceRequest);
+pub(crate) type Export = (String, ExportTraceServiceRequest);
 
 /// How the receiver answers an export.
 #[derive(Clone, Copy, Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// 200 with an empty `ExportTraceServiceResponse` after this long; the export goes to the
     /// channel once answered.
     After(Duration),
@@ -26,7 +26,7 @@ pub enum Answer {
 
 /// Accepts OTLP/HTTP posts on a loopback port until the test ends; every export answered 200
 /// goes to the channel (decoded).
-pub fn receiver(answer: Answer) -> (u16, mpsc::Receiver<Export>) {
+pub(crate) fn receiver(answer: Answer) -> (u16, mpsc::Receiver<Export>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -94,16 +94,16 @@ pub fn receiver(answer: Answer) -> (u16, mpsc::Receiver<Export>) {
 
 /// A received span with the `service.name` of its resource.
 #[derive(Clone, Debug)]
-pub struct Received {
+pub(crate) struct Received {
     /// `service.name`.
-    pub service: String,
+    pub(crate) service: String,
     /// The span.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// Moves every export received so far into `seen` (checking the path); returns how many spans
 /// arrived.
-pub fn drain(exports: &mpsc::Receiver<Export>, seen: &mut Vec<Received>) -> usize {
+pub(crate) fn drain(exports: &mpsc::Receiver<Export>, seen: &mut Vec<Received>) -> usize {
     let mut n = 0;
     while let Ok((path, req)) = exports.try_recv() {
         assert_eq!(path, "/v1/traces");
@@ -136,12 +136,12 @@ pub fn drain(exports: &mpsc::Receiver<Export>, seen: &mut Vec<Received>) -> usiz
 }
 
 /// Lowercase hex of an id.
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The string form of attribute `k` of `span` (`""` when absent).
-pub fn attr(span: &Span, k: &str) -> String {
+pub(crate) fn attr(span: &Span, k: &str) -> String {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     span.attributes
         .iter()
