@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vitals_std::series::Exact as _;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -153,7 +154,7 @@ impl Drop for Counted {
     fn drop(&mut self) {
         self.metrics
             .response_size
-            .labels([self.path])
+            .exact_labels([self.path])
             .observe(self.bytes);
     }
 }
@@ -276,7 +277,7 @@ impl<H: Handler> App<H> {
             self.vitals
                 .http_metrics()
                 .request_size
-                .labels(["/mcp"])
+                .exact_labels(["/mcp"])
                 .observe(vetted.body.len() as u64);
         }
         let req = Request::from_parts(parts, Full::new(std::mem::take(&mut vetted.body)));
@@ -322,7 +323,7 @@ impl<H: Handler> App<H> {
             self.vitals
                 .http_metrics()
                 .request_size
-                .labels([route])
+                .exact_labels([route])
                 .observe(declared.unwrap_or(0));
         }
         let probe = matches!(route, "/livez" | "/readyz");

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vitals_std::series::Exact as _;
 
 use futures_core::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -80,8 +81,10 @@ impl SessionMetrics {
             &self.duration,
         )?;
         // Both series exist (at 0) before the first refusal.
-        self.refused.labels([SessionsFull::Total.describe().0]);
-        self.refused.labels([SessionsFull::PerClient.describe().0]);
+        self.refused
+            .exact_labels([SessionsFull::Total.describe().0]);
+        self.refused
+            .exact_labels([SessionsFull::PerClient.describe().0]);
         b.register(
             "mcp_sessions_refused_total",
             "MCP initialize requests refused because a session cap was reached, by cap.",
@@ -206,7 +209,7 @@ impl SessionTable {
             None
         };
         if let Some(full) = refused {
-            self.metrics.refused.labels([full.describe().0]).inc();
+            self.metrics.refused.exact_labels([full.describe().0]).inc();
             return Err(full);
         }
         s.reserved += 1;

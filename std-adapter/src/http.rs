@@ -1,6 +1,7 @@
 //! HTTP helpers: bearer tokens, the client address and identity extensions, and request timing.
 //! (Metric labels use the server's fixed route table, never the request path.)
 
+use crate::series::Exact as _;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -83,10 +84,13 @@ impl RequestTimer {
         let elapsed = self.started.elapsed();
         let mut code = itoa_buf(status);
         let code = code.as_str();
-        self.metrics.requests.labels([method, path, code]).inc();
+        self.metrics
+            .requests
+            .exact_labels([method, path, code])
+            .inc();
         self.metrics
             .duration
-            .labels([method, path])
+            .exact_labels([method, path])
             .observe_duration(elapsed);
         elapsed
     }
@@ -150,7 +154,7 @@ mod tests {
         assert_eq!(m.in_flight.get(), 1);
         t.finish("GET", "/metrics", 200);
         assert_eq!(m.in_flight.get(), 0);
-        assert_eq!(m.requests.labels(["GET", "/metrics", "200"]).get(), 1);
+        assert_eq!(m.requests.exact_labels(["GET", "/metrics", "200"]).get(), 1);
         drop(RequestTimer::start(m));
         assert_eq!(m.in_flight.get(), 0);
     }

@@ -58,6 +58,7 @@ pub mod series;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
 
+use crate::series::Exact as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -304,7 +305,7 @@ impl VitalsBuilder {
                 for u in upstreams.all() {
                     resilience
                         .breaker_state
-                        .labels([u.name()])
+                        .exact_labels([u.name()])
                         .set(u.breaker().state().gauge());
                 }
             }
@@ -504,7 +505,7 @@ impl Vitals {
                 self.0
                     .resilience
                     .rate_limit_rejected
-                    .labels(["http_client"])
+                    .exact_labels(["http_client"])
                     .inc();
             })
     }
@@ -536,7 +537,11 @@ impl Vitals {
                     t.track(tool);
                 }
                 return l.check(tool, now).inspect_err(|_| {
-                    self.0.resilience.rate_limit_rejected.labels(["tool"]).inc();
+                    self.0
+                        .resilience
+                        .rate_limit_rejected
+                        .exact_labels(["tool"])
+                        .inc();
                 });
             }
         }
@@ -545,7 +550,7 @@ impl Vitals {
                 self.0
                     .resilience
                     .rate_limit_rejected
-                    .labels(["tool_client"])
+                    .exact_labels(["tool_client"])
                     .inc();
             })?;
         }
@@ -554,7 +559,11 @@ impl Vitals {
                 t.track(tool);
             }
             l.check(tool, now).inspect_err(|_| {
-                self.0.resilience.rate_limit_rejected.labels(["tool"]).inc();
+                self.0
+                    .resilience
+                    .rate_limit_rejected
+                    .exact_labels(["tool"])
+                    .inc();
             })?;
         }
         Ok(())
@@ -579,7 +588,11 @@ impl Vitals {
             return match shared.admit(client, tool).await {
                 Admission::Admitted => Ok(()),
                 Admission::RateLimited { retry, scope } => {
-                    self.0.resilience.rate_limit_rejected.labels([scope]).inc();
+                    self.0
+                        .resilience
+                        .rate_limit_rejected
+                        .exact_labels([scope])
+                        .inc();
                     Err(Refusal {
                         outcome: CallOutcome::RateLimited,
                         retry,

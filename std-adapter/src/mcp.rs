@@ -10,6 +10,7 @@
 //! let handler = vitals.instrument(MyServer); // serve `handler` with any rmcp transport
 //! ```
 
+use crate::series::Exact as _;
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
@@ -253,7 +254,7 @@ impl Drop for CallGuard {
         let status = self.outcome.as_str();
         if self.input_round {
             // Not a call yet: the client answers and calls again; the breaker learns nothing.
-            m.tool_input_rounds.labels([upstream, label]).inc();
+            m.tool_input_rounds.exact_labels([upstream, label]).inc();
             if let (Some(u), Some(ticket)) = (&self.upstream, self.ticket.take()) {
                 u.breaker().release(ticket);
             }
@@ -265,8 +266,8 @@ impl Drop for CallGuard {
             );
             return;
         }
-        m.tool_calls.labels([upstream, label, status]).inc();
-        let duration = m.tool_duration.labels([upstream, label]);
+        m.tool_calls.exact_labels([upstream, label, status]).inc();
+        let duration = m.tool_duration.exact_labels([upstream, label]);
         #[cfg(feature = "otel")]
         match self.span {
             Some(ids) => duration.observe_duration_with_exemplar(elapsed, &ids.exemplar()),
@@ -282,7 +283,7 @@ impl Drop for CallGuard {
             _ => None,
         });
         if let Some(t) = error_type {
-            m.tool_errors.labels([upstream, label, t]).inc();
+            m.tool_errors.exact_labels([upstream, label, t]).inc();
         }
         if let (Some(u), Some(ticket)) = (&self.upstream, self.ticket.take()) {
             match self.outcome {
@@ -322,7 +323,7 @@ impl<H: ServerHandler> Instrumented<H> {
     ) -> CallToolResponse {
         let m = self.vitals.mcp_metrics();
         let status = outcome.as_str();
-        m.tool_calls.labels([upstream, label, status]).inc();
+        m.tool_calls.exact_labels([upstream, label, status]).inc();
         tracing::warn!(method = "tools/call", tool = label, upstream, status,
             retry_after_s = retry.secs(), client = ?client, "tool call refused");
         refused(message, retry, status)

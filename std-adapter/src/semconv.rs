@@ -25,6 +25,7 @@
 //!   `rpc_response_status_code` and no `error_type`; every other code sets both;
 //!   `isError: true` tool results set `error_type="tool_error"`.
 
+use crate::series::Exact as _;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -314,7 +315,7 @@ impl Drop for Observation {
         } else {
             ""
         };
-        let series = self.family.labels([
+        let series = self.family.exact_labels([
             self.method,
             tool,
             self.prompt.as_deref().unwrap_or(""),
@@ -868,7 +869,7 @@ pub(crate) fn observe_forward(
     let operation = if tool.is_empty() { "" } else { "execute_tool" };
     metrics
         .client_operations
-        .labels([
+        .exact_labels([
             upstream,
             method_name(method),
             tool,

@@ -4,7 +4,7 @@
 //! microcontroller that writer may be the very code an interrupt preempted): after a bounded spin,
 //! the update goes to the family's overflow series. On a host the writer is a thread the OS may
 //! have descheduled, so under load the first updates of a new label set could be counted under the
-//! overflow labels instead of their own. [`Exact::series`] yields to the OS and asks again, so the
+//! overflow labels instead of their own. [`Exact::exact_labels`] yields to the OS and asks again, so the
 //! update lands in its own series; it still never waits unboundedly (after [`YIELDS`] yields it
 //! takes the core's answer, which counts the overflow).
 
@@ -21,7 +21,7 @@ pub trait Exact<const K: usize> {
     where
         Self: 'a;
     /// The series for `values`.
-    fn series(&self, values: [&str; K]) -> Self::Handle<'_>;
+    fn exact_labels(&self, values: [&str; K]) -> Self::Handle<'_>;
 }
 
 impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> Exact<K>
@@ -32,7 +32,7 @@ impl<C: Cell, const K: usize, const CAP: usize, const BYTES: usize> Exact<K>
     where
         Self: 'a;
 
-    fn series(&self, values: [&str; K]) -> C::Handle<'_> {
+    fn exact_labels(&self, values: [&str; K]) -> C::Handle<'_> {
         for _ in 0..YIELDS {
             match self.try_labels(values) {
                 Ok(h) => return h,
@@ -63,12 +63,15 @@ mod tests {
                     let (family, barrier) = (&family, &barrier);
                     s.spawn(move || {
                         barrier.wait();
-                        family.series([["a", "b"][t % 2]]).inc();
+                        family.exact_labels([["a", "b"][t % 2]]).inc();
                     });
                 }
             });
             assert_eq!(family.overflow_series().get(), 0);
-            assert_eq!(family.series(["a"]).get() + family.series(["b"]).get(), 8);
+            assert_eq!(
+                family.exact_labels(["a"]).get() + family.exact_labels(["b"]).get(),
+                8
+            );
         }
     }
 }

@@ -14,6 +14,7 @@
 
 #![allow(deprecated)] // logging and subscriptions are deprecated by 2026-07-28; forwarded for 2025-11-25.
 
+use crate::series::Exact as _;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -833,7 +834,7 @@ impl<L: ServerHandler + Clone> ServerHandler for Gateway<L> {
                         .vitals
                         .mcp_metrics()
                         .tool_input_rounds
-                        .labels([upstream.name(), params.name.as_ref()])
+                        .exact_labels([upstream.name(), params.name.as_ref()])
                         .inc();
                     match ask_client(&context, ask.input_requests).await {
                         Ok(answers) => {

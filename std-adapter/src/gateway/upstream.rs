@@ -13,6 +13,7 @@
 
 #![allow(deprecated)] // logging, sampling and roots are deprecated by 2026-07-28; relayed for 2025-11-25.
 
+use crate::series::Exact as _;
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -307,11 +308,11 @@ impl Upstream {
     /// An upstream that is not started yet (see [`Upstream::start`]).
     pub fn new(config: UpstreamConfig, metrics: &'static GatewayMetrics) -> Arc<Self> {
         let name = config.name.clone();
-        metrics.up.labels([&name]).set(0);
-        metrics.failed.labels([&name]).set(0);
-        metrics.in_flight.labels([&name]).set(0);
-        metrics.queued.labels([&name]).set(0);
-        metrics.restarts.labels([&name]).inc_by(0);
+        metrics.up.exact_labels([&name]).set(0);
+        metrics.failed.exact_labels([&name]).set(0);
+        metrics.in_flight.exact_labels([&name]).set(0);
+        metrics.queued.exact_labels([&name]).set(0);
+        metrics.restarts.exact_labels([&name]).inc_by(0);
         Self::build(config, metrics, false)
     }
 
@@ -482,11 +483,11 @@ impl Upstream {
         let name = self.name();
         self.metrics
             .up
-            .labels([name])
+            .exact_labels([name])
             .set(i64::from(phase == Phase::Up));
         self.metrics
             .failed
-            .labels([name])
+            .exact_labels([name])
             .set(i64::from(phase == Phase::Failed));
     }
 
@@ -533,13 +534,13 @@ impl Upstream {
             }
             if !first {
                 self.life().restarts += 1;
-                self.metrics.restarts.labels([&name]).inc();
+                self.metrics.restarts.exact_labels([&name]).inc();
             }
             first = false;
             let started = Instant::now();
             match self.connect().await {
                 Ok(session) => {
-                    self.metrics.starts.labels([&name, "ok"]).inc();
+                    self.metrics.starts.exact_labels([&name, "ok"]).inc();
                     let since_epoch = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
@@ -547,7 +548,7 @@ impl Upstream {
                     if !self.session_instance {
                         self.metrics
                             .start_time
-                            .labels([&name])
+                            .exact_labels([&name])
                             .set(since_epoch as i64);
                         self.set_catalog_gauges(&catalog);
                     }
@@ -560,9 +561,9 @@ impl Upstream {
                     let reason = self.watch(session).await;
                     self.publish(None);
                     self.fail_calls();
-                    self.metrics.exits.labels([&name, reason.label]).inc();
+                    self.metrics.exits.exact_labels([&name, reason.label]).inc();
                     if !self.session_instance {
-                        self.metrics.up.labels([&name]).set(0);
+                        self.metrics.up.exact_labels([&name]).set(0);
                     }
                     if self.shutdown.is_cancelled() {
                         break;
@@ -576,8 +577,8 @@ impl Upstream {
                     }
                 }
                 Err(e) => {
-                    self.metrics.starts.labels([&name, "failed"]).inc();
-                    self.metrics.exits.labels([&name, e.label]).inc();
+                    self.metrics.starts.exact_labels([&name, "failed"]).inc();
+                    self.metrics.exits.exact_labels([&name, e.label]).inc();
                     if self.shutdown.is_cancelled() {
                         break;
                     }
@@ -621,14 +622,17 @@ impl Upstream {
 
     fn set_catalog_gauges(&self, c: &Catalog) {
         let name = self.name();
-        self.metrics.tools.labels([name]).set(c.tools.len() as i64);
+        self.metrics
+            .tools
+            .exact_labels([name])
+            .set(c.tools.len() as i64);
         self.metrics
             .prompts
-            .labels([name])
+            .exact_labels([name])
             .set(c.prompts.len() as i64);
         self.metrics
             .resources
-            .labels([name])
+            .exact_labels([name])
             .set((c.resources.len() + c.templates.len()) as i64);
     }
 
@@ -1041,7 +1045,10 @@ impl Upstream {
             Ok(_) => "ok",
             Err(e) => e.outcome().as_str(),
         };
-        self.metrics.requests.labels([name, method, outcome]).inc();
+        self.metrics
+            .requests
+            .exact_labels([name, method, outcome])
+            .inc();
         // Every request the upstream had: answered, refused with an error, timed out, or lost
         // with the connection (not those never sent, nor those the client cancelled).
         if result.is_ok()
@@ -1054,7 +1061,7 @@ impl Upstream {
         {
             self.metrics
                 .duration
-                .labels([name, method])
+                .exact_labels([name, method])
                 .observe_duration(started.elapsed());
             crate::semconv::observe_forward(self.metrics, name, method, tool, &result, started);
         }
@@ -1123,7 +1130,7 @@ impl Upstream {
                 events: events_tx,
             },
         );
-        self.metrics.in_flight.labels([name]).inc();
+        self.metrics.in_flight.exact_labels([name]).inc();
         let downstream_token = downstream.meta.get_progress_token();
         let response = handle.await_response();
         tokio::pin!(response);
@@ -1209,7 +1216,7 @@ struct Queued<'a>(&'a Upstream);
 impl<'a> Queued<'a> {
     fn new(u: &'a Upstream) -> Self {
         u.queued.fetch_add(1, Ordering::Relaxed);
-        u.metrics.queued.labels([u.name()]).inc();
+        u.metrics.queued.exact_labels([u.name()]).inc();
         Queued(u)
     }
 }
@@ -1217,7 +1224,7 @@ impl<'a> Queued<'a> {
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.0.queued.fetch_sub(1, Ordering::Relaxed);
-        self.0.metrics.queued.labels([self.0.name()]).dec();
+        self.0.metrics.queued.exact_labels([self.0.name()]).dec();
     }
 }
 
@@ -1239,7 +1246,7 @@ impl Drop for Pending<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.key);
-        u.metrics.in_flight.labels([u.name()]).dec();
+        u.metrics.in_flight.exact_labels([u.name()]).dec();
         if !self.answered && !self.peer.is_transport_closed() {
             let peer = self.peer.clone();
             let id = self.upstream_id.clone();
@@ -1609,7 +1616,7 @@ impl rmcp::Service<RoleClient> for UpstreamClient {
         upstream
             .metrics
             .notifications
-            .labels([upstream.name(), label])
+            .exact_labels([upstream.name(), label])
             .inc();
         match notification {
             ServerNotification::ProgressNotification(n) => {

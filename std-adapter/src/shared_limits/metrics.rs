@@ -1,6 +1,7 @@
 //! What the shared limits export: decisions by source, store latency, store errors by kind, the
 //! store breaker's state and the quota the store last reported.
 
+use crate::series::Exact as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use vitals_core::resilience::CircuitBreaker;
@@ -98,11 +99,11 @@ impl SharedMetrics {
         };
         for source in [Source::Store, Source::LocalCache, Source::Fallback] {
             for verdict in VERDICTS {
-                m.decisions.labels([source.as_str(), verdict]);
+                m.decisions.exact_labels([source.as_str(), verdict]);
             }
         }
         for kind in ErrorKind::ALL {
-            m.store_errors.labels([kind.as_str()]);
+            m.store_errors.exact_labels([kind.as_str()]);
         }
         m
     }
@@ -110,7 +111,9 @@ impl SharedMetrics {
     /// Counts one decision.
     pub fn decided(&self, source: Source, verdict: &str) {
         debug_assert!(VERDICTS.contains(&verdict), "unknown verdict {verdict}");
-        self.decisions.labels([source.as_str(), verdict]).inc();
+        self.decisions
+            .exact_labels([source.as_str(), verdict])
+            .inc();
     }
 
     /// Registers the set.

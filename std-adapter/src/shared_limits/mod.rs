@@ -29,6 +29,7 @@ pub mod sessions;
 pub mod shadow;
 pub mod store;
 
+use crate::series::Exact as _;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -303,7 +304,10 @@ impl SharedLimits {
                     self.breaker.record(t, done, Outcome::Failure);
                 }
                 self.fallback.restore_pending(pending.0, pending.1);
-                self.metrics.store_errors.labels([e.kind.as_str()]).inc();
+                self.metrics
+                    .store_errors
+                    .exact_labels([e.kind.as_str()])
+                    .inc();
                 if let Some(suppressed) = self.error_log.sample() {
                     // The first failure, then at most one line per ERROR_LOG_PERIOD saying how
                     // many were not logged: an outage does not flood the log.
@@ -506,7 +510,13 @@ mod tests {
         });
         let failures: u64 = ErrorKind::ALL
             .iter()
-            .map(|k| limits.metrics().store_errors.labels([k.as_str()]).get())
+            .map(|k| {
+                limits
+                    .metrics()
+                    .store_errors
+                    .exact_labels([k.as_str()])
+                    .get()
+            })
             .sum();
         // The breaker opens after 3 failures in a row: the store was asked (and failed) 3 times.
         assert!(failures >= 2, "store failures: {failures}");

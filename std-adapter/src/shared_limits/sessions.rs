@@ -14,6 +14,7 @@
 //! failure is logged at warn, the return at info, and each operation not done is counted in
 //! `shared_sessions_fallbacks_total{op}`.
 
+use crate::series::Exact as _;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -153,7 +154,7 @@ impl SharedSessions {
     /// Registers `shared_sessions_fallbacks_total{op}`.
     pub fn register(&'static self, b: &mut RegistryBuilder) -> Result<(), RegistryError> {
         for op in Op::ALL {
-            self.fallbacks.labels([op.as_str()]);
+            self.fallbacks.exact_labels([op.as_str()]);
         }
         b.register(
             "shared_sessions_fallbacks_total",
@@ -167,7 +168,7 @@ impl SharedSessions {
 
     /// Operations of kind `op` the store did not do.
     pub fn fallbacks(&self, op: Op) -> u64 {
-        self.fallbacks.labels([op.as_str()]).get()
+        self.fallbacks.exact_labels([op.as_str()]).get()
     }
 
     /// Runs `cmd` under the breaker and the timeout, counting and logging a failure.
@@ -206,7 +207,7 @@ impl SharedSessions {
     }
 
     fn failed(&self, op: Op, e: Option<&StoreError>) {
-        self.fallbacks.labels([op.as_str()]).inc();
+        self.fallbacks.exact_labels([op.as_str()]).inc();
         if !self.down.swap(true, Ordering::Relaxed) {
             let error = e.map_or_else(|| "breaker open".to_owned(), ToString::to_string);
             tracing::warn!(%error, op = op.as_str(),
