@@ -566,6 +566,17 @@ impl ClientSpan {
         TraceContextPropagator::new().inject_context(&self.cx, &mut MetaMut(meta));
     }
 
+    /// The span's trace and span id, when it is sampled (the exemplar of the upstream call's
+    /// `mcp_client_operation_duration_seconds` observation).
+    pub(crate) fn ids(&self) -> Option<SpanIds> {
+        let span = self.cx.span();
+        let c = span.span_context();
+        (c.is_sampled() && c.is_valid()).then(|| SpanIds {
+            trace_id: c.trace_id().to_bytes(),
+            span_id: c.span_id().to_bytes(),
+        })
+    }
+
     /// Records the JSON-RPC id the request got upstream.
     pub(crate) fn request_id(&self, id: String) {
         self.cx

@@ -863,22 +863,34 @@ pub(crate) fn observe_forward(
     tool: Option<String>,
     result: &Result<ServerResult, crate::gateway::ForwardError>,
     started: Instant,
+    exemplar: Option<ClientSpanIds>,
 ) {
     let ending = Ending::of_forward(result);
     let tool = tool.as_deref().unwrap_or("");
     let operation = if tool.is_empty() { "" } else { "execute_tool" };
-    metrics
-        .client_operations
-        .exact_labels([
-            upstream,
-            method_name(method),
-            tool,
-            operation,
-            ending.error_type.unwrap_or(""),
-            ending.status_code.unwrap_or(""),
-        ])
-        .observe_duration(started.elapsed());
+    let series = metrics.client_operations.exact_labels([
+        upstream,
+        method_name(method),
+        tool,
+        operation,
+        ending.error_type.unwrap_or(""),
+        ending.status_code.unwrap_or(""),
+    ]);
+    match exemplar {
+        #[cfg(feature = "otel")]
+        Some(ids) => series.observe_duration_with_exemplar(started.elapsed(), &ids.exemplar()),
+        _ => series.observe_duration(started.elapsed()),
+    }
 }
+
+/// The CLIENT span's ids an upstream call's observation carries as its exemplar (none without
+/// the `otel` feature).
+#[cfg(all(feature = "gateway", feature = "otel"))]
+pub(crate) type ClientSpanIds = crate::otel::SpanIds;
+/// The CLIENT span's ids an upstream call's observation carries as its exemplar (none without
+/// the `otel` feature).
+#[cfg(all(feature = "gateway", not(feature = "otel")))]
+pub(crate) type ClientSpanIds = std::convert::Infallible;
 
 #[cfg(test)]
 mod tests {

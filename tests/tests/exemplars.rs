@@ -220,3 +220,45 @@ fn without_tracing_no_exemplar_is_recorded() {
     assert!(!om.contains(" # {"), "{om}");
     assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
 }
+
+/// Through the gateway, the upstream call's `mcp_client_operation_duration_seconds` bucket
+/// carries the same trace with the CLIENT span's id: a child of the SERVER span, so its span id
+/// differs from the server histograms' one.
+#[test]
+fn the_gateway_client_histogram_carries_the_client_span() {
+    let sink = format!("http://127.0.0.1:{}", otlp_sink());
+    let upstream = server_bin();
+    let server = Server::start_with_env(
+        &[
+            "--upstream-name",
+            "fx",
+            "--",
+            upstream.to_str().unwrap(),
+            "--stdio",
+            "--conformance-fixtures",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &sink),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    server.wait_ready(Duration::from_secs(30));
+    let mut s = McpSession::open(server.addr);
+    let r = s.call(
+        "tools/call",
+        json!({"name": "test_simple_text", "arguments": {},
+            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
+    );
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    let om = server
+        .request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"")
+        .text();
+    assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
+    let server_span = exemplar_span_id(&om, "mcp_server_operation_duration_seconds")
+        .unwrap_or_else(|| panic!("no server exemplar with trace {TRACE_ID} in\n{om}"));
+    let client_span = exemplar_span_id(&om, "mcp_client_operation_duration_seconds")
+        .unwrap_or_else(|| panic!("no client exemplar with trace {TRACE_ID} in\n{om}"));
+    assert_eq!(client_span.len(), 16);
+    assert_ne!(client_span, server_span, "{om}");
+    assert_ne!(client_span, PARENT_ID, "{om}");
+}

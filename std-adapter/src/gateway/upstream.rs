@@ -1040,6 +1040,10 @@ impl Upstream {
         }
         #[cfg(not(feature = "otel"))]
         let _ = sent;
+        #[cfg(feature = "otel")]
+        let exemplar = span.as_ref().and_then(crate::otel::ClientSpan::ids);
+        #[cfg(not(feature = "otel"))]
+        let exemplar = None;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
@@ -1063,7 +1067,15 @@ impl Upstream {
                 .duration
                 .exact_labels([name, method])
                 .observe_duration(started.elapsed());
-            crate::semconv::observe_forward(self.metrics, name, method, tool, &result, started);
+            crate::semconv::observe_forward(
+                self.metrics,
+                name,
+                method,
+                tool,
+                &result,
+                started,
+                exemplar,
+            );
         }
         result
     }
