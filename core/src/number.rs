@@ -17,7 +17,7 @@ pub(crate) struct Digits(itoa::Buffer);
 
 /// Scratch space for one formatted integer (20 digits and a sign).
 #[cfg(not(target_pointer_width = "64"))]
-pub struct Digits([u8; 21]);
+pub(crate) struct Digits([u8; 21]);
 
 impl Digits {
     /// Empty scratch space.
@@ -46,7 +46,7 @@ pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
 /// Writes `v` in decimal into `buf`, returning the digits.
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
-pub fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
+pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
     write_u64_no_div(&mut buf.0, v)
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
 /// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
-pub fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
+pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
     let (sign, digits) = buf.0.split_at_mut(1);
     let n = write_u64_no_div(digits, v.unsigned_abs()).len();
     if v >= 0 {

@@ -102,7 +102,9 @@ const SHORT_COPY: usize = 64;
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
 impl Out<'_> {
-    #[inline(always)]
+    // On 64-bit hosts the copies are inlined (speed); on MCUs one shared copy (flash).
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     fn put(&mut self, bytes: &[u8]) {
         if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
             dst.copy_from_slice(bytes);
@@ -173,7 +175,8 @@ impl Out<'_> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     fn byte(&mut self, b: u8) {
         if let Some(dst) = self.buf.get_mut(self.pos) {
             *dst = b;

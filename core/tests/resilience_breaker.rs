@@ -606,3 +606,30 @@ proptest! {
         drop(held);
     }
 }
+
+/// The open wait is `open × 2^level` saturated, then capped: computed with shifts, checked here
+/// against the multiplication at every level around each width of `open`, capped and uncapped.
+#[test]
+fn open_wait_is_the_saturated_product_capped() {
+    let mut opens = vec![1u64, 3, 1_000, u64::MAX];
+    for k in 0..64 {
+        opens.extend([1u64 << k, (1u64 << k) | 1, u64::MAX >> k]);
+    }
+    for open in opens {
+        for max in [open, open.saturating_mul(5), u64::MAX] {
+            // ticks_per_second 1000: milliseconds are ticks.
+            let b = CircuitBreaker::new(BreakerConfig::new(MS).open_wait(open, max));
+            for level in (0u64..=70).chain([u64::from(u32::MAX) + 1, u64::MAX]) {
+                let product = match 1u64.checked_shl(level as u32) {
+                    Some(f) if level < 64 => open.saturating_mul(f),
+                    _ => u64::MAX,
+                };
+                assert_eq!(
+                    b.open_wait(level),
+                    product.min(max),
+                    "open {open} max {max} level {level}"
+                );
+            }
+        }
+    }
+}

@@ -507,9 +507,12 @@ impl CircuitBreaker {
     /// The open wait after `level` failed half-open rounds: `open × 2^level`, capped.
     pub fn open_wait(&self, level: u64) -> u64 {
         let c = &self.config;
-        let wait = match 1u64.checked_shl(level as u32) {
-            Some(f) if level < 64 => c.open_ticks.saturating_mul(f),
-            _ => u64::MAX,
+        // `open << level` when no set bit is shifted out, else saturated: a shift, not a
+        // 64-bit multiplication (a library call on MCUs without one).
+        let wait = if level < 64 && level as u32 <= c.open_ticks.leading_zeros() {
+            c.open_ticks << level
+        } else {
+            u64::MAX
         };
         wait.min(c.max_open_ticks)
     }

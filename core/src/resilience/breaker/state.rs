@@ -87,8 +87,9 @@ pub(super) const fn reached(w: u64, min: u64, percent: u8) -> bool {
     if count < min || count == 0 {
         return false;
     }
-    let ones = (w_bits(w) & count_mask(count)).count_ones() as u64;
-    ones * 100 >= percent as u64 * count
+    // At most 63 calls: 32-bit products (no 64-bit multiplication on MCUs).
+    let ones = (w_bits(w) & count_mask(count)).count_ones();
+    ones * 100 >= percent as u32 * count as u32
 }
 
 /// The state of a breaker as an operator sees it.
