@@ -31,8 +31,7 @@ use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 /// A health status, ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     /// Working normally.
     Healthy,
@@ -58,6 +57,14 @@ impl Status {
             1 => Status::Degraded,
             _ => Status::Unhealthy,
         }
+    }
+}
+
+/// Serialised as its [`as_str`](Status::as_str) text (one string serialiser for every field of
+/// the report: less flash than serde's unit variants).
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -242,7 +249,7 @@ impl<'a> HealthReport<'a> {
 impl Serialize for HealthReport<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("HealthReport", 2)?;
-        st.serialize_field("status", &self.status)?;
+        st.serialize_field("status", self.status.as_str())?;
         st.serialize_field("components", &Components(self.components))?;
         st.end()
     }
@@ -265,7 +272,7 @@ impl Serialize for Component<'_> {
         let detail = self.check.detail();
         let mut st = s.serialize_struct("Component", 3 + detail.is_some() as usize)?;
         st.serialize_field("name", self.name)?;
-        st.serialize_field("status", &self.check.status())?;
+        st.serialize_field("status", self.check.status().as_str())?;
         st.serialize_field("critical", &self.critical)?;
         if let Some(d) = detail {
             st.serialize_field("detail", d)?;

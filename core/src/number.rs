@@ -99,7 +99,8 @@ pub(crate) fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
         1,
     ];
     let mut len = 0;
-    for p in POW10 {
+    // By reference: iterating the array by value copies its 160 bytes to the stack first.
+    for &p in POW10.iter() {
         let mut digit = b'0';
         while v >= p {
             v -= p;

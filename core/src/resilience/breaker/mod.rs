@@ -507,10 +507,12 @@ impl CircuitBreaker {
     /// The open wait after `level` failed half-open rounds: `open × 2^level`, capped.
     pub fn open_wait(&self, level: u64) -> u64 {
         let c = &self.config;
-        // `open << level` when no set bit is shifted out, else saturated: a shift, not a
-        // 64-bit multiplication (a library call on MCUs without one).
-        let wait = if level < 64 && level as u32 <= c.open_ticks.leading_zeros() {
-            c.open_ticks << level
+        // `open << level` when no set bit is shifted out (shifting back gives `open`), else
+        // saturated: shifts, not a 64-bit multiplication or a count of leading zeros (library
+        // calls on MCUs without those instructions).
+        let shifted = c.open_ticks.checked_shl(level as u32).unwrap_or(0);
+        let wait = if level < 64 && shifted >> level == c.open_ticks {
+            shifted
         } else {
             u64::MAX
         };
