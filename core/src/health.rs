@@ -249,21 +249,33 @@ impl<'a> HealthReport<'a> {
 impl Serialize for HealthReport<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("HealthReport", 2)?;
-        st.serialize_field("status", self.status.as_str())?;
-        st.serialize_field("components", &Components(self.components))?;
+        st.serialize_field("status", &Field::Str(self.status.as_str()))?;
+        st.serialize_field("components", &Field::Components(self.components))?;
         st.end()
     }
 }
 
-struct Components<'a>(&'a [Component<'a>]);
+/// Every field value of the report is one of these, so the JSON serialiser's per-field code
+/// exists once rather than once per value type (flash on MCUs).
+enum Field<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Components(&'a [Component<'a>]),
+}
 
-impl Serialize for Components<'_> {
+impl Serialize for Field<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for c in self.0 {
-            seq.serialize_element(c)?;
+        match self {
+            Field::Str(v) => s.serialize_str(v),
+            Field::Bool(v) => s.serialize_bool(*v),
+            Field::Components(cs) => {
+                let mut seq = s.serialize_seq(Some(cs.len()))?;
+                for c in *cs {
+                    seq.serialize_element(c)?;
+                }
+                seq.end()
+            }
         }
-        seq.end()
     }
 }
 
@@ -271,11 +283,11 @@ impl Serialize for Component<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let detail = self.check.detail();
         let mut st = s.serialize_struct("Component", 3 + detail.is_some() as usize)?;
-        st.serialize_field("name", self.name)?;
-        st.serialize_field("status", self.check.status().as_str())?;
-        st.serialize_field("critical", &self.critical)?;
+        st.serialize_field("name", &Field::Str(self.name))?;
+        st.serialize_field("status", &Field::Str(self.check.status().as_str()))?;
+        st.serialize_field("critical", &Field::Bool(self.critical))?;
         if let Some(d) = detail {
-            st.serialize_field("detail", d)?;
+            st.serialize_field("detail", &Field::Str(d))?;
         }
         st.end()
     }

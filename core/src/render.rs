@@ -265,8 +265,13 @@ impl Out<'_> {
 
     #[inline]
     fn u64(&mut self, v: u64) {
-        let mut d = Digits::new();
-        self.put(write_u64(&mut d, v));
+        if cfg!(target_pointer_width = "64") {
+            let mut d = Digits::new();
+            self.put(write_u64(&mut d, v));
+        } else {
+            // On MCUs, one integer writer (flash).
+            self.scaled(v, 0);
+        }
     }
 
     /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
