@@ -322,4 +322,24 @@ mod tests {
         );
         assert_eq!(Health::new(&[]).status(), Status::Healthy);
     }
+
+    #[test]
+    fn a_detail_is_serialised_escaped_after_the_other_fields() {
+        struct Quota;
+        impl Check for Quota {
+            fn status(&self) -> Status {
+                Status::Degraded
+            }
+            fn detail(&self) -> Option<&str> {
+                Some("quota \"db\" at 95 %")
+            }
+        }
+        static H: Health = Health::new(&[Component::non_critical("quota", &Quota)]);
+        let mut buf = [0u8; 160];
+        let n = H.write_json(&mut buf).unwrap();
+        assert_eq!(
+            core::str::from_utf8(&buf[..n]).unwrap(),
+            r#"{"status":"degraded","components":[{"name":"quota","status":"degraded","critical":false,"detail":"quota \"db\" at 95 %"}]}"#
+        );
+    }
 }
