@@ -274,6 +274,19 @@ impl Out<'_> {
         }
     }
 
+    #[inline]
+    fn i64(&mut self, v: i64) {
+        if cfg!(target_pointer_width = "64") {
+            self.put(write_i64(&mut Digits::new(), v));
+        } else {
+            // On MCUs, the sign and then the one integer writer (flash).
+            if v < 0 {
+                self.byte(b'-');
+            }
+            self.scaled(v.unsigned_abs(), 0);
+        }
+    }
+
     /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
     #[inline]
     fn scaled(&mut self, v: u64, decimals: u8) {
@@ -726,10 +739,10 @@ fn plain_line<'a>(
     }
     match value {
         Value::Counter(x) => out.u64(x.get()),
-        Value::Gauge(x) => out.put(write_i64(&mut Digits::new(), x.get())),
+        Value::Gauge(x) => out.i64(x.get()),
         #[cfg(feature = "float")]
         Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
-        Value::Int(x) => out.put(write_i64(&mut Digits::new(), x)),
+        Value::Int(x) => out.i64(x),
         Value::Uint(x) => out.u64(x),
         #[cfg(feature = "float")]
         Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
