@@ -148,6 +148,63 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A real Prometheus (Debian's, found by [`require_program`]) scraping one target every second as
+/// job `vitals`, on a free loopback port, with its storage in a fresh temporary directory; killed
+/// and its directory removed on drop.
+#[derive(Debug)]
+pub struct Prometheus {
+    /// Its HTTP API address.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+    child: ChildGuard,
+}
+
+impl Prometheus {
+    /// Starts one scraping `target`, with `flags` added (e.g. `--enable-feature=...`).
+    pub fn scraping(target: SocketAddr, flags: &[&str]) -> Prometheus {
+        let program = require_program("prometheus");
+        let dir = std::env::temp_dir().join(format!(
+            "vitals-prometheus-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(program)
+            .args(flags)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus");
+        Prometheus {
+            addr,
+            dir,
+            child: ChildGuard(child),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A running `vitals-server` (HTTP mode); killed on drop.
 #[derive(Debug)]
 pub struct Server {

@@ -5,9 +5,8 @@
 //! scraping the server returns them from `/api/v1/query_exemplars`. Without an OTLP endpoint, none
 //! is recorded.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+mod otlp_support;
+use otlp_support::{receiver, Answer};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -17,52 +16,6 @@ const TRACE_ID: &str = "5af7651916cd43dd8448eb211c80319c";
 const PARENT_ID: &str = "b7ad6b7169203331";
 const OPENMETRICS: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
-
-/// An OTLP/HTTP endpoint that accepts every export (answers 200) and keeps nothing: the spans
-/// are not what this test is about (`otel_export.rs` decodes them).
-fn otlp_sink() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0usize;
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                length = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let _ = reader.get_mut().write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-                    );
-                }
-            });
-        }
-    });
-    port
-}
 
 /// The span id on the exemplar of the first `family` bucket line carrying `TRACE_ID`.
 fn exemplar_span_id(text: &str, family: &str) -> Option<String> {
@@ -108,8 +61,9 @@ fn query_exemplars(prom: std::net::SocketAddr, query: &str) -> Vec<(String, Stri
 
 #[test]
 fn a_traced_call_is_found_through_prometheus_exemplars() {
-    let prometheus = require_program("prometheus");
-    let sink = format!("http://127.0.0.1:{}", otlp_sink());
+    // The spans are not what these tests are about (`otel_export.rs` checks them).
+    let (port, _spans) = receiver(Answer::After(Duration::ZERO));
+    let sink = format!("http://127.0.0.1:{port}");
     let server = Server::start_with_env(
         &[],
         &[
@@ -155,35 +109,8 @@ fn a_traced_call_is_found_through_prometheus_exemplars() {
     assert_eq!(strict_exposition_problems(&plain), Vec::<String>::new());
 
     // A real Prometheus stores them (it negotiates OpenMetrics) and gives them back.
-    let dir = std::env::temp_dir().join(format!(
-        "vitals-exemplars-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}']\n",
-        server.addr
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _prom = ChildGuard(
-        Command::new(prometheus)
-            .arg("--enable-feature=exemplar-storage")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
-    );
+    let prometheus = Prometheus::scraping(server.addr, &["--enable-feature=exemplar-storage"]);
+    let prom_addr = prometheus.addr;
     for family in [
         "mcp_tool_duration_seconds_bucket",
         "mcp_server_operation_duration_seconds_bucket",
@@ -200,7 +127,6 @@ fn a_traced_call_is_found_through_prometheus_exemplars() {
             "{family}: Prometheus returned {seen:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -226,7 +152,9 @@ fn without_tracing_no_exemplar_is_recorded() {
 /// differs from the server histograms' one.
 #[test]
 fn the_gateway_client_histogram_carries_the_client_span() {
-    let sink = format!("http://127.0.0.1:{}", otlp_sink());
+    // The spans are not what these tests are about (`otel_export.rs` checks them).
+    let (port, _spans) = receiver(Answer::After(Duration::ZERO));
+    let sink = format!("http://127.0.0.1:{port}");
     let upstream = server_bin();
     let server = Server::start_with_env(
         &[

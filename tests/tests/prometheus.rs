@@ -1,6 +1,5 @@
 //! A real Prometheus server scrapes vitals-server; the values are read back through its HTTP API.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -21,7 +20,7 @@ fn query(prom: std::net::SocketAddr, q: &str) -> Option<Vec<Value>> {
 
 #[test]
 fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
-    let prometheus = require_program("prometheus");
+    require_program("prometheus"); // fail before the calls, not after
     let server = Server::start(&[]);
     let mut s = McpSession::open(server.addr);
     let calls = [
@@ -36,35 +35,8 @@ fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
         }
     }
 
-    let dir = std::env::temp_dir().join(format!(
-        "vitals-prom-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}']\n",
-        server.addr
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _prom = ChildGuard(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
-    );
+    let prometheus = Prometheus::scraping(server.addr, &[]);
+    let prom_addr = prometheus.addr;
 
     let up = wait_for(Duration::from_secs(60), || {
         let r = query(prom_addr, "up{job=\"vitals\"}")?;
@@ -81,5 +53,4 @@ fn prometheus_scrapes_and_counts_exactly_the_calls_made() {
         });
         assert_eq!(got.as_deref(), Some(n.to_string().as_str()), "{q}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
