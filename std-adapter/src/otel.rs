@@ -364,6 +364,25 @@ fn span_name(method: &'static str, target: Option<&str>) -> Cow<'static, str> {
     }
 }
 
+/// The attributes naming what an operation is about: the tool (and `gen_ai.operation.name`
+/// `execute_tool`) of a `tools/call`, the prompt of a `prompts/get`.
+pub(crate) fn target_attributes(
+    method: &str,
+    target: Option<&str>,
+    attributes: &mut Vec<KeyValue>,
+) {
+    match (method, target) {
+        ("tools/call", Some(t)) => {
+            attributes.push(KeyValue::new("gen_ai.tool.name", t.to_owned()));
+            attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+        }
+        ("prompts/get", Some(p)) => {
+            attributes.push(KeyValue::new("gen_ai.prompt.name", p.to_owned()));
+        }
+        _ => {}
+    }
+}
+
 /// Records how an operation ended on `cx`'s span: `error.type` and ERROR status with `message`
 /// on failure, `rpc.response.status_code` when the answer was a JSON-RPC error.
 fn record_end(
@@ -515,16 +534,7 @@ impl ClientSpan {
             KeyValue::new("network.transport", c.transport),
             KeyValue::new("vitals.upstream", c.upstream.to_owned()),
         ];
-        match (c.method, c.target) {
-            ("tools/call", Some(t)) => {
-                attributes.push(KeyValue::new("gen_ai.tool.name", t.to_owned()));
-                attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
-            }
-            ("prompts/get", Some(p)) => {
-                attributes.push(KeyValue::new("gen_ai.prompt.name", p.to_owned()));
-            }
-            _ => {}
-        }
+        target_attributes(c.method, c.target, &mut attributes);
         if let Some(v) = c.protocol_version {
             attributes.push(KeyValue::new("mcp.protocol.version", v));
         }

@@ -469,16 +469,7 @@ impl<H> Observed<H> {
                 if !version.is_empty() {
                     attributes.push(KeyValue::new("mcp.protocol.version", version));
                 }
-                match (method, target) {
-                    ("tools/call", Some(t)) => {
-                        attributes.push(KeyValue::new("gen_ai.tool.name", t.to_owned()));
-                        attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
-                    }
-                    ("prompts/get", Some(p)) => {
-                        attributes.push(KeyValue::new("gen_ai.prompt.name", p.to_owned()));
-                    }
-                    _ => {}
-                }
+                crate::otel::target_attributes(method, target, &mut attributes);
                 crate::otel::Request {
                     method,
                     target,
