@@ -316,6 +316,13 @@ impl Model {
     }
 }
 
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 fn config_strategy() -> impl Strategy<Value = TokenBucketConfig> {
     (
         prop_oneof![Just(1u64), Just(1_000), Just(1_000_000), Just(NS)],
@@ -346,7 +353,8 @@ proptest! {
         for (dt, n, backwards) in ops {
             // Mostly forward, sometimes backwards in time.
             now = if backwards { now.saturating_sub(dt % 1_000) } else { now + dt % (cfg.ticks_per_second() * 2) };
-            let got = b.try_acquire_n(now, n);
+            // One token goes through `try_acquire`'s straight-line path, more through the general one.
+            let got = if n == 1 { b.try_acquire(now).map_err(AcquireError::RateLimited) } else { b.try_acquire_n(now, n) };
             if n > cfg.burst() {
                 prop_assert_eq!(got, Err(AcquireError::ExceedsBurst { requested: n, burst: cfg.burst() }));
                 continue;
@@ -375,6 +383,38 @@ proptest! {
                 let budget = cfg.burst() as u128 + elapsed * model.tokens / model.d;
                 prop_assert!(sum <= budget, "{} admitted in {} ticks, budget {}", sum, elapsed, budget);
             }
+        }
+    }
+
+    /// `try_acquire(now)` is `try_acquire_n(now, 1)` (its straight-line path and the saturating one),
+    /// on twin buckets, at any time: small, near where `now × scale + span` leaves `u64`, and near
+    /// `u64::MAX`, forwards and backwards.
+    #[test]
+    fn try_acquire_is_try_acquire_n_of_one(
+        tps in prop_oneof![Just(1u64), Just(1_000), Just(NS)],
+        tokens in prop_oneof![1u64..2_000, Just(NS)],
+        seconds in prop_oneof![Just(1u64), Just(3_600), 1u64..10],
+        burst in 1u32..12,
+        ops in proptest::collection::vec((0u8..4, 0u64..200), 1..80),
+    ) {
+        let cfg = TokenBucketConfig::new(tps, Rate::new(tokens, seconds), burst);
+        let (a, b) = (TokenBucket::new(cfg), TokenBucket::new(cfg));
+        let period = seconds as u128 * tps as u128;
+        let scale = tokens as u128 / gcd(period, tokens as u128);
+        let span = (period / gcd(period, tokens as u128)) * burst as u128;
+        // The first tick whose units plus a full span leave u64 (the straight line's end).
+        let edge = (u64::MAX as u128).saturating_sub(1 + span) / scale + 1;
+        let edge = edge.min(u64::MAX as u128) as u64;
+        for (whence, d) in ops {
+            let now = match whence {
+                0 => d * 1_000,
+                1 => edge.saturating_sub(d % 100),
+                2 => edge.saturating_add(d % 100),
+                _ => u64::MAX - d,
+            };
+            prop_assert_eq!(a.try_acquire(now).map_err(AcquireError::RateLimited), b.try_acquire_n(now, 1), "at {}", now);
+            prop_assert_eq!(a.available(now), b.available(now));
+            prop_assert_eq!(a.available_latest(), b.available_latest());
         }
     }
 

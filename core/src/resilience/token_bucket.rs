@@ -165,12 +165,19 @@ pub(crate) struct Gcra {
     pub(crate) scale: u64,
     /// Units a full bucket spans: `interval × burst`.
     pub(crate) span: u64,
+    /// `span − interval`: how far past `now` the TAT may be for one more token to conform.
+    pub(crate) room: u64,
+    /// The first tick at which one token is *not* decided on the straight-line path of
+    /// [`TokenBucket::try_acquire`]: below it, `now × scale + span ≤ u64::MAX − 1`, so the units
+    /// of `now`, the last conforming TAT and the new TAT need no saturation and no overflow check
+    /// (0 when `span ≥ u64::MAX − 1`: every tick takes the general path).
+    pub(crate) fast_end: u64,
     pub(crate) burst: u32,
 }
 
-/// The outcome of one GCRA decision: the new TAT, or the units to wait.
+/// The outcome of one GCRA decision: conform, or the units to wait.
 pub(crate) enum Decision {
-    Conform(u64),
+    Conform,
     Wait(u64),
 }
 
@@ -204,10 +211,20 @@ impl Gcra {
         }
         let burst = if config.burst == 0 { 1 } else { config.burst };
         let interval = max1(interval as u64);
+        let scale = scale as u64; // ≥ 1
+        let span = interval.saturating_mul(burst as u64); // ≥ interval, as burst ≥ 1
         Self {
             interval,
-            scale: scale as u64,
-            span: interval.saturating_mul(burst as u64),
+            scale,
+            span,
+            room: span - interval,
+            // `now < fast_end` ⇔ `now ≤ (u64::MAX − 1 − span) / scale` ⇒ `now × scale + span ≤
+            // u64::MAX − 1`. The `+ 1` cannot overflow: `span ≥ 1`.
+            fast_end: if span < u64::MAX - 1 {
+                (u64::MAX - 1 - span) / scale + 1
+            } else {
+                0
+            },
             burst,
         }
     }
@@ -247,7 +264,7 @@ impl Gcra {
         match base.checked_add(cost) {
             Some(new) if new < u64::MAX => {
                 if new <= limit {
-                    Decision::Conform(new)
+                    Decision::Conform
                 } else {
                     // Deciding at `max(now_u, tat − span)` changes only this: the wait is at most
                     // the cost (the clamp cannot make a request conform, as `cost ≥ 1`).
@@ -259,12 +276,15 @@ impl Gcra {
         }
     }
 
-    /// The one compare-and-swap loop of every GCRA bucket (the token bucket, each keyed slot, the
-    /// keyed overflow bucket): charges `n ≥ 1` tokens at `now_u` to the TAT in `cell`.
+    /// Charges `n ≥ 1` tokens at `now_u` to the TAT in `cell`: exactly [`decide`](Self::decide),
+    /// run through the one compare-and-swap loop, [`charge_until`](Self::charge_until). Used by
+    /// every GCRA bucket (each keyed slot, the keyed overflow bucket, and the token bucket when
+    /// `now` is past its straight-line range or `n > 1`).
     ///
-    /// `owned(tat)` is asked before each attempt whether `cell` still belongs to the caller (the
-    /// keyed table hands slots over); `None` when it does not. `Some(Ok(()))` after exactly one
-    /// successful `compare_exchange`, `Some(Err(units))` with the units to wait after loads only.
+    /// `decide` conforms iff `max(tat, now_u) + cost ≤ min(now_u + span, u64::MAX − 1)` (both
+    /// sides without overflow, `+` saturating in `now_u + span`), i.e. iff `tat ≤ last` and
+    /// `now_u ≤ last` for `last = min(now_u + span, u64::MAX − 1) − cost`; when that is negative
+    /// or below `now_u`, nothing conforms whatever the TAT.
     #[inline]
     pub(crate) fn charge(
         &self,
@@ -273,21 +293,72 @@ impl Gcra {
         n: u32,
         owned: impl Fn(u64) -> bool,
     ) -> Option<Result<(), u64>> {
+        let cost = self.interval.saturating_mul(n as u64);
+        let top = now_u.saturating_add(self.span);
+        let top = if top < u64::MAX - 1 {
+            top
+        } else {
+            u64::MAX - 1
+        };
+        match top.checked_sub(cost) {
+            Some(last) if now_u <= last => self.charge_until(cell, now_u, n, cost, last, owned),
+            _ => {
+                let tat = cell.load(Ordering::Acquire);
+                if !owned(tat) {
+                    return None;
+                }
+                Some(Err(self.wait(tat, now_u, n)))
+            }
+        }
+    }
+
+    /// The one compare-and-swap loop of every GCRA bucket: charges `n ≥ 1` tokens costing `cost`
+    /// units at `now_u` to the TAT in `cell`, given `last`, the latest TAT that conforms.
+    ///
+    /// Precondition (what [`charge`](Self::charge) and the token bucket's straight-line path
+    /// establish): `cost = interval × n`, `now_u ≤ last` and `last + cost ≤ min(now_u + span,
+    /// u64::MAX − 1)`, so `tat ≤ last` is exactly [`decide`](Self::decide)'s test and the new TAT
+    /// `max(tat, now_u) + cost ≤ last + cost < u64::MAX` needs no overflow check (the keyed table
+    /// reserves `u64::MAX`). A refusal (`tat > last`) asks `decide` for the wait.
+    ///
+    /// `owned(tat)` is asked before each attempt whether `cell` still belongs to the caller (the
+    /// keyed table hands slots over); `None` when it does not. `Some(Ok(()))` after exactly one
+    /// successful `compare_exchange`, `Some(Err(units))` with the units to wait after loads only.
+    #[inline]
+    pub(crate) fn charge_until(
+        &self,
+        cell: &AtomicU64,
+        now_u: u64,
+        n: u32,
+        cost: u64,
+        last: u64,
+        owned: impl Fn(u64) -> bool,
+    ) -> Option<Result<(), u64>> {
         let mut tat = cell.load(Ordering::Acquire);
         loop {
             if !owned(tat) {
                 return None;
             }
-            match self.decide(tat, now_u, n) {
-                Decision::Conform(new) => {
-                    match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
-                    {
-                        Ok(_) => return Some(Ok(())),
-                        Err(actual) => tat = actual,
-                    }
-                }
-                Decision::Wait(units) => return Some(Err(units)),
+            if tat > last {
+                return Some(Err(self.wait(tat, now_u, n)));
             }
+            // ≤ last + cost < u64::MAX (precondition): no overflow.
+            let new = (if tat > now_u { tat } else { now_u }).wrapping_add(cost);
+            match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Ok(())),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// The units to wait for a request that does not conform at `now_u` (what
+    /// [`decide`](Self::decide) says; callers only ask when it refuses).
+    #[inline]
+    const fn wait(&self, tat: u64, now_u: u64, n: u32) -> u64 {
+        match self.decide(tat, now_u, n) {
+            Decision::Wait(units) => units,
+            // Not reached (callers ask only for a refusal); "never" rather than a panic.
+            Decision::Conform => u64::MAX,
         }
     }
 
@@ -359,13 +430,52 @@ impl TokenBucket {
     }
 
     /// Takes one token at `now` or says how long to wait.
+    ///
+    /// Exactly `try_acquire_n(now, 1)`, on a straight line: one token always fits (`burst ≥ 1`),
+    /// and below [`Gcra::fast_end`] (`now × scale + span ≤ u64::MAX − 1`) the units of `now` and
+    /// the last conforming TAT are plain products and sums; later ticks take the saturating path
+    /// out of line.
     #[inline]
     pub fn try_acquire(&self, now: u64) -> Result<(), RateLimited> {
-        match self.try_acquire_n(now, 1) {
-            Ok(()) => Ok(()),
-            Err(AcquireError::RateLimited(e)) => Err(e),
-            // Unreachable: burst ≥ 1. Reported as "never" rather than panicking.
-            Err(AcquireError::ExceedsBurst { .. }) => Err(RateLimited {
+        let g = &self.gcra;
+        if now >= g.fast_end {
+            return self.try_acquire_late(now);
+        }
+        // now × scale + span ≤ u64::MAX − 1 (`now < fast_end`): neither overflows.
+        let now_u = now.wrapping_mul(g.scale);
+        let last = now_u.wrapping_add(g.room);
+        self.settle(
+            now,
+            g.charge_until(&self.tat, now_u, 1, g.interval, last, |_| true),
+        )
+    }
+
+    /// [`try_acquire`](Self::try_acquire) at a tick whose units could overflow: the saturating
+    /// path every `n` takes.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_late(&self, now: u64) -> Result<(), RateLimited> {
+        self.settle(
+            now,
+            self.gcra
+                .charge(&self.tat, self.gcra.units(now), 1, |_| true),
+        )
+    }
+
+    /// The outcome of a charge at `now`: notes an admission for the gauge, or converts the wait
+    /// to ticks.
+    #[inline]
+    fn settle(&self, now: u64, charged: Option<Result<(), u64>>) -> Result<(), RateLimited> {
+        match charged {
+            Some(Ok(())) => {
+                self.seen.note(now);
+                Ok(())
+            }
+            Some(Err(units)) => Err(RateLimited {
+                retry_after: self.gcra.ticks(units),
+            }),
+            // `owned` is always true.
+            None => Err(RateLimited {
                 retry_after: u64::MAX,
             }),
         }
@@ -378,24 +488,12 @@ impl TokenBucket {
         if !self.gcra.admissible(n)? {
             return Ok(());
         }
-        match self
-            .gcra
-            .charge(&self.tat, self.gcra.units(now), n, |_| true)
-        {
-            Some(Ok(())) => {
-                self.seen.note(now);
-                Ok(())
-            }
-            Some(Err(units)) => Err(RateLimited {
-                retry_after: self.gcra.ticks(units),
-            }
-            .into()),
-            // `owned` is always true.
-            None => Err(RateLimited {
-                retry_after: u64::MAX,
-            }
-            .into()),
-        }
+        self.settle(
+            now,
+            self.gcra
+                .charge(&self.tat, self.gcra.units(now), n, |_| true),
+        )
+        .map_err(AcquireError::RateLimited)
     }
 
     /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing.
@@ -405,7 +503,7 @@ impl TokenBucket {
         }
         let now_u = self.gcra.units(now);
         match self.gcra.decide(self.tat.load(Ordering::Acquire), now_u, n) {
-            Decision::Conform(_) => Ok(()),
+            Decision::Conform => Ok(()),
             Decision::Wait(units) => Err(RateLimited {
                 retry_after: self.gcra.ticks(units),
             }
@@ -439,5 +537,104 @@ impl TokenBucket {
     /// gauge shows: the registry has no clock).
     pub fn available_latest(&self) -> u32 {
         self.available(self.seen.get())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gcra() -> impl Strategy<Value = Gcra> {
+        (
+            prop_oneof![Just(1u64), Just(1_000), Just(1_000_000_000), any::<u64>()],
+            prop_oneof![1u64..2_000, Just(1_000_000_000), any::<u64>()],
+            prop_oneof![Just(1u64), Just(3_600), any::<u64>()],
+            prop_oneof![1u32..12, any::<u32>()],
+        )
+            .prop_map(|(tps, tokens, seconds, burst)| {
+                Gcra::new(&TokenBucketConfig::new(
+                    tps.max(1),
+                    Rate::new(tokens.max(1), seconds.max(1)),
+                    burst.max(1),
+                ))
+            })
+    }
+
+    /// A value near `edge` or anywhere.
+    fn near(edge: u64) -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            (0u64..64).prop_map(move |d| edge.saturating_sub(d)),
+            (0u64..64).prop_map(move |d| edge.saturating_add(d)),
+        ]
+    }
+
+    proptest! {
+        /// `charge` is exactly `decide` through the compare-and-swap loop: same verdict, same
+        /// wait, and the new TAT `max(tat, now_u) + cost`, for any parameters, TAT and time
+        /// (saturation, `u64::MAX` and the clock stepped back included).
+        #[test]
+        fn charge_is_decide(g in gcra(), tat in near(u64::MAX - 1), now_u in near(u64::MAX), n in 1u32..16, pick in 0u8..3) {
+            let n = n.min(g.burst);
+            let cost = g.interval.saturating_mul(n as u64);
+            // Two thirds of the cases put the TAT where the verdict flips: near `now_u + span`,
+            // or near where the new TAT would reach `u64::MAX`.
+            let (tat, now_u) = match pick {
+                0 => (tat, now_u),
+                1 => (now_u.saturating_add(g.span).saturating_sub(tat % 4), now_u),
+                _ => (
+                    (u64::MAX - cost).saturating_sub(tat % 3),
+                    (u64::MAX - cost).saturating_sub(now_u % 3),
+                ),
+            };
+            let tat = tat.min(u64::MAX - 1);
+            let cell = AtomicU64::new(tat);
+            let got = g.charge(&cell, now_u, n, |_| true);
+            match g.decide(tat, now_u, n) {
+                Decision::Conform => {
+                    prop_assert_eq!(got, Some(Ok(())));
+                    let want = tat.max(now_u) as u128 + g.interval as u128 * n as u128;
+                    prop_assert!(want < u64::MAX as u128);
+                    prop_assert_eq!(cell.load(Ordering::Relaxed) as u128, want);
+                }
+                Decision::Wait(w) => {
+                    prop_assert_eq!(got, Some(Err(w)));
+                    prop_assert_eq!(cell.load(Ordering::Relaxed), tat);
+                }
+            }
+        }
+
+        /// The straight-line path of `try_acquire`: below `fast_end`, `now × scale + span ≤
+        /// u64::MAX − 1` (the invariant that lets it skip saturation), at `fast_end` it is not,
+        /// and its plain arithmetic decides exactly like `charge`.
+        #[test]
+        fn straight_line_invariant_and_verdict(g in gcra(), tat in any::<u64>(), d in 0u64..64, pick in 0u8..3) {
+            let bound = |now: u64| now as u128 * g.scale as u128 + g.span as u128;
+            if g.fast_end > 0 {
+                prop_assert!(bound(g.fast_end - 1) <= u64::MAX as u128 - 1);
+            }
+            prop_assert!(g.fast_end == u64::MAX || bound(g.fast_end) > u64::MAX as u128 - 1 || g.span >= u64::MAX - 1);
+            prop_assert_eq!(g.room + g.interval, g.span);
+            if g.fast_end == 0 {
+                return Ok(());
+            }
+            let now = match pick {
+                0 => g.fast_end - 1 - d.min(g.fast_end - 1),
+                1 => d.min(g.fast_end - 1),
+                _ => tat % g.fast_end,
+            };
+            let now_u = now * g.scale;
+            let tat = match pick {
+                0 => tat.min(u64::MAX - 1),
+                _ => (now_u + g.room).saturating_sub(g.interval).saturating_add(tat % (2 * g.interval.min(1 << 40))),
+            }
+            .min(u64::MAX - 1);
+            let (a, b) = (AtomicU64::new(tat), AtomicU64::new(tat));
+            let fast = g.charge_until(&a, now_u, 1, g.interval, now_u + g.room, |_| true);
+            let general = g.charge(&b, g.units(now), 1, |_| true);
+            prop_assert_eq!(fast, general);
+            prop_assert_eq!(a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        }
     }
 }
