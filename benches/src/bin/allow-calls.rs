@@ -11,9 +11,10 @@
 //! ```
 //!
 //! `allow-calls LIMITER CLOCK CALLS`: LIMITER is `vitals` or `governor`, CLOCK `fake`
-//! (governor's `FakeRelativeClock`, advanced 1 µs per call: every call is allowed) or `quanta`
-//! (governor's default `QuantaClock`, 1e9 per second with bursts of 1e6). Prints the allowed
-//! count, so nothing is optimised away.
+//! (governor's `FakeRelativeClock`, advanced 1 µs per call: every call is allowed), `quanta`
+//! (governor's default `QuantaClock`, 1e9 per second with bursts of 1e6) or `deny` (the fake
+//! clock standing still on an empty bucket of 1 per second: every call is refused, the criterion
+//! deny row). Prints the allowed count, so nothing is optimised away.
 
 use governor::clock::{Clock, FakeRelativeClock, QuantaClock, Reference};
 use governor::{Quota, RateLimiter};
@@ -30,7 +31,7 @@ fn nz(n: u32) -> NonZeroU32 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: allow-calls vitals|governor fake|quanta CALLS";
+    let usage = "usage: allow-calls vitals|governor fake|quanta|deny CALLS";
     let (limiter, clock, calls) = match args.as_slice() {
         [l, c, n] => (l.as_str(), c.as_str(), n.parse::<u64>().expect(usage)),
         _ => panic!("{usage}"),
@@ -78,6 +79,22 @@ fn main() {
                 Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
                 QuantaClock::default(),
             );
+            for _ in 0..calls {
+                allowed += u64::from(black_box(rl.check().is_ok()));
+            }
+        }
+        ("vitals", "deny") => {
+            let clock = FakeRelativeClock::default();
+            let tb = TokenBucket::new(TokenBucketConfig::new(NANOS, Rate::per_second(1), 1));
+            let _ = tb.try_acquire(clock.now().as_u64());
+            for _ in 0..calls {
+                allowed += u64::from(black_box(tb.try_acquire(clock.now().as_u64()).is_ok()));
+            }
+        }
+        ("governor", "deny") => {
+            let clock = FakeRelativeClock::default();
+            let rl = RateLimiter::direct_with_clock(Quota::per_second(nz(1)), clock.clone());
+            let _ = rl.check();
             for _ in 0..calls {
                 allowed += u64::from(black_box(rl.check().is_ok()));
             }

@@ -238,6 +238,10 @@ impl Gcra {
     /// Units to ticks, rounded up; `u64::MAX` stays "never".
     #[inline]
     pub(crate) const fn ticks(&self, units: u64) -> u64 {
+        // Units are ticks (every rate that divides the tick rate): no division on a refusal.
+        if self.scale == 1 {
+            return units;
+        }
         if units == u64::MAX {
             return u64::MAX;
         }
@@ -301,7 +305,7 @@ impl Gcra {
             u64::MAX - 1
         };
         match top.checked_sub(cost) {
-            Some(last) if now_u <= last => self.charge_until(cell, now_u, n, cost, last, owned),
+            Some(last) if now_u <= last => self.charge_until(cell, now_u, cost, last, owned),
             _ => {
                 let tat = cell.load(Ordering::Acquire);
                 if !owned(tat) {
@@ -312,14 +316,15 @@ impl Gcra {
         }
     }
 
-    /// The one compare-and-swap loop of every GCRA bucket: charges `n ≥ 1` tokens costing `cost`
+    /// The one compare-and-swap loop of every GCRA bucket: charges tokens costing `cost`
     /// units at `now_u` to the TAT in `cell`, given `last`, the latest TAT that conforms.
     ///
     /// Precondition (what [`charge`](Self::charge) and the token bucket's straight-line path
-    /// establish): `cost = interval × n`, `now_u ≤ last` and `last + cost ≤ min(now_u + span,
+    /// establish): `cost = interval × n`, `now_u ≤ last` and `last + cost = min(now_u + span,
     /// u64::MAX − 1)`, so `tat ≤ last` is exactly [`decide`](Self::decide)'s test and the new TAT
     /// `max(tat, now_u) + cost ≤ last + cost < u64::MAX` needs no overflow check (the keyed table
-    /// reserves `u64::MAX`). A refusal (`tat > last`) asks `decide` for the wait.
+    /// reserves `u64::MAX`). A refusal (`tat > last`) is loads only; its wait is `decide`'s
+    /// ([`wait_past`](Self::wait_past)).
     ///
     /// `owned(tat)` is asked before each attempt whether `cell` still belongs to the caller (the
     /// keyed table hands slots over); `None` when it does not. `Some(Ok(()))` after exactly one
@@ -329,7 +334,6 @@ impl Gcra {
         &self,
         cell: &AtomicU64,
         now_u: u64,
-        n: u32,
         cost: u64,
         last: u64,
         owned: impl Fn(u64) -> bool,
@@ -340,13 +344,32 @@ impl Gcra {
                 return None;
             }
             if tat > last {
-                return Some(Err(self.wait(tat, now_u, n)));
+                return Some(Err(Self::wait_past(tat, last, cost)));
             }
             // ≤ last + cost < u64::MAX (precondition): no overflow.
             let new = (if tat > now_u { tat } else { now_u }).wrapping_add(cost);
             match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(Ok(())),
                 Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// [`decide`](Self::decide)'s wait for a TAT past `last` (the refusal of
+    /// [`charge_until`](Self::charge_until), under its precondition), without recomputing it:
+    /// the new TAT would be `tat + cost`; at or past `u64::MAX` that is "never"; otherwise
+    /// `last + cost` is `now_u + span` (not capped), so the wait `min(tat + cost − (now_u +
+    /// span), cost)` is `min(tat − last, cost)`. (`cost ≤ u64::MAX − 1`, as `last + cost` is.)
+    #[inline]
+    const fn wait_past(tat: u64, last: u64, cost: u64) -> u64 {
+        if tat > (u64::MAX - 1).wrapping_sub(cost) {
+            u64::MAX
+        } else {
+            let wait = tat.wrapping_sub(last);
+            if wait < cost {
+                wait
+            } else {
+                cost
             }
         }
     }
@@ -446,7 +469,7 @@ impl TokenBucket {
         let last = now_u.wrapping_add(g.room);
         self.settle(
             now,
-            g.charge_until(&self.tat, now_u, 1, g.interval, last, |_| true),
+            g.charge_until(&self.tat, now_u, g.interval, last, |_| true),
         )
     }
 
@@ -571,6 +594,13 @@ mod tests {
     }
 
     proptest! {
+        // 4 cases under miri, like the integration tests (core/tests/common).
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 1024 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// `charge` is exactly `decide` through the compare-and-swap loop: same verdict, same
         /// wait, and the new TAT `max(tat, now_u) + cost`, for any parameters, TAT and time
         /// (saturation, `u64::MAX` and the clock stepped back included).
@@ -631,7 +661,7 @@ mod tests {
             }
             .min(u64::MAX - 1);
             let (a, b) = (AtomicU64::new(tat), AtomicU64::new(tat));
-            let fast = g.charge_until(&a, now_u, 1, g.interval, now_u + g.room, |_| true);
+            let fast = g.charge_until(&a, now_u, g.interval, now_u + g.room, |_| true);
             let general = g.charge(&b, g.units(now), 1, |_| true);
             prop_assert_eq!(fast, general);
             prop_assert_eq!(a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
