@@ -461,7 +461,9 @@ impl TokenBucket {
     #[inline]
     pub fn try_acquire(&self, now: u64) -> Result<(), RateLimited> {
         let g = &self.gcra;
-        if now >= g.fast_end {
+        // On 32-bit targets (MCUs) flash counts for more than a few instructions, and a 64-bit
+        // product is a library call either way: one path there, the saturating one.
+        if !cfg!(target_pointer_width = "64") || now >= g.fast_end {
             return self.try_acquire_late(now);
         }
         // now × scale + span ≤ u64::MAX − 1 (`now < fast_end`): neither overflows.
@@ -475,8 +477,7 @@ impl TokenBucket {
 
     /// [`try_acquire`](Self::try_acquire) at a tick whose units could overflow: the saturating
     /// path every `n` takes.
-    #[cold]
-    #[inline(never)]
+    #[cfg_attr(target_pointer_width = "64", cold, inline(never))]
     fn try_acquire_late(&self, now: u64) -> Result<(), RateLimited> {
         self.settle(
             now,
