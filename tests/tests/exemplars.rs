@@ -17,6 +17,24 @@ const PARENT_ID: &str = "b7ad6b7169203331";
 const OPENMETRICS: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
 
+/// Calls `tool` in a new session with the test's trace context in `_meta`.
+fn traced_call(server: &Server, tool: &str) {
+    let mut s = McpSession::open(server.addr);
+    let r = s.call(
+        "tools/call",
+        json!({"name": tool, "arguments": {},
+            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
+    );
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+}
+
+/// The server's OpenMetrics exposition.
+fn openmetrics(server: &Server) -> String {
+    server
+        .request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"")
+        .text()
+}
+
 /// The span id on the exemplar of the first `family` bucket line carrying `TRACE_ID`.
 fn exemplar_span_id(text: &str, family: &str) -> Option<String> {
     let needle = format!(" # {{trace_id=\"{TRACE_ID}\",span_id=\"");
@@ -71,13 +89,7 @@ fn a_traced_call_is_found_through_prometheus_exemplars() {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
-    let mut s = McpSession::open(server.addr);
-    let r = s.call(
-        "tools/call",
-        json!({"name": "server_health", "arguments": {},
-            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
-    );
-    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    traced_call(&server, "server_health");
 
     // The exposition itself: both histograms carry the call's trace, with one span id (the
     // server span's, a child of the client's), valid OpenMetrics.
@@ -132,16 +144,8 @@ fn a_traced_call_is_found_through_prometheus_exemplars() {
 #[test]
 fn without_tracing_no_exemplar_is_recorded() {
     let server = Server::start(&[]);
-    let mut s = McpSession::open(server.addr);
-    let r = s.call(
-        "tools/call",
-        json!({"name": "server_health", "arguments": {},
-            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
-    );
-    assert_eq!(r["result"]["isError"], json!(false), "{r}");
-    let om = server
-        .request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"")
-        .text();
+    traced_call(&server, "server_health");
+    let om = openmetrics(&server);
     assert!(om.contains("mcp_tool_duration_seconds_bucket{"), "{om}");
     assert!(!om.contains(" # {"), "{om}");
     assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
@@ -171,16 +175,8 @@ fn the_gateway_client_histogram_carries_the_client_span() {
         ],
     );
     server.wait_ready(Duration::from_secs(30));
-    let mut s = McpSession::open(server.addr);
-    let r = s.call(
-        "tools/call",
-        json!({"name": "test_simple_text", "arguments": {},
-            "_meta": {"traceparent": format!("00-{TRACE_ID}-{PARENT_ID}-01")}}),
-    );
-    assert_eq!(r["result"]["isError"], json!(false), "{r}");
-    let om = server
-        .request("GET", "/metrics", &[("Accept", OPENMETRICS)], b"")
-        .text();
+    traced_call(&server, "test_simple_text");
+    let om = openmetrics(&server);
     assert_eq!(strict_openmetrics_problems(&om), Vec::<String>::new());
     let server_span = exemplar_span_id(&om, "mcp_server_operation_duration_seconds")
         .unwrap_or_else(|| panic!("no server exemplar with trace {TRACE_ID} in\n{om}"));

@@ -86,9 +86,8 @@ impl Collect for QuotaUsed {
 }
 
 impl SharedMetrics {
-    /// Metrics around the store's breaker, every series at 0. Every label set is claimed here,
-    /// before any update: a series first claimed by two racing updates would send one of them
-    /// to the overflow series (`StrFamily` never waits), and the decision counts must be exact.
+    /// Metrics around the store's breaker, every series at 0: each label set is claimed here,
+    /// so the exposition shows every source × verdict and error kind from the start.
     pub fn new(breaker: &'static CircuitBreaker) -> Self {
         let m = SharedMetrics {
             decisions: StrFamily::new(["source", "verdict"]),
