@@ -15,7 +15,7 @@ pub use state::BreakerState;
 
 use super::clock::Clock;
 use super::error::ConfigError;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::AtomicU64;
 use crate::Counter;
 use permit::Kind;
 use state::*;
@@ -116,12 +116,12 @@ impl CircuitBreaker {
 
     /// The current state.
     pub fn state(&self) -> BreakerState {
-        BreakerState::from_code(st(self.state.load(Ordering::Acquire)))
+        BreakerState::from_code(st(load(&self.state)))
     }
 
     /// The current generation (incremented by every transition, wrapping).
     pub fn generation(&self) -> u32 {
-        generation(self.state.load(Ordering::Acquire))
+        generation(load(&self.state))
     }
 
     /// Transitions since start.
@@ -146,8 +146,8 @@ impl CircuitBreaker {
 
     /// Calls and failures in the current closed window, `(calls, failures)`.
     pub fn window_counts(&self) -> (u32, u32) {
-        let s = self.state.load(Ordering::Acquire);
-        let w = self.failures.load(Ordering::Acquire);
+        let s = load(&self.state);
+        let w = load(&self.failures);
         if st(s) != ST_CLOSED || w_tag(w) != gen_tag(generation(s)) {
             return (0, 0);
         }
@@ -169,98 +169,78 @@ impl CircuitBreaker {
     /// Like [`try_acquire`](Self::try_acquire), but returns a detached [`Ticket`] to report with
     /// [`record`](Self::record).
     pub fn try_acquire_ticket(&self, now: u64) -> Result<Ticket, Rejected> {
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
+        let mut s = load(&self.state);
+        // One exit for every refusal and one for every admission (less code on MCUs).
+        let (state, retry_after) = loop {
             let gen = generation(s);
-            match st(s) {
-                ST_OPEN => {
-                    let eff = self.clock.effective(now);
-                    let until = match self.since_for(gen) {
-                        Some(until) => until,
-                        None => {
-                            // Either our view of the state is stale (look again), or the
-                            // transition is still being published: it has only just opened.
-                            let again = self.state.load(Ordering::Acquire);
-                            if again != s {
-                                s = again;
+            let kind = match st(s) {
+                ST_OPEN | ST_HALF_OPEN => {
+                    let open = st(s) == ST_OPEN;
+                    let timeout = self.config.probe_timeout_ticks;
+                    if !open && admitted(s) < u64::from(self.config.half_open_probes) {
+                        match cas_weak(&self.state, s, s + ADMITTED_ONE) {
+                            Ok(_) => Kind::Probe,
+                            Err(actual) => {
+                                s = actual;
                                 continue;
                             }
-                            return Err(
-                                self.reject(BreakerState::Open, Some(self.open_wait(level(s))))
-                            );
                         }
-                    };
-                    if self.coarse(eff) < until {
-                        let wait = self.ticks_of_coarse(until).saturating_sub(eff);
-                        return Err(
-                            self.reject(BreakerState::Open, Some(if wait == 0 { 1 } else { wait }))
-                        );
-                    }
-                    match self.start_round(s, now, eff) {
-                        Ok(t) => return Ok(t),
-                        Err(actual) => s = actual,
-                    }
-                }
-                ST_HALF_OPEN => {
-                    if admitted(s) < u64::from(self.config.half_open_probes) {
-                        match self.state.compare_exchange_weak(
-                            s,
-                            s + ADMITTED_ONE,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        ) {
-                            Ok(_) => {
-                                return Ok(Ticket {
-                                    generation: gen,
-                                    kind: Kind::Probe,
-                                    started: now,
+                    } else {
+                        let eff = self.clock.effective(now);
+                        // The ticks still to wait, or `None` when the wait (open) or the round
+                        // (half-open) is over.
+                        let wait = match self.since_for(gen) {
+                            Some(until) if open => (self.coarse(eff) < until)
+                                .then(|| self.ticks_of_coarse(until).saturating_sub(eff).max(1)),
+                            Some(start) => {
+                                let deadline = self.ticks_of_coarse(start).saturating_add(timeout);
+                                (eff < deadline).then(|| deadline - eff)
+                            }
+                            None => {
+                                // Either our view of the state is stale (look again), or the
+                                // transition is still being published: it has only just begun.
+                                let again = load(&self.state);
+                                if again != s {
+                                    s = again;
+                                    continue;
+                                }
+                                Some(if open {
+                                    self.open_wait(level(s))
+                                } else {
+                                    timeout.max(1)
                                 })
                             }
+                        };
+                        if let Some(wait) = wait {
+                            let state = if open {
+                                BreakerState::Open
+                            } else {
+                                BreakerState::HalfOpen
+                            };
+                            break (state, Some(wait));
+                        }
+                        // Open → half-open, or a timed-out round (its lost permits reclaimed)
+                        // → a new round.
+                        match self.start_round(s, now, eff) {
+                            Ok(t) => return Ok(t),
                             Err(actual) => {
                                 s = actual;
                                 continue;
                             }
                         }
                     }
-                    let eff = self.clock.effective(now);
-                    let timeout = self.config.probe_timeout_ticks;
-                    let deadline = match self.since_for(gen) {
-                        Some(start) => self.ticks_of_coarse(start).saturating_add(timeout),
-                        None => {
-                            let again = self.state.load(Ordering::Acquire);
-                            if again != s {
-                                s = again;
-                                continue;
-                            }
-                            return Err(self.reject(BreakerState::HalfOpen, Some(timeout.max(1))));
-                        }
-                    };
-                    if eff < deadline {
-                        return Err(self.reject(BreakerState::HalfOpen, Some(deadline - eff)));
-                    }
-                    // The round timed out: lost permits are reclaimed by starting a new round.
-                    match self.start_round(s, now, eff) {
-                        Ok(t) => return Ok(t),
-                        Err(actual) => s = actual,
-                    }
                 }
-                ST_FORCED_OPEN => return Err(self.reject(BreakerState::ForcedOpen, None)),
-                ST_DISABLED => {
-                    return Ok(Ticket {
-                        generation: gen,
-                        kind: Kind::Disabled,
-                        started: now,
-                    })
-                }
-                _ => {
-                    return Ok(Ticket {
-                        generation: gen,
-                        kind: Kind::Closed,
-                        started: now,
-                    })
-                }
-            }
-        }
+                ST_FORCED_OPEN => break (BreakerState::ForcedOpen, None),
+                ST_DISABLED => Kind::Disabled,
+                _ => Kind::Closed,
+            };
+            return Ok(Ticket {
+                generation: gen,
+                kind,
+                started: now,
+            });
+        };
+        Err(self.reject(state, retry_after))
     }
 
     /// Reports a detached ticket's outcome; its duration is `now − admitted at`.
@@ -286,17 +266,12 @@ impl CircuitBreaker {
         if ticket.kind != Kind::Probe {
             return;
         }
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = load(&self.state);
         while st(s) == ST_HALF_OPEN
             && generation(s) == ticket.generation
             && admitted(s) > succeeded(s)
         {
-            match self.state.compare_exchange_weak(
-                s,
-                s - ADMITTED_ONE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match cas_weak(&self.state, s, s - ADMITTED_ONE) {
                 Ok(_) => return,
                 Err(actual) => s = actual,
             }
@@ -319,13 +294,10 @@ impl CircuitBreaker {
     }
 
     fn operator(&self, target: u64) {
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = load(&self.state);
         loop {
             let next = make(target, 0, 0, 0, generation(s).wrapping_add(1));
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match cas_weak(&self.state, s, next) {
                 Ok(_) => {
                     self.entered(next, 0);
                     return;
@@ -342,8 +314,8 @@ impl CircuitBreaker {
         match st(next) {
             ST_CLOSED => {
                 let fresh = w_make(gen_tag(gen), 0, 0);
-                self.failures.store(fresh, Ordering::Release);
-                self.slow.store(fresh, Ordering::Release);
+                store(&self.failures, fresh);
+                store(&self.slow, fresh);
             }
             ST_OPEN | ST_HALF_OPEN => self.publish(gen, since_coarse),
             _ => {}
@@ -355,8 +327,7 @@ impl CircuitBreaker {
     fn start_round(&self, s: u64, now: u64, eff: u64) -> Result<Ticket, u64> {
         let gen = generation(s).wrapping_add(1);
         let next = make(ST_HALF_OPEN, level(s), 1, 0, gen);
-        self.state
-            .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)?;
+        cas(&self.state, s, next)?;
         self.entered(next, self.coarse(eff));
         self.clock.advance(now);
         Ok(Ticket {
@@ -387,7 +358,7 @@ impl CircuitBreaker {
         }
         // Only the transition closed(gen) → open(gen + 1) can happen from here; the state word
         // of a closed breaker changes only by transitions, so one attempt is enough.
-        let s = self.state.load(Ordering::Acquire);
+        let s = load(&self.state);
         if st(s) != ST_CLOSED || generation(s) != gen {
             return;
         }
@@ -396,11 +367,7 @@ impl CircuitBreaker {
 
     fn open(&self, s: u64, level: u64, now: u64) -> bool {
         let next = make(ST_OPEN, level, 0, 0, generation(s).wrapping_add(1));
-        if self
-            .state
-            .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if cas(&self.state, s, next).is_err() {
             return false;
         }
         let eff = self.clock.effective(now);
@@ -411,7 +378,7 @@ impl CircuitBreaker {
     }
 
     fn record_probe(&self, gen: u32, now: u64, failed: bool) {
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = load(&self.state);
         while st(s) == ST_HALF_OPEN && generation(s) == gen {
             if failed {
                 let lvl = if level(s) < MAX_LEVEL {
@@ -428,18 +395,14 @@ impl CircuitBreaker {
                 } else {
                     s + SUCCEEDED_ONE
                 };
-                if self
-                    .state
-                    .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
+                if cas(&self.state, s, next).is_ok() {
                     if st(next) == ST_CLOSED {
                         self.entered(next, 0);
                     }
                     return;
                 }
             }
-            s = self.state.load(Ordering::Acquire);
+            s = load(&self.state);
         }
     }
 
@@ -447,14 +410,14 @@ impl CircuitBreaker {
     fn push(&self, word: &AtomicU64, gen: u32, bit: bool) -> Option<u64> {
         let tag = gen_tag(gen);
         let n = u64::from(self.config.window);
-        let mut w = word.load(Ordering::Acquire);
+        let mut w = load(word);
         loop {
             let base = if w_tag(w) == tag {
                 w
             } else {
                 // A window left from an older generation: start it afresh, but only if `gen`
                 // is the closed generation now.
-                let s = self.state.load(Ordering::Acquire);
+                let s = load(&self.state);
                 if st(s) != ST_CLOSED || generation(s) != gen {
                     return None;
                 }
@@ -467,7 +430,7 @@ impl CircuitBreaker {
             };
             let bits = ((w_bits(base) << 1) | u64::from(bit)) & count_mask(n);
             let next = w_make(tag, count, bits);
-            match word.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+            match cas_weak(word, w, next) {
                 Ok(_) => return Some(next),
                 Err(actual) => w = actual,
             }
@@ -478,15 +441,12 @@ impl CircuitBreaker {
     fn publish(&self, gen: u32, time: u64) {
         let tag = gen as u16;
         let next = ((tag as u64) << 48) | (time & TIME_MASK);
-        let mut cur = self.since.load(Ordering::Acquire);
+        let mut cur = load(&self.since);
         loop {
             if (s_tag(cur).wrapping_sub(tag) as i16) > 0 {
                 return; // a newer generation already published
             }
-            match self
-                .since
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match cas_weak(&self.since, cur, next) {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
@@ -495,7 +455,7 @@ impl CircuitBreaker {
 
     /// The published coarse time of generation `gen`, if it is published yet.
     fn since_for(&self, gen: u32) -> Option<u64> {
-        let w = self.since.load(Ordering::Acquire);
+        let w = load(&self.since);
         (s_tag(w) == gen as u16).then_some(w & TIME_MASK)
     }
 

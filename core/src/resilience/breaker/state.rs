@@ -10,6 +10,7 @@
 //!   coarse ticks (48 bits), tagged with the generation it belongs to (16 bits). It only moves
 //!   forward, so a slow writer can never overwrite a newer generation's time.
 
+use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
 
 // --- state word -------------------------------------------------------------------------------
@@ -145,4 +146,38 @@ impl fmt::Display for BreakerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+// --- atomic steps -----------------------------------------------------------------------------
+// Every access to the three words goes through these. On 32-bit targets a 64-bit atomic step is a
+// critical section (or a library call), so each is one out-of-line copy rather than one inlined
+// at every use (flash on MCUs); on 64-bit targets they are the plain instructions, inlined.
+
+/// Loads a word (acquire).
+#[inline(always)]
+pub(super) fn load(word: &AtomicU64) -> u64 {
+    word.load(Ordering::Acquire)
+}
+
+/// Stores a word (release).
+#[inline(always)]
+pub(super) fn store(word: &AtomicU64, value: u64) {
+    word.store(value, Ordering::Release)
+}
+
+/// Replaces `current` by `new` if the word still holds `current`; the value found otherwise.
+#[cfg_attr(target_pointer_width = "32", inline(never))]
+#[cfg_attr(not(target_pointer_width = "32"), inline(always))]
+pub(super) fn cas(word: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
+    word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+}
+
+/// [`cas`] that may fail spuriously, for retry loops. On 32-bit targets it is [`cas`] (a strong
+/// exchange is a valid weak one), so only one copy exists.
+#[inline(always)]
+pub(super) fn cas_weak(word: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
+    #[cfg(target_pointer_width = "32")]
+    return cas(word, current, new);
+    #[cfg(not(target_pointer_width = "32"))]
+    word.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Acquire)
 }
