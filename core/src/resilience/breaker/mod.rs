@@ -345,8 +345,10 @@ impl CircuitBreaker {
         let min = u64::from(c.minimum_calls);
         let mut trip = reached(w, min, c.failure_rate_percent);
         if c.consecutive_failures > 0 {
-            let run = u64::from((w_bits(w) & count_mask(w_count(w))).trailing_ones());
-            trip |= run >= u64::from(c.consecutive_failures);
+            // The newest `consecutive_failures` outcomes are all failures (a mask test, not a
+            // count of trailing ones: no bit-scan table on MCUs).
+            let run = count_mask(u64::from(c.consecutive_failures));
+            trip |= w_count(w) >= u64::from(c.consecutive_failures) && w_bits(w) & run == run;
         }
         if c.slow_call_rate_percent > 0 {
             if let Some(w) = self.push(&self.slow, gen, slow) {
