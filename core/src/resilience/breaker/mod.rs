@@ -430,7 +430,7 @@ impl CircuitBreaker {
             } else {
                 n
             };
-            let bits = ((w_bits(base) << 1) | u64::from(bit)) & count_mask(n);
+            let bits = (w_bits(base) << 1) | u64::from(bit);
             let next = w_make(tag, count, bits);
             match cas_weak(word, w, next) {
                 Ok(_) => return Some(next),

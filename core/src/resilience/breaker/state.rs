@@ -4,8 +4,9 @@
 //! - `state`: the state (3 bits), the open level for the exponential wait (5 bits), half-open
 //!   probes admitted (8 bits) and succeeded (8 bits), and the generation (32 bits). Every
 //!   transition increments the generation; admission in the closed state is one load of it.
-//! - two outcome windows (`failures`, `slow`): the last `window` outcomes as bits (40), how many
-//!   are recorded (6 bits) and the generation they belong to (18-bit tag).
+//! - two outcome windows (`failures`, `slow`): the newest outcomes as bits (40, newest lowest),
+//!   how many of them count (6 bits, at most `window`; bits above the count are stale and never
+//!   read) and the generation they belong to (18-bit tag).
 //! - `since`: when the current open period ends, or when the current half-open round started, in
 //!   coarse ticks (48 bits), tagged with the generation it belongs to (16 bits). It only moves
 //!   forward, so a slow writer can never overwrite a newer generation's time.
