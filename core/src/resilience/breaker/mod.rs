@@ -17,6 +17,7 @@ use super::clock::Clock;
 use super::error::ConfigError;
 use crate::sync::AtomicU64;
 use crate::Counter;
+use core::num::NonZeroU64;
 use permit::Kind;
 use state::*;
 
@@ -339,7 +340,7 @@ impl CircuitBreaker {
 
     fn record_closed(&self, gen: u32, now: u64, failed: bool, slow: bool) {
         let c = &self.config;
-        let Some(w) = self.push(&self.failures, gen, failed) else {
+        let Some(w) = self.push(&self.failures, gen, failed).map(NonZeroU64::get) else {
             return;
         };
         let min = u64::from(c.minimum_calls);
@@ -352,7 +353,7 @@ impl CircuitBreaker {
         }
         if c.slow_call_rate_percent > 0 {
             if let Some(w) = self.push(&self.slow, gen, slow) {
-                trip |= reached(w, min, c.slow_call_rate_percent);
+                trip |= reached(w.get(), min, c.slow_call_rate_percent);
             }
         }
         if !trip {
@@ -408,8 +409,9 @@ impl CircuitBreaker {
         }
     }
 
-    /// Shifts `bit` into a window word of generation `gen`; `None` when `gen` is stale.
-    fn push(&self, word: &AtomicU64, gen: u32, bit: bool) -> Option<u64> {
+    /// Shifts `bit` into a window word of generation `gen`; `None` when `gen` is stale. (A pushed
+    /// word counts at least one call, so it is never 0: `NonZeroU64` returns it in registers.)
+    fn push(&self, word: &AtomicU64, gen: u32, bit: bool) -> Option<NonZeroU64> {
         let tag = gen_tag(gen);
         let n = u64::from(self.config.window);
         let mut w = load(word);
@@ -433,7 +435,7 @@ impl CircuitBreaker {
             let bits = (w_bits(base) << 1) | u64::from(bit);
             let next = w_make(tag, count, bits);
             match cas_weak(word, w, next) {
-                Ok(_) => return Some(next),
+                Ok(_) => return NonZeroU64::new(next),
                 Err(actual) => w = actual,
             }
         }

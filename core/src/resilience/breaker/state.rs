@@ -167,10 +167,24 @@ pub(super) fn store(word: &AtomicU64, value: u64) {
 }
 
 /// Replaces `current` by `new` if the word still holds `current`; the value found otherwise.
+#[inline(always)]
+pub(super) fn cas(word: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
+    let found = swap_if(word, current, new);
+    if found == current {
+        Ok(found)
+    } else {
+        Err(found)
+    }
+}
+
+/// The compare-exchange behind [`cas`]: the value found (`new` was stored iff it is `current`),
+/// returned in registers rather than as a `Result` in memory.
 #[cfg_attr(target_pointer_width = "32", inline(never))]
 #[cfg_attr(not(target_pointer_width = "32"), inline(always))]
-pub(super) fn cas(word: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
-    word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+fn swap_if(word: &AtomicU64, current: u64, new: u64) -> u64 {
+    match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(found) | Err(found) => found,
+    }
 }
 
 /// [`cas`] that may fail spuriously, for retry loops. On 32-bit targets it is [`cas`] (a strong
