@@ -222,7 +222,7 @@ impl CircuitBreaker {
                         }
                         // Open → half-open, or a timed-out round (its lost permits reclaimed)
                         // → a new round.
-                        match self.start_round(s, now, eff) {
+                        match self.start_round(s, now) {
                             Ok(t) => return Ok(t),
                             Err(actual) => {
                                 s = actual;
@@ -297,19 +297,25 @@ impl CircuitBreaker {
     fn operator(&self, target: u64) {
         let mut s = load(&self.state);
         loop {
-            let next = make(target, 0, 0, 0, generation(s).wrapping_add(1));
-            match cas_weak(&self.state, s, next) {
-                Ok(_) => {
-                    self.entered(next, 0);
-                    return;
-                }
-                Err(actual) => s = actual,
+            // Forced open, disabled and closed publish no time: `now` is not read.
+            let found = self.transition(s, make(target, 0, 0, 0, generation(s).wrapping_add(1)), 0);
+            if found == s {
+                return;
             }
+            s = found;
         }
     }
 
-    /// Bookkeeping after a successful transition into `next` (its `since` is `since_coarse`).
-    fn entered(&self, next: u64, since_coarse: u64) {
+    /// Every transition: replaces the state word `s` by `next` (of the next generation) and
+    /// returns `s`, or returns the word found instead and does nothing else. Entering `next` at
+    /// `now`: a closed breaker's windows start afresh; an open breaker publishes when its wait
+    /// ends, a half-open round when it started (times from the high-water mark of `now`, read
+    /// after the exchange is won). One function for every transition, and the word in registers
+    /// rather than a `Result` in memory (flash on MCUs).
+    fn transition(&self, s: u64, next: u64, now: u64) -> u64 {
+        if let Err(found) = cas(&self.state, s, next) {
+            return found;
+        }
         self.transitions.inc();
         let gen = generation(next);
         match st(next) {
@@ -318,19 +324,29 @@ impl CircuitBreaker {
                 store(&self.failures, fresh);
                 store(&self.slow, fresh);
             }
-            ST_OPEN | ST_HALF_OPEN => self.publish(gen, since_coarse),
+            ST_OPEN | ST_HALF_OPEN => {
+                let eff = self.clock.effective(now);
+                let since = if st(next) == ST_OPEN {
+                    self.coarse_ceil(eff.saturating_add(self.open_wait(level(next))))
+                } else {
+                    self.coarse(eff)
+                };
+                self.publish(gen, since);
+                self.clock.advance(now);
+            }
             _ => {}
         }
+        s
     }
 
     /// Open → half-open, or a timed-out half-open round → a new round; the caller is its first
     /// probe.
-    fn start_round(&self, s: u64, now: u64, eff: u64) -> Result<Ticket, u64> {
+    fn start_round(&self, s: u64, now: u64) -> Result<Ticket, u64> {
         let gen = generation(s).wrapping_add(1);
-        let next = make(ST_HALF_OPEN, level(s), 1, 0, gen);
-        cas(&self.state, s, next)?;
-        self.entered(next, self.coarse(eff));
-        self.clock.advance(now);
+        let found = self.transition(s, make(ST_HALF_OPEN, level(s), 1, 0, gen), now);
+        if found != s {
+            return Err(found);
+        }
         Ok(Ticket {
             generation: gen,
             kind: Kind::Probe,
@@ -365,47 +381,31 @@ impl CircuitBreaker {
         if st(s) != ST_CLOSED || generation(s) != gen {
             return;
         }
-        self.open(s, 0, now);
-    }
-
-    fn open(&self, s: u64, level: u64, now: u64) -> bool {
-        let next = make(ST_OPEN, level, 0, 0, generation(s).wrapping_add(1));
-        if cas(&self.state, s, next).is_err() {
-            return false;
-        }
-        let eff = self.clock.effective(now);
-        let until = eff.saturating_add(self.open_wait(level));
-        self.entered(next, self.coarse_ceil(until));
-        self.clock.advance(now);
-        true
+        self.transition(s, make(ST_OPEN, 0, 0, 0, gen.wrapping_add(1)), now);
     }
 
     fn record_probe(&self, gen: u32, now: u64, failed: bool) {
         let mut s = load(&self.state);
         while st(s) == ST_HALF_OPEN && generation(s) == gen {
-            if failed {
+            let found = if failed {
+                // A failed round reopens, with the next open level.
                 let lvl = if level(s) < MAX_LEVEL {
                     level(s) + 1
                 } else {
                     MAX_LEVEL
                 };
-                if self.open(s, lvl, now) {
-                    return;
-                }
+                self.transition(s, make(ST_OPEN, lvl, 0, 0, gen.wrapping_add(1)), now)
+            } else if succeeded(s) + 1 >= u64::from(self.config.half_open_probes) {
+                self.transition(s, make(ST_CLOSED, 0, 0, 0, gen.wrapping_add(1)), now)
             } else {
-                let next = if succeeded(s) + 1 >= u64::from(self.config.half_open_probes) {
-                    make(ST_CLOSED, 0, 0, 0, gen.wrapping_add(1))
-                } else {
-                    s + SUCCEEDED_ONE
-                };
-                if cas(&self.state, s, next).is_ok() {
-                    if st(next) == ST_CLOSED {
-                        self.entered(next, 0);
-                    }
-                    return;
+                match cas(&self.state, s, s + SUCCEEDED_ONE) {
+                    Ok(found) | Err(found) => found,
                 }
+            };
+            if found == s {
+                return;
             }
-            s = load(&self.state);
+            s = found;
         }
     }
 

@@ -150,9 +150,11 @@ impl fmt::Display for BreakerState {
 }
 
 // --- atomic steps -----------------------------------------------------------------------------
-// Every access to the three words goes through these. On 32-bit targets a 64-bit atomic step is a
-// critical section (or a library call), so each is one out-of-line copy rather than one inlined
-// at every use (flash on MCUs); on 64-bit targets they are the plain instructions, inlined.
+// Every access to the breaker's words goes through these, so their orderings are stated once
+// (acquire loads, release stores, acquire-release exchanges). On 32-bit targets a 64-bit
+// compare-exchange is a critical section (or a library call): it exists once, out of line, and
+// gives the word it found back in registers. Measured on thumbv6m: loads and stores out of line,
+// or a `Result` returned through memory, cost flash instead of saving it, so those stay inline.
 
 /// Loads a word (acquire).
 #[inline(always)]
