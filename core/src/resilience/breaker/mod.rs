@@ -152,10 +152,7 @@ impl CircuitBreaker {
         if st(s) != ST_CLOSED || w_tag(w) != gen_tag(generation(s)) {
             return (0, 0);
         }
-        (
-            w_count(w) as u32,
-            (w_bits(w) & count_mask(w_count(w))).count_ones(),
-        )
+        (w_count(w) as u32, ones(w_bits(w) & count_mask(w_count(w))))
     }
 
     /// Asks to make one call at `now`: a [`Permit`] to report, or a refusal with retry-after.

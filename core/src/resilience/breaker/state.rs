@@ -83,6 +83,25 @@ pub(super) const fn count_mask(n: u64) -> u64 {
     }
 }
 
+/// The number of set bits: on 32-bit targets (most MCUs have no population count instruction)
+/// a loop over the set bits, at most 40 steps, one per failed (or slow) call in the window.
+pub(super) const fn ones(bits: u64) -> u32 {
+    if cfg!(target_pointer_width = "32") {
+        ones_by_loop(bits)
+    } else {
+        bits.count_ones()
+    }
+}
+
+const fn ones_by_loop(mut bits: u64) -> u32 {
+    let mut n = 0;
+    while bits != 0 {
+        bits &= bits - 1;
+        n += 1;
+    }
+    n
+}
+
 /// Whether the window `w` holds at least `min` calls and at least `percent` % of them are set.
 pub(super) const fn reached(w: u64, min: u64, percent: u8) -> bool {
     let count = w_count(w);
@@ -90,7 +109,7 @@ pub(super) const fn reached(w: u64, min: u64, percent: u8) -> bool {
         return false;
     }
     // At most 63 calls: 32-bit products (no 64-bit multiplication on MCUs).
-    let ones = (w_bits(w) & count_mask(count)).count_ones();
+    let ones = ones(w_bits(w) & count_mask(count));
     ones * 100 >= percent as u32 * count as u32
 }
 
@@ -197,4 +216,22 @@ pub(super) fn cas_weak(word: &AtomicU64, current: u64, new: u64) -> Result<u64, 
     return cas(word, current, new);
     #[cfg(not(target_pointer_width = "32"))]
     word.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Acquire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_bit_loop_counts_like_count_ones() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for k in 0..64 {
+            for v in [x, 1 << k, (1 << k) - 1, u64::MAX << k, BITS_MASK & x] {
+                assert_eq!(ones_by_loop(v), v.count_ones(), "{v:#x}");
+            }
+            x = x.rotate_left(7) ^ (x >> 3);
+        }
+        assert_eq!(ones_by_loop(u64::MAX), 64);
+        assert_eq!(ones_by_loop(0), 0);
+    }
 }
