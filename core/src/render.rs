@@ -31,18 +31,24 @@ enum Phase {
     Help,
     Type,
     Unit,
-    Series { index: usize, line: usize },
+    /// Line `line` of series `index` (the cursor's fields).
+    Series,
     Eof,
     Done,
 }
 
 /// Where a render stopped. Start each exposition with a new cursor.
+// Plain fields only (no enum with data): a render copies the cursor and writes it back per line,
+// and fields the compiler can keep in registers are no memory copy (a `memcpy` call on MCUs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     format: Format,
     /// Index of the entry being rendered; `entries.len()` is the overflow family.
     entry: usize,
     phase: Phase,
+    /// In [`Phase::Series`]: the series and the line within it.
+    index: usize,
+    line: usize,
     /// Running cumulative bucket count of the histogram series being rendered.
     carry: u64,
 }
@@ -54,6 +60,8 @@ impl Cursor {
             format,
             entry: 0,
             phase: Phase::Help,
+            index: 0,
+            line: 0,
             carry: 0,
         }
     }
@@ -102,14 +110,24 @@ const SHORT_COPY: usize = 64;
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
 impl Out<'_> {
-    // On 64-bit hosts the copies are inlined (speed); on MCUs one shared copy (flash).
-    #[cfg_attr(target_pointer_width = "64", inline(always))]
-    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
+    // On 64-bit hosts the copies are inlined (speed).
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         if let Some(dst) = self.buf.get_mut(self.pos..self.pos + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
         self.pos += bytes.len();
+    }
+
+    // On MCUs one shared byte loop (flash): no call to `memcpy`, whose word-aligned copy costs
+    // ~0.6 KiB and is worth nothing for the few bytes of each piece of a line.
+    #[cfg(not(target_pointer_width = "64"))]
+    #[inline(never)]
+    fn put(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.byte(b);
+        }
     }
 
     /// Whether everything written so far fits.
@@ -449,7 +467,9 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             Step::Line
         }
         Phase::Unit => {
-            c.phase = Phase::Series { index: 0, line: 0 };
+            c.phase = Phase::Series;
+            c.index = 0;
+            c.line = 0;
             match fam.unit {
                 Some(u) if om => {
                     out.put(b"# UNIT ");
@@ -462,10 +482,10 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
                 _ => Step::Skip,
             }
         }
-        Phase::Series { index, line } => match entries.get(c.entry) {
-            Some(e) => series_line(e, &fam, c, index, line, out),
+        Phase::Series => match entries.get(c.entry) {
+            Some(e) => series_line(e, &fam, c, out),
             #[cfg(feature = "string-labels")]
-            None => overflow_line(entries, &fam, c, index, out),
+            None => overflow_line(entries, &fam, c, out),
             #[cfg(not(feature = "string-labels"))]
             None => {
                 next_entry(c);
@@ -501,15 +521,13 @@ fn series_line(
     e: &Entry<'_>,
     fam: &Family<'_>,
     c: &mut Cursor,
-    index: usize,
-    line: usize,
     out: &mut Out<'_>,
 ) -> Step {
     // Every line of this entry that fits, from (index, line) on: one dynamic call per series (not
     // per line), and no return to `step` between lines.
     let m = e.metric();
     let end = m.series_len();
-    let (mut index, mut line) = (index, line);
+    let (mut index, mut line) = (c.index, c.line);
     let mut wrote = false;
     let mut prefix = Prefix::new();
     loop {
@@ -517,7 +535,9 @@ fn series_line(
             next_entry(c);
             return if wrote { Step::Line } else { Step::Skip };
         }
-        let Some(Series { labels, value }) = m.series(index) else {
+        // Used in place (not moved out): on MCUs a move of it is a `memcpy` call.
+        let series = m.series(index);
+        let Some(Series { labels, value }) = &series else {
             index += 1;
             line = 0;
             continue;
@@ -530,7 +550,7 @@ fn series_line(
                 }
                 while line <= n + 2 {
                     let (start, carry) = (out.pos, c.carry);
-                    histogram_line(out, fam, &labels, &h, c, index, line);
+                    histogram_line(out, fam, labels, h, c, index, line);
                     if !out.fits() {
                         c.carry = carry;
                         return stop(c, out, start, wrote, index, line);
@@ -541,7 +561,7 @@ fn series_line(
             }
             value => {
                 let start = out.pos;
-                plain_line(out, fam, &labels, value, &mut prefix);
+                plain_line(out, fam, labels, value, &mut prefix);
                 if !out.fits() {
                     return stop(c, out, start, wrote, index, 0);
                 }
@@ -564,7 +584,9 @@ fn stop(
     index: usize,
     line: usize,
 ) -> Step {
-    c.phase = Phase::Series { index, line };
+    c.phase = Phase::Series;
+    c.index = index;
+    c.line = line;
     if wrote {
         out.pos = start;
         Step::Full
@@ -710,7 +732,7 @@ fn plain_line<'a>(
     out: &mut Out<'_>,
     fam: &Family<'_>,
     labels: &Labels<'a>,
-    value: Value<'_>,
+    value: &Value<'_>,
     #[cfg_attr(not(feature = "string-labels"), allow(unused_variables))] prefix: &mut Prefix<'a>,
 ) {
     match *labels {
@@ -742,10 +764,10 @@ fn plain_line<'a>(
         Value::Gauge(x) => out.i64(x.get()),
         #[cfg(feature = "float")]
         Value::FloatGauge(x) => out.put(NumBuf::f64(x.get()).as_bytes()),
-        Value::Int(x) => out.i64(x),
-        Value::Uint(x) => out.u64(x),
+        Value::Int(x) => out.i64(*x),
+        Value::Uint(x) => out.u64(*x),
         #[cfg(feature = "float")]
-        Value::Float(x) => out.put(NumBuf::f64(x).as_bytes()),
+        Value::Float(x) => out.put(NumBuf::f64(*x).as_bytes()),
         Value::Info | Value::Histogram(_) => out.byte(b'1'),
     }
     out.byte(b'\n');
@@ -756,18 +778,15 @@ fn overflow_line(
     entries: &[Entry<'_>],
     fam: &Family<'_>,
     c: &mut Cursor,
-    index: usize,
     out: &mut Out<'_>,
 ) -> Step {
-    let Some(e) = entries.get(index) else {
+    let Some(e) = entries.get(c.index) else {
         next_entry(c);
         c.phase = Phase::Eof;
         return Step::Skip;
     };
-    c.phase = Phase::Series {
-        index: index + 1,
-        line: 0,
-    };
+    c.index += 1;
+    c.line = 0;
     let Some(dropped) = e.metric().overflow() else {
         return Step::Skip;
     };
