@@ -1,23 +1,28 @@
 //! Number formatting without `core::fmt` (which costs kilobytes of flash and is slow).
 //!
 //! Integers go through `itoa` on 64-bit targets; on 32-bit ones (MCUs without a 64-bit divider,
-//! where itoa's divisions pull in ~1.3 KiB of software division) through a division-free
-//! subtraction of powers of ten. Integer values with a decimal scale (microseconds shown as seconds)
-//! are written exactly by placing the decimal point, with no float maths; `f64` values go through
-//! `ryu` (shortest round-trip) and use Prometheus' spellings `+Inf`, `-Inf` and `NaN`.
+//! where itoa's divisions pull in ~1.3 KiB of software division) through a division by ten done
+//! with shifts and adds on 16-bit pieces ([`write_u64_no_div`]). Integer values with a decimal
+//! scale (microseconds shown as seconds) are written exactly by placing the decimal point, with no
+//! float maths; `f64` values go through `ryu` (shortest round-trip) and use Prometheus' spellings
+//! `+Inf`, `-Inf` and `NaN`.
 
 /// Longest text any writer here produces (an `f64` from ryu is at most 24 bytes, a `u64` 20 digits
 /// plus a point).
 #[cfg(any(test, feature = "float"))]
 pub(crate) const MAX_NUMBER_LEN: usize = 24;
 
+/// Decimal digits of `u64::MAX`.
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+const U64_DIGITS: usize = 20;
+
 /// Scratch space for one formatted integer (20 digits and a sign).
 #[cfg(target_pointer_width = "64")]
 pub(crate) struct Digits(itoa::Buffer);
 
-/// Scratch space for one formatted integer (20 digits and a sign).
+/// Scratch space for one formatted integer (a sign or a point and 20 digits, written from the end).
 #[cfg(not(target_pointer_width = "64"))]
-pub(crate) struct Digits([u8; 21]);
+pub(crate) struct Digits([u8; U64_DIGITS + 1]);
 
 impl Digits {
     /// Empty scratch space.
@@ -26,7 +31,7 @@ impl Digits {
         #[cfg(target_pointer_width = "64")]
         return Digits(itoa::Buffer::new());
         #[cfg(not(target_pointer_width = "64"))]
-        return Digits([0; 21]);
+        return Digits([0; U64_DIGITS + 1]);
     }
 }
 
@@ -47,7 +52,7 @@ pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
 pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
-    write_u64_no_div(&mut buf.0, v)
+    write_scaled_no_div(&mut buf.0, v, 0)
 }
 
 /// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
@@ -61,59 +66,86 @@ pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
 pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
-    let (sign, digits) = buf.0.split_at_mut(1);
-    let n = write_u64_no_div(digits, v.unsigned_abs()).len();
-    if v >= 0 {
-        return buf.0.get(1..1 + n).unwrap_or(&[]);
-    }
-    if let Some(s) = sign.first_mut() {
-        *s = b'-';
-    }
-    buf.0.get(..1 + n).unwrap_or(&[])
+    let start = buf.0.len() - write_scaled_no_div(&mut buf.0, v.unsigned_abs(), 0).len();
+    let start = match (v < 0, start.checked_sub(1)) {
+        (true, Some(sign)) => {
+            if let Some(s) = buf.0.get_mut(sign) {
+                *s = b'-';
+            }
+            sign
+        }
+        _ => start,
+    };
+    buf.0.get(start..).unwrap_or(&[])
 }
 
-/// Division-free decimal formatting: at most 9 subtractions per digit (used on 32-bit targets;
-/// compiled everywhere so host tests check it against itoa).
+/// `(n / 10, n % 10)` for every `u32`, with shifts, adds and one multiplication by a constant
+/// (Hacker's Delight, `divu10`): the Cortex-M0 has no divider, and a call to the software
+/// division is larger and slower. `q` below is `n·0.8` (the shifted sums are its binary
+/// expansion 0.1100 1100…) then `/ 8`, at most one short; the remainder corrects it.
+#[inline]
+pub(crate) fn div10(n: u32) -> (u32, u32) {
+    let mut q = (n >> 1) + (n >> 2);
+    q += q >> 4;
+    q += q >> 8;
+    q += q >> 16;
+    q >>= 3;
+    let r = n - q * 10;
+    if r > 9 {
+        (q + 1, r - 10)
+    } else {
+        (q, r)
+    }
+}
+
+/// Division-free decimal formatting of `v / 10^decimals` into the end of `buf` (used on 32-bit
+/// targets; compiled everywhere so host tests check it against `core::fmt`), exactly and without
+/// trailing zeros, as [`NumBuf::scaled`] spells it (`1500`, 6 → `0.0015`; `2_000_000`, 6 → `2`;
+/// `decimals` above 19 counts as 19). One pass from the last digit: each digit is the remainder
+/// of a division by ten of `v` taken as a 32-bit high word and two 16-bit pieces, each step a
+/// [`div10`] of a number below 2^32 (a remainder below 10 shifted up by 16 bits, plus 16 bits);
+/// fraction digits are kept from the first non-zero one, which also decides the point. Returns
+/// the text, which ends at `buf`'s end (nothing when `buf` is shorter than it: 21 bytes always
+/// suffice).
 #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
-pub(crate) fn write_u64_no_div(buf: &mut [u8], mut v: u64) -> &[u8] {
-    const POW10: [u64; 20] = [
-        10_000_000_000_000_000_000,
-        1_000_000_000_000_000_000,
-        100_000_000_000_000_000,
-        10_000_000_000_000_000,
-        1_000_000_000_000_000,
-        100_000_000_000_000,
-        10_000_000_000_000,
-        1_000_000_000_000,
-        100_000_000_000,
-        10_000_000_000,
-        1_000_000_000,
-        100_000_000,
-        10_000_000,
-        1_000_000,
-        100_000,
-        10_000,
-        1_000,
-        100,
-        10,
-        1,
-    ];
-    let mut len = 0;
-    // By reference: iterating the array by value copies its 160 bytes to the stack first.
-    for &p in POW10.iter() {
-        let mut digit = b'0';
-        while v >= p {
-            v -= p;
-            digit += 1;
-        }
-        if len > 0 || digit != b'0' || p == 1 {
-            if let Some(d) = buf.get_mut(len) {
-                *d = digit;
+pub(crate) fn write_scaled_no_div(buf: &mut [u8], v: u64, decimals: u8) -> &[u8] {
+    let d = usize::from(decimals.min(19));
+    let (mut hi, mut lo) = ((v >> 32) as u32, v as u32);
+    let mut at = buf.len();
+    // Digits taken so far, and whether a fraction digit was written.
+    let (mut n, mut fraction) = (0, false);
+    loop {
+        if n == d && fraction {
+            at = at.wrapping_sub(1);
+            match buf.get_mut(at) {
+                Some(b) => *b = b'.',
+                None => return &[],
             }
-            len += 1;
+        }
+        let (q_hi, r) = div10(hi);
+        let (q_mid, r) = div10(r << 16 | lo >> 16);
+        let (q_lo, r) = div10(r << 16 | (lo & 0xffff));
+        (hi, lo) = (q_hi, q_mid << 16 | q_lo);
+        if n >= d || r != 0 || fraction {
+            fraction |= n < d;
+            at = at.wrapping_sub(1);
+            match buf.get_mut(at) {
+                Some(b) => *b = b'0' + r as u8,
+                None => return &[],
+            }
+        }
+        n += 1;
+        if hi == 0 && lo == 0 && n > d {
+            return buf.get(at..).unwrap_or(&[]);
         }
     }
-    buf.get(..len).unwrap_or(&[])
+}
+
+/// Writes `v / 10^decimals` (see [`write_scaled_no_div`]) into `buf`, returning the text.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline]
+pub(crate) fn write_scaled(buf: &mut Digits, v: u64, decimals: u8) -> &[u8] {
+    write_scaled_no_div(&mut buf.0, v, decimals)
 }
 
 /// A small stack buffer holding one formatted number.
@@ -213,25 +245,97 @@ impl NumBuf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn division_free_matches_itoa() {
-        let mut vals = std::vec![0u64, 1, 9, 10, 99, 100, u64::MAX, u64::MAX - 1, 1 << 63];
+    /// Values where a digit-by-digit writer goes wrong first: the edges of every power of ten
+    /// and of two (so of the 16- and 32-bit pieces), `u64::MAX`, and pseudo-random values of every
+    /// magnitude (fewer under miri).
+    fn edge_and_random_u64s() -> std::vec::Vec<u64> {
+        let mut vals = std::vec![0u64, 9, 10, u64::MAX, u64::MAX - 1, 1 << 63];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            vals.extend([p - 1, p, p + 1, next - 1]);
+            p = next;
+        }
+        for k in 1..64 {
+            let p = 1u64 << k;
+            vals.extend([p - 1, p, p + 1]);
+        }
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..10_000 {
+        for _ in 0..if cfg!(miri) { 200 } else { 10_000 } {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             vals.push(x >> (x % 64));
         }
-        for v in vals {
+        vals
+    }
+
+    #[test]
+    fn division_free_matches_core_fmt() {
+        for v in edge_and_random_u64s() {
             let want = std::format!("{v}");
-            assert_eq!(write_u64_no_div(&mut [0u8; 20], v), want.as_bytes());
+            // Into a buffer of exactly 20 bytes and into a larger one: the digits end at its end.
+            assert_eq!(write_scaled_no_div(&mut [0u8; 20], v, 0), want.as_bytes());
+            assert_eq!(write_scaled_no_div(&mut [b'x'; 32], v, 0), want.as_bytes());
             assert_eq!(write_u64(&mut Digits::new(), v), want.as_bytes());
-            let i = v as i64;
-            assert_eq!(
-                write_i64(&mut Digits::new(), i),
-                std::format!("{i}").as_bytes()
-            );
+            for i in [v as i64, (v as i64).wrapping_neg(), i64::MIN, i64::MAX] {
+                let want = std::format!("{i}");
+                assert_eq!(write_i64(&mut Digits::new(), i), want.as_bytes(), "{i}");
+            }
+        }
+        // Too short a buffer gets nothing rather than a part of the number.
+        assert_eq!(write_scaled_no_div(&mut [0u8; 2], 123, 0), b"");
+        assert_eq!(write_scaled_no_div(&mut [0u8; 3], 123, 0), b"123");
+        assert_eq!(write_scaled_no_div(&mut [0u8; 4], 1, 3), b"");
+        assert_eq!(write_scaled_no_div(&mut [0u8; 5], 1, 3), b"0.001");
+        assert_eq!(write_scaled_no_div(&mut [0u8; 5], 15, 3), b"0.015");
+    }
+
+    /// `v / 10^d` spelled from `core::fmt`'s digits: left-padded to `d + 1` digits, the point
+    /// before the last `d`, trailing zeros (and a bare point) dropped.
+    fn scaled_by_fmt(v: u64, d: usize) -> std::string::String {
+        let digits = std::format!("{v:0>width$}", width = d + 1);
+        let (int, frac) = digits.split_at(digits.len() - d);
+        let frac = frac.trim_end_matches('0');
+        if frac.is_empty() {
+            int.into()
+        } else {
+            std::format!("{int}.{frac}")
+        }
+    }
+
+    #[test]
+    fn scaled_division_free_matches_core_fmt() {
+        for v in edge_and_random_u64s() {
+            for decimals in (0..=20).chain([200, u8::MAX]) {
+                let want = scaled_by_fmt(v, usize::from(decimals.min(19)));
+                let mut buf = [0u8; 21];
+                let got = write_scaled_no_div(&mut buf, v, decimals);
+                assert_eq!(got, want.as_bytes(), "{v} / 10^{decimals}");
+                assert_eq!(NumBuf::scaled(v, decimals).as_bytes(), want.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn div10_matches_division() {
+        // Every value up to 2^20 (the pieces `write_u64_no_div` divides are below 655,360), the
+        // edges of every power of two and of ten, and pseudo-random values (fewer under miri).
+        let dense = if cfg!(miri) { 1 << 10 } else { 1 << 20 };
+        let mut vals: std::vec::Vec<u32> = (0..dense).collect();
+        for k in 0..32 {
+            let p = 1u32 << k;
+            vals.extend([p - 1, p, p.wrapping_add(1), p.wrapping_mul(10)]);
+        }
+        vals.extend([u32::MAX, u32::MAX - 1, 4_294_967_290, 999_999_999, 1_000_000_000]);
+        let mut x = 0x2545_F491u32;
+        for _ in 0..if cfg!(miri) { 200 } else { 100_000 } {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            vals.push(x);
+        }
+        for n in vals {
+            assert_eq!(div10(n), (n / 10, n % 10), "{n}");
         }
     }
 

@@ -16,6 +16,8 @@ use crate::labels::Labels;
 use crate::labels::{OVERFLOW_VALUE, SEPARATOR};
 #[cfg(feature = "float")]
 use crate::number::NumBuf;
+#[cfg(not(target_pointer_width = "64"))]
+use crate::number::write_scaled;
 use crate::number::{write_i64, write_u64, Digits};
 use crate::registry::{Entry, Kind, Registry, Series, Value};
 #[cfg(feature = "string-labels")]
@@ -305,7 +307,16 @@ impl Out<'_> {
         }
     }
 
+    /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]): on MCUs the digits and the
+    /// point in one pass (flash).
+    #[cfg(not(target_pointer_width = "64"))]
+    #[inline(never)]
+    fn scaled(&mut self, v: u64, decimals: u8) {
+        self.put(write_scaled(&mut Digits::new(), v, decimals));
+    }
+
     /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
+    #[cfg(target_pointer_width = "64")]
     #[inline]
     fn scaled(&mut self, v: u64, decimals: u8) {
         let mut ib = Digits::new();
