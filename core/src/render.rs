@@ -204,7 +204,23 @@ impl Out<'_> {
         self.pos += 1;
     }
 
+    /// Writes `s` escaping `\` and newline, and `"` when `quote` is set: on MCUs byte by byte
+    /// (flash).
+    #[cfg(not(target_pointer_width = "64"))]
+    #[inline(never)]
+    fn escaped(&mut self, s: &[u8], quote: bool) {
+        for &b in s {
+            match b {
+                b'\\' => self.put(b"\\\\"),
+                b'\n' => self.put(b"\\n"),
+                b'"' if quote => self.put(b"\\\""),
+                b => self.byte(b),
+            }
+        }
+    }
+
     /// Writes `s` escaping `\` and newline, and `"` when `quote` is set.
+    #[cfg(target_pointer_width = "64")]
     #[inline]
     fn escaped(&mut self, s: &[u8], quote: bool) {
         let mut rest = s;
