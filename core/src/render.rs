@@ -826,6 +826,7 @@ fn overflow_line(
     Step::Line
 }
 
+#[cfg(any(target_pointer_width = "64", feature = "string-labels"))]
 fn label(out: &mut Out<'_>, first: &mut bool, name: &str) {
     out.byte(if *first { b'{' } else { b',' });
     *first = false;
@@ -840,7 +841,61 @@ fn write_labels(out: &mut Out<'_>, labels: &Labels<'_>) {
     }
 }
 
+/// Writes `{a="b",c="d"` without the closing brace; returns whether any label was written. On
+/// MCUs one loop over `(name, value)` pairs for every kind of label set (flash).
+#[cfg(not(target_pointer_width = "64"))]
+fn open_labels(out: &mut Out<'_>, labels: &Labels<'_>) -> bool {
+    #[cfg(feature = "string-labels")]
+    if let Labels::Packed { names, key, len } = *labels {
+        let mut first = true;
+        packed_labels(out, &mut first, names, key.get(..len).unwrap_or(key));
+        return !first;
+    }
+    let mut i = 0;
+    loop {
+        let (name, value) = match *labels {
+            Labels::Static { names, values } => match (names.get(i), values.get(i)) {
+                (Some(n), Some(v)) => (*n, *v),
+                _ => break,
+            },
+            Labels::Typed {
+                count,
+                index,
+                name,
+                value,
+            } if i < count => (name(i), value(index, i)),
+            #[cfg(feature = "string-labels")]
+            Labels::Overflow { names } => match names.get(i) {
+                Some(n) => (*n, OVERFLOW_VALUE),
+                None => break,
+            },
+            #[cfg(feature = "dyn-labels")]
+            Labels::Dyn(src) if i < src.len() => (src.name(i), src.value(i)),
+            _ => break,
+        };
+        out.byte(if i == 0 { b'{' } else { b',' });
+        out.put(name.as_bytes());
+        out.put(b"=\"");
+        out.escaped(value.as_bytes(), true);
+        out.byte(b'"');
+        i += 1;
+    }
+    i > 0
+}
+
+/// Writes the labels of a packed string key (`rest`: the key's bytes in use).
+#[cfg(feature = "string-labels")]
+fn packed_labels(out: &mut Out<'_>, first: &mut bool, names: &[&str], mut rest: &[AtomicU8]) {
+    for n in names {
+        label(out, first, n);
+        let used = out.escaped_packed(rest);
+        rest = rest.get(used..).unwrap_or(&[]);
+        out.byte(b'"');
+    }
+}
+
 /// Writes `{a="b",c="d"` without the closing brace; returns whether any label was written.
+#[cfg(target_pointer_width = "64")]
 fn open_labels(out: &mut Out<'_>, labels: &Labels<'_>) -> bool {
     let mut first = true;
     match *labels {
@@ -866,13 +921,7 @@ fn open_labels(out: &mut Out<'_>, labels: &Labels<'_>) -> bool {
         }
         #[cfg(feature = "string-labels")]
         Labels::Packed { names, key, len } => {
-            let mut rest = key.get(..len).unwrap_or(key);
-            for n in names {
-                label(out, &mut first, n);
-                let used = out.escaped_packed(rest);
-                rest = rest.get(used..).unwrap_or(&[]);
-                out.byte(b'"');
-            }
+            packed_labels(out, &mut first, names, key.get(..len).unwrap_or(key));
         }
         #[cfg(feature = "string-labels")]
         Labels::Overflow { names } => {
@@ -888,7 +937,7 @@ fn open_labels(out: &mut Out<'_>, labels: &Labels<'_>) -> bool {
     !first
 }
 
-#[cfg(feature = "dyn-labels")]
+#[cfg(all(feature = "dyn-labels", target_pointer_width = "64"))]
 fn dyn_labels(out: &mut Out<'_>, first: &mut bool, src: &dyn LabelSource) {
     for i in 0..src.len() {
         label(out, first, src.name(i));
