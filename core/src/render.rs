@@ -108,6 +108,9 @@ const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
 };
 /// Copies of at most this many bytes are made as one fixed-size move.
 const SHORT_COPY: usize = 64;
+/// Whether `series_line` writes one line per call, the render loop then calling it again (MCUs:
+/// flash), instead of every line of the entry that fits (hosts: speed).
+const ONE_LINE_PER_CALL: bool = cfg!(not(target_pointer_width = "64"));
 /// Whether the label block of a histogram series is reused between its lines (see above).
 const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
@@ -584,6 +587,9 @@ fn series_line(
                     }
                     wrote = true;
                     line += 1;
+                    if ONE_LINE_PER_CALL {
+                        return at(c, index, line);
+                    }
                 }
             }
             value => {
@@ -593,6 +599,9 @@ fn series_line(
                     return stop(c, out, start, wrote, index, 0);
                 }
                 wrote = true;
+                if ONE_LINE_PER_CALL {
+                    return at(c, index + 1, 0);
+                }
             }
         }
         index += 1;
@@ -611,15 +620,21 @@ fn stop(
     index: usize,
     line: usize,
 ) -> Step {
-    c.phase = Phase::Series;
-    c.index = index;
-    c.line = line;
     if wrote {
+        at(c, index, line);
         out.pos = start;
         Step::Full
     } else {
-        Step::Line
+        at(c, index, line)
     }
+}
+
+/// Moves the cursor to line `line` of series `index` after a line was written ([`Step::Line`]).
+fn at(c: &mut Cursor, index: usize, line: usize) -> Step {
+    c.phase = Phase::Series;
+    c.index = index;
+    c.line = line;
+    Step::Line
 }
 
 /// Line `line` of histogram series `index` of the cursor's entry: buckets `0..n`, `+Inf` (`n`),
