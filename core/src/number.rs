@@ -326,7 +326,13 @@ mod tests {
             let p = 1u32 << k;
             vals.extend([p - 1, p, p.wrapping_add(1), p.wrapping_mul(10)]);
         }
-        vals.extend([u32::MAX, u32::MAX - 1, 4_294_967_290, 999_999_999, 1_000_000_000]);
+        vals.extend([
+            u32::MAX,
+            u32::MAX - 1,
+            4_294_967_290,
+            999_999_999,
+            1_000_000_000,
+        ]);
         let mut x = 0x2545_F491u32;
         for _ in 0..if cfg!(miri) { 200 } else { 100_000 } {
             x ^= x << 13;

@@ -14,10 +14,10 @@ use crate::labels::LabelSource;
 use crate::labels::Labels;
 #[cfg(feature = "string-labels")]
 use crate::labels::{OVERFLOW_VALUE, SEPARATOR};
-#[cfg(feature = "float")]
-use crate::number::NumBuf;
 #[cfg(not(target_pointer_width = "64"))]
 use crate::number::write_scaled;
+#[cfg(feature = "float")]
+use crate::number::NumBuf;
 use crate::number::{write_i64, write_u64, Digits};
 use crate::registry::{Entry, Kind, Registry, Series, Value};
 #[cfg(feature = "string-labels")]
@@ -547,12 +547,7 @@ fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
     }
 }
 
-fn series_line(
-    e: &Entry<'_>,
-    fam: &Family<'_>,
-    c: &mut Cursor,
-    out: &mut Out<'_>,
-) -> Step {
+fn series_line(e: &Entry<'_>, fam: &Family<'_>, c: &mut Cursor, out: &mut Out<'_>) -> Step {
     // Every line of this entry that fits, from (index, line) on: one dynamic call per series (not
     // per line), and no return to `step` between lines.
     let m = e.metric();
