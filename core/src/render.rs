@@ -414,24 +414,27 @@ enum Step {
     Done,
 }
 
-/// Family-level facts the renderer needs for the current entry (a user entry or the synthetic
-/// overflow family).
-struct Family<'e> {
-    name: &'e str,
-    help: &'e str,
-    unit: Option<&'e str>,
-    kind: Kind,
-}
+/// The synthetic family that reports updates routed to overflow series (it has no series of its
+/// own: its lines are read from the other entries).
+#[cfg(feature = "string-labels")]
+static OVERFLOW_ENTRY: Entry<'static> = {
+    static NO_SERIES: crate::Counter = crate::Counter::new();
+    match Entry::try_dyn(
+        OVERFLOW_FAMILY,
+        "Updates to full families.",
+        Kind::Counter,
+        &NO_SERIES,
+    ) {
+        Ok(e) => e,
+        Err(_) => panic!("the overflow family's name is valid"),
+    }
+};
 
 fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
     let om = c.format == Format::OpenMetrics;
-    let fam = match entries.get(c.entry) {
-        Some(e) => Family {
-            name: e.name(),
-            help: e.help(),
-            unit: e.unit_name(),
-            kind: e.kind(),
-        },
+    // The entry whose family is rendered: borrowed, not copied field by field (flash on MCUs).
+    let fam: &Entry<'_> = match entries.get(c.entry) {
+        Some(e) => e,
         // The synthetic overflow family, present only when some family can overflow.
         #[cfg(feature = "string-labels")]
         None if c.entry == entries.len() => {
@@ -442,12 +445,7 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
                 c.phase = Phase::Eof;
                 return Step::Skip;
             }
-            Family {
-                name: OVERFLOW_FAMILY,
-                help: "Updates to full families.",
-                unit: None,
-                kind: Kind::Counter,
-            }
+            &OVERFLOW_ENTRY
         }
         // Without string labels no family overflows: no code or text for that family.
         #[cfg(not(feature = "string-labels"))]
@@ -474,21 +472,21 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
     match c.phase {
         Phase::Help => {
             c.phase = Phase::Type;
-            if fam.help.is_empty() {
+            if fam.help().is_empty() {
                 return Step::Skip;
             }
             out.put(b"# HELP ");
-            family_name(out, &fam, om);
+            family_name(out, fam, om);
             out.byte(b' ');
-            out.escaped(fam.help.as_bytes(), om);
+            out.escaped(fam.help().as_bytes(), om);
             out.byte(b'\n');
             Step::Line
         }
         Phase::Type => {
             c.phase = Phase::Unit;
             out.put(b"# TYPE ");
-            family_name(out, &fam, om);
-            out.put(match (fam.kind, om) {
+            family_name(out, fam, om);
+            out.put(match (fam.kind(), om) {
                 (Kind::Counter, _) => b" counter\n",
                 (Kind::Gauge, _) | (Kind::Info, false) => b" gauge\n",
                 (Kind::Histogram, _) => b" histogram\n",
@@ -500,10 +498,10 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             c.phase = Phase::Series;
             c.index = 0;
             c.line = 0;
-            match fam.unit {
+            match fam.unit_name() {
                 Some(u) if om => {
                     out.put(b"# UNIT ");
-                    out.put(fam.name.as_bytes());
+                    out.put(fam.name().as_bytes());
                     out.byte(b' ');
                     out.put(u.as_bytes());
                     out.byte(b'\n');
@@ -513,9 +511,9 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             }
         }
         Phase::Series => match entries.get(c.entry) {
-            Some(e) => series_line(e, &fam, c, out),
+            Some(e) => series_line(e, c, out),
             #[cfg(feature = "string-labels")]
-            None => overflow_line(entries, &fam, c, out),
+            None => overflow_line(entries, fam, c, out),
             #[cfg(not(feature = "string-labels"))]
             None => {
                 next_entry(c);
@@ -536,10 +534,10 @@ fn next_entry(c: &mut Cursor) {
     c.carry = 0;
 }
 
-fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
-    out.put(fam.name.as_bytes());
+fn family_name(out: &mut Out<'_>, fam: &Entry<'_>, om: bool) {
+    out.put(fam.name().as_bytes());
     if !om {
-        match fam.kind {
+        match fam.kind() {
             Kind::Counter => out.put(b"_total"),
             Kind::Info => out.put(b"_info"),
             _ => {}
@@ -547,10 +545,10 @@ fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
     }
 }
 
-fn series_line(e: &Entry<'_>, fam: &Family<'_>, c: &mut Cursor, out: &mut Out<'_>) -> Step {
-    // Every line of this entry that fits, from (index, line) on: one dynamic call per series (not
-    // per line), and no return to `step` between lines.
-    let m = e.metric();
+fn series_line(fam: &Entry<'_>, c: &mut Cursor, out: &mut Out<'_>) -> Step {
+    // Every line of this entry that fits (one on MCUs: `ONE_LINE_PER_CALL`), from (index, line)
+    // on: one dynamic call per series (not per line), and no return to `step` between lines.
+    let m = fam.metric();
     let end = m.series_len();
     let (mut index, mut line) = (c.index, c.line);
     let mut wrote = false;
@@ -637,7 +635,7 @@ fn at(c: &mut Cursor, index: usize, line: usize) -> Step {
 #[inline]
 fn histogram_line(
     out: &mut Out<'_>,
-    fam: &Family<'_>,
+    fam: &Entry<'_>,
     labels: &Labels<'_>,
     h: &crate::registry::HistogramView<'_>,
     c: &mut Cursor,
@@ -657,7 +655,7 @@ fn histogram_line(
             Some((k, start, len)) if REUSE_LABELS && k == key => out.repeat(start, len),
             _ => {
                 let start = out.pos;
-                out.put(fam.name.as_bytes());
+                out.put(fam.name().as_bytes());
                 out.put(b"_bucket");
                 let any = out.series_labels(key, labels);
                 out.byte(if any { b',' } else { b'{' });
@@ -681,7 +679,7 @@ fn histogram_line(
         }
     } else {
         let sum = line == n + 1;
-        out.put(fam.name.as_bytes());
+        out.put(fam.name().as_bytes());
         out.put(if sum { b"_sum" } else { b"_count" });
         if out.series_labels(key, labels) {
             out.byte(b'}');
@@ -735,7 +733,7 @@ impl<'a> Prefix<'a> {
     /// returns whether it holds one (false without labels, or when it is too long).
     #[cfg(feature = "string-labels")]
     #[inline]
-    fn build(&mut self, fam: &Family<'_>, names: &'a [&'a str]) -> bool {
+    fn build(&mut self, fam: &Entry<'_>, names: &'a [&'a str]) -> bool {
         if let Some(n) = self.names {
             return core::ptr::eq(n, names);
         }
@@ -743,8 +741,8 @@ impl<'a> Prefix<'a> {
             return false;
         };
         let parts: [&[u8]; 5] = [
-            fam.name.as_bytes(),
-            suffix(fam.kind),
+            fam.name().as_bytes(),
+            suffix(fam.kind()),
             b"{",
             first.as_bytes(),
             b"=\"",
@@ -767,7 +765,7 @@ impl<'a> Prefix<'a> {
 #[inline]
 fn plain_line<'a>(
     out: &mut Out<'_>,
-    fam: &Family<'_>,
+    fam: &Entry<'_>,
     labels: &Labels<'a>,
     value: &Value<'_>,
     #[cfg_attr(not(feature = "string-labels"), allow(unused_variables))] prefix: &mut Prefix<'a>,
@@ -790,8 +788,8 @@ fn plain_line<'a>(
             out.put(b"\"} ");
         }
         _ => {
-            out.put(fam.name.as_bytes());
-            out.put(suffix(fam.kind));
+            out.put(fam.name().as_bytes());
+            out.put(suffix(fam.kind()));
             write_labels(out, labels);
             out.byte(b' ');
         }
@@ -813,7 +811,7 @@ fn plain_line<'a>(
 #[cfg(feature = "string-labels")]
 fn overflow_line(
     entries: &[Entry<'_>],
-    fam: &Family<'_>,
+    fam: &Entry<'_>,
     c: &mut Cursor,
     out: &mut Out<'_>,
 ) -> Step {
@@ -827,7 +825,7 @@ fn overflow_line(
     let Some(dropped) = e.metric().overflow() else {
         return Step::Skip;
     };
-    out.put(fam.name.as_bytes());
+    out.put(fam.name().as_bytes());
     out.put(b"_total{family=\"");
     out.put(e.name().as_bytes());
     out.put(b"\"} ");
