@@ -88,31 +88,31 @@ struct Out<'b> {
     pos: usize,
     /// The label block (`{a="b"`, no closing brace) of the histogram series being rendered, as
     /// already written earlier in this buffer: `((entry, series), start, len)`. Each of a
-    /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it.
+    /// series' N+3 lines repeats it, so later lines copy it instead of re-rendering it. Only on
+    /// 64-bit hosts, as the other copies below: MCUs render into small buffers where the copy
+    /// source is rarely still there, and flash is worth more than these cycles.
+    #[cfg(target_pointer_width = "64")]
     labels_seen: Option<((usize, usize), usize, usize)>,
     /// The same for the start of its bucket lines, `name_bucket{a="b",le="`.
+    #[cfg(target_pointer_width = "64")]
     bucket_seen: Option<((usize, usize), usize, usize)>,
     /// `le` values of the histogram family being rendered (entry + 1; 0 = none), as written
     /// earlier in this buffer: `(start, len)` per bucket, `len == 0` when not yet written.
+    #[cfg(target_pointer_width = "64")]
     le_entry: usize,
+    #[cfg(target_pointer_width = "64")]
     le_seen: [(u32, u8); LE_CACHE],
 }
 
-/// Buckets whose `le` text is reused across the series of one family in a render call. Only on
-/// 64-bit hosts: MCUs render into small buffers where the copy source is rarely still there, and
-/// flash is worth more than these cycles.
-const LE_CACHE: usize = if cfg!(target_pointer_width = "64") {
-    16
-} else {
-    0
-};
+/// Buckets whose `le` text is reused across the series of one family in a render call.
+#[cfg(target_pointer_width = "64")]
+const LE_CACHE: usize = 16;
 /// Copies of at most this many bytes are made as one fixed-size move.
+#[cfg(target_pointer_width = "64")]
 const SHORT_COPY: usize = 64;
 /// Whether `series_line` writes one line per call, the render loop then calling it again (MCUs:
 /// flash), instead of every line of the entry that fits (hosts: speed).
 const ONE_LINE_PER_CALL: bool = cfg!(not(target_pointer_width = "64"));
-/// Whether the label block of a histogram series is reused between its lines (see above).
-const REUSE_LABELS: bool = cfg!(target_pointer_width = "64");
 
 impl Out<'_> {
     // On 64-bit hosts the copies are inlined (speed).
@@ -142,6 +142,7 @@ impl Out<'_> {
     }
 
     /// Copies `len` bytes written earlier in this buffer at `start` to the end.
+    #[cfg(target_pointer_width = "64")]
     #[inline]
     fn repeat(&mut self, start: usize, len: usize) {
         if start + len <= self.pos {
@@ -158,36 +159,34 @@ impl Out<'_> {
 
     /// Writes the label block of a histogram series line, reusing the copy from its previous
     /// line when it is in this buffer. Returns whether any label was written.
+    #[cfg(target_pointer_width = "64")]
     #[inline]
     fn series_labels(&mut self, key: (usize, usize), labels: &Labels<'_>) -> bool {
-        if REUSE_LABELS {
-            if let Some((k, start, len)) = self.labels_seen {
-                if k == key {
-                    self.repeat(start, len);
-                    return len > 0;
-                }
+        if let Some((k, start, len)) = self.labels_seen {
+            if k == key {
+                self.repeat(start, len);
+                return len > 0;
             }
         }
         let start = self.pos;
         let any = open_labels(self, labels);
-        if REUSE_LABELS && self.fits() {
+        if self.fits() {
             self.labels_seen = Some((key, start, self.pos - start));
         }
         any
     }
 
     /// Writes bucket `i`'s `le` value of histogram entry `entry`, reusing an earlier copy.
+    #[cfg(target_pointer_width = "64")]
     #[inline]
     fn le(&mut self, entry: usize, i: usize, v: u64, decimals: u8) {
-        if LE_CACHE != 0 {
-            if self.le_entry != entry + 1 {
-                self.le_entry = entry + 1;
-                self.le_seen = [(0, 0); LE_CACHE];
-            } else if let Some(&(start, len)) = self.le_seen.get(i) {
-                if len > 0 {
-                    self.repeat(start as usize, len as usize);
-                    return;
-                }
+        if self.le_entry != entry + 1 {
+            self.le_entry = entry + 1;
+            self.le_seen = [(0, 0); LE_CACHE];
+        } else if let Some(&(start, len)) = self.le_seen.get(i) {
+            if len > 0 {
+                self.repeat(start as usize, len as usize);
+                return;
             }
         }
         let start = self.pos;
@@ -370,9 +369,13 @@ pub fn render(
     let mut out = Out {
         buf,
         pos: 0,
+        #[cfg(target_pointer_width = "64")]
         labels_seen: None,
+        #[cfg(target_pointer_width = "64")]
         bucket_seen: None,
+        #[cfg(target_pointer_width = "64")]
         le_entry: 0,
+        #[cfg(target_pointer_width = "64")]
         le_seen: [(0, 0); LE_CACHE],
     };
     loop {
@@ -631,7 +634,63 @@ fn at(c: &mut Cursor, index: usize, line: usize) -> Step {
 }
 
 /// Line `line` of histogram series `index` of the cursor's entry: buckets `0..n`, `+Inf` (`n`),
+/// `_sum`, `_count`. The cursor's `carry` is the running cumulative count. On MCUs one sequence
+/// for every kind of line (flash): no label reuse, no exemplars' special case beyond the text.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline]
+fn histogram_line(
+    out: &mut Out<'_>,
+    fam: &Entry<'_>,
+    labels: &Labels<'_>,
+    h: &crate::registry::HistogramView<'_>,
+    c: &mut Cursor,
+    _index: usize,
+    line: usize,
+) {
+    let n = h.le.len();
+    let bucket = line <= n;
+    if bucket {
+        let count = match h.counts.get(line) {
+            Some(a) => a.load(Ordering::Relaxed),
+            None => h.inf.load(Ordering::Relaxed),
+        };
+        c.carry = c.carry.wrapping_add(count);
+    }
+    let (suffix, value, decimals): (&[u8], u64, u8) = if bucket {
+        (b"_bucket", c.carry, 0)
+    } else if line == n + 1 {
+        (b"_sum", h.sum.load(Ordering::Relaxed), h.scale.get())
+    } else {
+        (b"_count", c.carry, 0)
+    };
+    out.put(fam.name().as_bytes());
+    out.put(suffix);
+    let any = open_labels(out, labels);
+    if bucket {
+        out.byte(if any { b',' } else { b'{' });
+        out.put(b"le=\"");
+        match h.le.get(line) {
+            Some(&le) => out.scaled(le, h.scale.get()),
+            None => out.put(b"+Inf"),
+        }
+        out.put(b"\"}");
+    } else if any {
+        out.byte(b'}');
+    }
+    out.byte(b' ');
+    out.scaled(value, decimals);
+    #[cfg(feature = "exemplars")]
+    if bucket && c.format == Format::OpenMetrics {
+        if let Some((e, v)) = h.exemplar(line) {
+            out.exemplar(&e, v, h.scale.get());
+        }
+    }
+    out.byte(b'\n');
+}
+
+/// Line `line` of histogram series `index` of the cursor's entry: buckets `0..n`, `+Inf` (`n`),
 /// `_sum`, `_count`. The cursor's `carry` is the running cumulative count.
+#[cfg(target_pointer_width = "64")]
 #[inline]
 fn histogram_line(
     out: &mut Out<'_>,
@@ -652,7 +711,7 @@ fn histogram_line(
         };
         c.carry = c.carry.wrapping_add(count);
         match out.bucket_seen {
-            Some((k, start, len)) if REUSE_LABELS && k == key => out.repeat(start, len),
+            Some((k, start, len)) if k == key => out.repeat(start, len),
             _ => {
                 let start = out.pos;
                 out.put(fam.name().as_bytes());
@@ -660,7 +719,7 @@ fn histogram_line(
                 let any = out.series_labels(key, labels);
                 out.byte(if any { b',' } else { b'{' });
                 out.put(b"le=\"");
-                if REUSE_LABELS && out.fits() {
+                if out.fits() {
                     out.bucket_seen = Some((key, start, out.pos - start));
                 }
             }
