@@ -20,7 +20,7 @@ const U64_DIGITS: usize = 20;
 #[cfg(target_pointer_width = "64")]
 pub(crate) struct Digits(itoa::Buffer);
 
-/// Scratch space for one formatted integer (a sign or a point and 20 digits, written from the end).
+/// Scratch space for one formatted integer (a sign and 20 digits).
 #[cfg(not(target_pointer_width = "64"))]
 pub(crate) struct Digits([u8; U64_DIGITS + 1]);
 
@@ -52,7 +52,7 @@ pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
 pub(crate) fn write_u64(buf: &mut Digits, v: u64) -> &[u8] {
-    write_scaled_no_div(&mut buf.0, v, 0)
+    write_sign_and_digits(&mut buf.0, false, v)
 }
 
 /// Writes `v` in decimal (with a leading `-` when negative) into `buf`, returning the text.
@@ -66,17 +66,25 @@ pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
 #[cfg(not(target_pointer_width = "64"))]
 #[inline]
 pub(crate) fn write_i64(buf: &mut Digits, v: i64) -> &[u8] {
-    let start = buf.0.len() - write_scaled_no_div(&mut buf.0, v.unsigned_abs(), 0).len();
-    let start = match (v < 0, start.checked_sub(1)) {
-        (true, Some(sign)) => {
-            if let Some(s) = buf.0.get_mut(sign) {
-                *s = b'-';
-            }
-            sign
+    write_sign_and_digits(&mut buf.0, v < 0, v.unsigned_abs())
+}
+
+/// `-` when `negative`, then the digits of `v`, from the start of `buf` (a 21-byte `buf` always
+/// holds them).
+#[cfg(not(target_pointer_width = "64"))]
+fn write_sign_and_digits(buf: &mut [u8], negative: bool, v: u64) -> &[u8] {
+    let mut len = 0;
+    let mut push = |b| {
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = b;
         }
-        _ => start,
+        len += 1;
     };
-    buf.0.get(start..).unwrap_or(&[])
+    if negative {
+        push(b'-');
+    }
+    scaled_no_div(v, 0, push);
+    buf.get(..len).unwrap_or(&[])
 }
 
 /// `(n / 10, n % 10)` for every `u32`, with shifts, adds and one multiplication by a constant
@@ -98,54 +106,47 @@ pub(crate) fn div10(n: u32) -> (u32, u32) {
     }
 }
 
-/// Division-free decimal formatting of `v / 10^decimals` into the end of `buf` (used on 32-bit
-/// targets; compiled everywhere so host tests check it against `core::fmt`), exactly and without
-/// trailing zeros, as [`NumBuf::scaled`] spells it (`1500`, 6 → `0.0015`; `2_000_000`, 6 → `2`;
-/// `decimals` above 19 counts as 19). One pass from the last digit: each digit is the remainder
-/// of a division by ten of `v` taken as a 32-bit high word and two 16-bit pieces, each step a
-/// [`div10`] of a number below 2^32 (a remainder below 10 shifted up by 16 bits, plus 16 bits);
-/// fraction digits are kept from the first non-zero one, which also decides the point. Returns
-/// the text, which ends at `buf`'s end (nothing when `buf` is shorter than it: 21 bytes always
-/// suffice).
+/// Division-free decimal formatting of `v / 10^decimals` (used on 32-bit targets; compiled
+/// everywhere so host tests check it against `core::fmt`): calls `emit` with each byte of the
+/// text in order, exactly and without trailing zeros, as [`NumBuf::scaled`] spells it (`1500`, 6
+/// → `0.0015`; `2_000_000`, 6 → `2`; `decimals` above 19 counts as 19).
+///
+/// The digits are taken least significant first, each the remainder of a division by ten of `v`
+/// as a 32-bit high word and two 16-bit pieces: each step a [`div10`] of a number below 2^32 (a
+/// remainder below 10 shifted up by 16 bits, plus 16 bits). At least `decimals + 1` are taken
+/// (the zeros before a small value's point); the fraction's trailing zeros are then skipped, and
+/// the point comes before the fraction's first digit when one is written.
 #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
-pub(crate) fn write_scaled_no_div(buf: &mut [u8], v: u64, decimals: u8) -> &[u8] {
+#[inline]
+pub(crate) fn scaled_no_div(v: u64, decimals: u8, mut emit: impl FnMut(u8)) {
     let d = usize::from(decimals.min(19));
+    let mut digits = [0u8; U64_DIGITS];
     let (mut hi, mut lo) = ((v >> 32) as u32, v as u32);
-    let mut at = buf.len();
-    // Digits taken so far, and whether a fraction digit was written.
-    let (mut n, mut fraction) = (0, false);
+    let mut len = 0;
     loop {
-        if n == d && fraction {
-            at = at.wrapping_sub(1);
-            match buf.get_mut(at) {
-                Some(b) => *b = b'.',
-                None => return &[],
-            }
-        }
         let (q_hi, r) = div10(hi);
         let (q_mid, r) = div10(r << 16 | lo >> 16);
         let (q_lo, r) = div10(r << 16 | (lo & 0xffff));
         (hi, lo) = (q_hi, q_mid << 16 | q_lo);
-        if n >= d || r != 0 || fraction {
-            fraction |= n < d;
-            at = at.wrapping_sub(1);
-            match buf.get_mut(at) {
-                Some(b) => *b = b'0' + r as u8,
-                None => return &[],
-            }
+        if let Some(slot) = digits.get_mut(len) {
+            *slot = r as u8;
         }
-        n += 1;
-        if hi == 0 && lo == 0 && n > d {
-            return buf.get(at..).unwrap_or(&[]);
+        len += 1;
+        // At most 20 rounds: `v` has at most 20 digits and `d + 1` is at most 20.
+        if hi == 0 && lo == 0 && len > d {
+            break;
         }
     }
-}
-
-/// Writes `v / 10^decimals` (see [`write_scaled_no_div`]) into `buf`, returning the text.
-#[cfg(not(target_pointer_width = "64"))]
-#[inline]
-pub(crate) fn write_scaled(buf: &mut Digits, v: u64, decimals: u8) -> &[u8] {
-    write_scaled_no_div(&mut buf.0, v, decimals)
+    let mut end = 0;
+    while end < d && digits.get(end) == Some(&0) {
+        end += 1;
+    }
+    for i in (end..len).rev() {
+        if i + 1 == d {
+            emit(b'.');
+        }
+        emit(b'0' + digits.get(i).copied().unwrap_or(0));
+    }
 }
 
 /// A small stack buffer holding one formatted number.
@@ -269,25 +270,24 @@ mod tests {
         vals
     }
 
+    /// What `scaled_no_div` emits.
+    fn scaled_no_div_text(v: u64, decimals: u8) -> std::vec::Vec<u8> {
+        let mut text = std::vec::Vec::new();
+        scaled_no_div(v, decimals, |b| text.push(b));
+        text
+    }
+
     #[test]
     fn division_free_matches_core_fmt() {
         for v in edge_and_random_u64s() {
             let want = std::format!("{v}");
-            // Into a buffer of exactly 20 bytes and into a larger one: the digits end at its end.
-            assert_eq!(write_scaled_no_div(&mut [0u8; 20], v, 0), want.as_bytes());
-            assert_eq!(write_scaled_no_div(&mut [b'x'; 32], v, 0), want.as_bytes());
+            assert_eq!(scaled_no_div_text(v, 0), want.as_bytes());
             assert_eq!(write_u64(&mut Digits::new(), v), want.as_bytes());
             for i in [v as i64, (v as i64).wrapping_neg(), i64::MIN, i64::MAX] {
                 let want = std::format!("{i}");
                 assert_eq!(write_i64(&mut Digits::new(), i), want.as_bytes(), "{i}");
             }
         }
-        // Too short a buffer gets nothing rather than a part of the number.
-        assert_eq!(write_scaled_no_div(&mut [0u8; 2], 123, 0), b"");
-        assert_eq!(write_scaled_no_div(&mut [0u8; 3], 123, 0), b"123");
-        assert_eq!(write_scaled_no_div(&mut [0u8; 4], 1, 3), b"");
-        assert_eq!(write_scaled_no_div(&mut [0u8; 5], 1, 3), b"0.001");
-        assert_eq!(write_scaled_no_div(&mut [0u8; 5], 15, 3), b"0.015");
     }
 
     /// `v / 10^d` spelled from `core::fmt`'s digits: left-padded to `d + 1` digits, the point
@@ -305,11 +305,13 @@ mod tests {
 
     #[test]
     fn scaled_division_free_matches_core_fmt() {
+        assert_eq!(scaled_no_div_text(1500, 6), b"0.0015");
+        assert_eq!(scaled_no_div_text(0, 19), b"0");
+        assert_eq!(scaled_no_div_text(1, 19), b"0.0000000000000000001");
         for v in edge_and_random_u64s() {
             for decimals in (0..=20).chain([200, u8::MAX]) {
                 let want = scaled_by_fmt(v, usize::from(decimals.min(19)));
-                let mut buf = [0u8; 21];
-                let got = write_scaled_no_div(&mut buf, v, decimals);
+                let got = scaled_no_div_text(v, decimals);
                 assert_eq!(got, want.as_bytes(), "{v} / 10^{decimals}");
                 assert_eq!(NumBuf::scaled(v, decimals).as_bytes(), want.as_bytes());
             }

@@ -15,7 +15,7 @@ use crate::labels::Labels;
 #[cfg(feature = "string-labels")]
 use crate::labels::{OVERFLOW_VALUE, SEPARATOR};
 #[cfg(not(target_pointer_width = "64"))]
-use crate::number::write_scaled;
+use crate::number::scaled_no_div;
 #[cfg(feature = "float")]
 use crate::number::NumBuf;
 use crate::number::{write_i64, write_u64, Digits};
@@ -325,12 +325,12 @@ impl Out<'_> {
         }
     }
 
-    /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]): on MCUs the digits and the
-    /// point in one pass (flash).
+    /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]): on MCUs digit by digit, with no
+    /// division and no copy (flash).
     #[cfg(not(target_pointer_width = "64"))]
     #[inline(never)]
     fn scaled(&mut self, v: u64, decimals: u8) {
-        self.put(write_scaled(&mut Digits::new(), v, decimals));
+        scaled_no_div(v, decimals, |b| self.byte(b));
     }
 
     /// Writes `v / 10^decimals` exactly (see [`NumBuf::scaled`]), straight into the buffer.
