@@ -9,7 +9,7 @@
 //! Histogram buckets are cumulative even when a render spans calls and values change between
 //! them: the cursor carries the running count, so `le="+Inf"` always equals `_count`.
 
-#[cfg(feature = "dyn-labels")]
+#[cfg(all(feature = "dyn-labels", target_pointer_width = "64"))]
 use crate::labels::LabelSource;
 use crate::labels::Labels;
 #[cfg(feature = "string-labels")]
