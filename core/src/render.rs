@@ -212,12 +212,18 @@ impl Out<'_> {
     #[inline(never)]
     fn escaped(&mut self, s: &[u8], quote: bool) {
         for &b in s {
-            match b {
-                b'\\' => self.put(b"\\\\"),
-                b'\n' => self.put(b"\\n"),
-                b'"' if quote => self.put(b"\\\""),
-                b => self.byte(b),
-            }
+            // Every escape is a backslash and one character.
+            let e = match b {
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'"' if quote => b'"',
+                b => {
+                    self.byte(b);
+                    continue;
+                }
+            };
+            self.byte(b'\\');
+            self.byte(e);
         }
     }
 
