@@ -307,7 +307,8 @@ impl Out<'_> {
         }
     }
 
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
+    #[cfg_attr(not(target_pointer_width = "64"), inline(always))]
     fn u64(&mut self, v: u64) {
         if cfg!(target_pointer_width = "64") {
             let mut d = Digits::new();
