@@ -440,11 +440,58 @@ static OVERFLOW_ENTRY: Entry<'static> = {
     }
 };
 
+/// Family-level facts the renderer reads for the current entry (a user entry or the synthetic
+/// overflow family): on hosts a copy of the entry's (its fields stay in registers across a run of
+/// lines: speed), on MCUs the entry itself, borrowed (no copy: flash).
+#[cfg(target_pointer_width = "64")]
+struct Family<'e> {
+    name: &'e str,
+    help: &'e str,
+    unit: Option<&'e str>,
+    kind: Kind,
+}
+
+#[cfg(target_pointer_width = "64")]
+impl<'e> Family<'e> {
+    fn name(&self) -> &'e str {
+        self.name
+    }
+    fn help(&self) -> &'e str {
+        self.help
+    }
+    fn unit_name(&self) -> Option<&'e str> {
+        self.unit
+    }
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
+/// The family facts of `e` (see [`Family`]).
+#[cfg(target_pointer_width = "64")]
+fn family<'e>(e: &Entry<'e>) -> Family<'e> {
+    Family {
+        name: e.name(),
+        help: e.help(),
+        unit: e.unit_name(),
+        kind: e.kind(),
+    }
+}
+
+/// On MCUs the entry itself.
+#[cfg(not(target_pointer_width = "64"))]
+type Family<'e> = &'e Entry<'e>;
+
+/// The family facts of `e` (see [`Family`]).
+#[cfg(not(target_pointer_width = "64"))]
+fn family<'e>(e: &'e Entry<'e>) -> Family<'e> {
+    e
+}
+
 fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
     let om = c.format == Format::OpenMetrics;
-    // The entry whose family is rendered: borrowed, not copied field by field (flash on MCUs).
-    let fam: &Entry<'_> = match entries.get(c.entry) {
-        Some(e) => e,
+    let fam = &match entries.get(c.entry) {
+        Some(e) => family(e),
         // The synthetic overflow family, present only when some family can overflow.
         #[cfg(feature = "string-labels")]
         None if c.entry == entries.len() => {
@@ -455,7 +502,7 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
                 c.phase = Phase::Eof;
                 return Step::Skip;
             }
-            &OVERFLOW_ENTRY
+            family(&OVERFLOW_ENTRY)
         }
         // Without string labels no family overflows: no code or text for that family.
         #[cfg(not(feature = "string-labels"))]
@@ -521,7 +568,7 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
             }
         }
         Phase::Series => match entries.get(c.entry) {
-            Some(e) => series_line(e, c, out),
+            Some(e) => series_line(e, fam, c, out),
             #[cfg(feature = "string-labels")]
             None => overflow_line(entries, fam, c, out),
             #[cfg(not(feature = "string-labels"))]
@@ -544,7 +591,7 @@ fn next_entry(c: &mut Cursor) {
     c.carry = 0;
 }
 
-fn family_name(out: &mut Out<'_>, fam: &Entry<'_>, om: bool) {
+fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
     out.put(fam.name().as_bytes());
     if !om {
         match fam.kind() {
@@ -555,10 +602,10 @@ fn family_name(out: &mut Out<'_>, fam: &Entry<'_>, om: bool) {
     }
 }
 
-fn series_line(fam: &Entry<'_>, c: &mut Cursor, out: &mut Out<'_>) -> Step {
+fn series_line(e: &Entry<'_>, fam: &Family<'_>, c: &mut Cursor, out: &mut Out<'_>) -> Step {
     // Every line of this entry that fits (one on MCUs: `ONE_LINE_PER_CALL`), from (index, line)
     // on: one dynamic call per series (not per line), and no return to `step` between lines.
-    let m = fam.metric();
+    let m = e.metric();
     let end = m.series_len();
     let (mut index, mut line) = (c.index, c.line);
     let mut wrote = false;
@@ -647,7 +694,7 @@ fn at(c: &mut Cursor, index: usize, line: usize) -> Step {
 #[inline]
 fn histogram_line(
     out: &mut Out<'_>,
-    fam: &Entry<'_>,
+    fam: &Family<'_>,
     labels: &Labels<'_>,
     h: &crate::registry::HistogramView<'_>,
     c: &mut Cursor,
@@ -701,7 +748,7 @@ fn histogram_line(
 #[inline]
 fn histogram_line(
     out: &mut Out<'_>,
-    fam: &Entry<'_>,
+    fam: &Family<'_>,
     labels: &Labels<'_>,
     h: &crate::registry::HistogramView<'_>,
     c: &mut Cursor,
@@ -799,7 +846,7 @@ impl<'a> Prefix<'a> {
     /// returns whether it holds one (false without labels, or when it is too long).
     #[cfg(feature = "string-labels")]
     #[inline]
-    fn build(&mut self, fam: &Entry<'_>, names: &'a [&'a str]) -> bool {
+    fn build(&mut self, fam: &Family<'_>, names: &'a [&'a str]) -> bool {
         if let Some(n) = self.names {
             return core::ptr::eq(n, names);
         }
@@ -831,7 +878,7 @@ impl<'a> Prefix<'a> {
 #[inline]
 fn plain_line<'a>(
     out: &mut Out<'_>,
-    fam: &Entry<'_>,
+    fam: &Family<'_>,
     labels: &Labels<'a>,
     value: &Value<'_>,
     #[cfg_attr(not(feature = "string-labels"), allow(unused_variables))] prefix: &mut Prefix<'a>,
@@ -877,7 +924,7 @@ fn plain_line<'a>(
 #[cfg(feature = "string-labels")]
 fn overflow_line(
     entries: &[Entry<'_>],
-    fam: &Entry<'_>,
+    fam: &Family<'_>,
     c: &mut Cursor,
     out: &mut Out<'_>,
 ) -> Step {
