@@ -480,11 +480,11 @@ fn family<'e>(e: &Entry<'e>) -> Family<'e> {
 
 /// On MCUs the entry itself.
 #[cfg(not(target_pointer_width = "64"))]
-type Family<'e> = &'e Entry<'e>;
+type Family<'e> = Entry<'e>;
 
-/// The family facts of `e` (see [`Family`]).
+/// The family facts of `e` (see [`Family`]): on MCUs the entry, borrowed.
 #[cfg(not(target_pointer_width = "64"))]
-fn family<'e>(e: &'e Entry<'e>) -> Family<'e> {
+fn family<'e>(e: &'e Entry<'e>) -> &'e Family<'e> {
     e
 }
 
