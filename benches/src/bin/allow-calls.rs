@@ -1,14 +1,20 @@
 //! The token bucket's allow beside governor's, for instruction counts: runs `CALLS` allows of one
-//! limiter on one clock (the criterion rows' setup) and exits. Under callgrind, two runs with
-//! different `CALLS` give the instructions of one allow, free of the machine's load:
+//! limiter on one clock (the criterion rows' setup) and exits. Each mode's loop is its own
+//! function (`calls_<limiter>_<clock>`, never inlined), so callgrind counts it alone, free of the
+//! machine's load and of quanta's start-up calibration (whose length varies from run to run):
 //!
 //! ```sh
 //! cargo build --release -p vitals-benches --bin allow-calls
 //! for n in 1000 101000; do
-//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/allow-calls vitals fake $n 2>&1 | grep 'Collected'
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+//!     '--toggle-collect=allow_calls::calls_*' target/release/allow-calls vitals fake $n 2>&1 |
+//!     grep 'Collected'
 //! done   # (second − first) / 100000 = instructions per allow
 //! ```
+//!
+//! Under valgrind quanta reads the time with `clock_gettime` (no TSC), the same call for both
+//! limiters. `objdump -d target/release/allow-calls` shows each loop
+//! (`allow_calls::calls_vitals_fake` …).
 //!
 //! `allow-calls LIMITER CLOCK CALLS`: LIMITER is `vitals` or `governor`, CLOCK `fake`
 //! (governor's `FakeRelativeClock`, advanced 1 µs per call: every call is allowed), `quanta`
@@ -16,7 +22,10 @@
 //! clock standing still on an empty bucket of 1 per second: every call is refused, the criterion
 //! deny row). Prints the allowed count, so nothing is optimised away.
 
-use governor::clock::{Clock, FakeRelativeClock, QuantaClock, Reference};
+use governor::clock::{Clock, FakeRelativeClock, QuantaClock, QuantaInstant, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -24,6 +33,10 @@ use std::time::Duration;
 use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
 
 const NANOS: u64 = 1_000_000_000;
+
+type DirectFake = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<Nanos>>;
+type DirectQuanta =
+    RateLimiter<NotKeyed, InMemoryState, QuantaClock, NoOpMiddleware<QuantaInstant>>;
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("non-zero")
@@ -36,8 +49,7 @@ fn main() {
         [l, c, n] => (l.as_str(), c.as_str(), n.parse::<u64>().expect(usage)),
         _ => panic!("{usage}"),
     };
-    let mut allowed = 0u64;
-    match (limiter, clock) {
+    let allowed = match (limiter, clock) {
         ("vitals", "fake") => {
             let clock = FakeRelativeClock::default();
             let tb = TokenBucket::new(TokenBucketConfig::new(
@@ -45,10 +57,7 @@ fn main() {
                 Rate::per_second(1_000_000),
                 10,
             ));
-            for _ in 0..calls {
-                clock.advance(Duration::from_micros(1));
-                allowed += u64::from(black_box(tb.try_acquire(clock.now().as_u64()).is_ok()));
-            }
+            calls_vitals_fake(&clock, &tb, calls)
         }
         ("governor", "fake") => {
             let clock = FakeRelativeClock::default();
@@ -56,10 +65,7 @@ fn main() {
                 Quota::per_second(nz(1_000_000)).allow_burst(nz(10)),
                 clock.clone(),
             );
-            for _ in 0..calls {
-                clock.advance(Duration::from_micros(1));
-                allowed += u64::from(black_box(rl.check().is_ok()));
-            }
+            calls_governor_fake(&clock, &rl, calls)
         }
         ("vitals", "quanta") => {
             let clock = QuantaClock::default();
@@ -69,37 +75,93 @@ fn main() {
                 Rate::per_second(NANOS),
                 1_000_000,
             ));
-            for _ in 0..calls {
-                let now = clock.now().duration_since(start).as_u64();
-                allowed += u64::from(black_box(tb.try_acquire(now).is_ok()));
-            }
+            calls_vitals_quanta(&clock, start, &tb, calls)
         }
         ("governor", "quanta") => {
             let rl = RateLimiter::direct_with_clock(
                 Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
                 QuantaClock::default(),
             );
-            for _ in 0..calls {
-                allowed += u64::from(black_box(rl.check().is_ok()));
-            }
+            calls_governor_quanta(&rl, calls)
         }
         ("vitals", "deny") => {
             let clock = FakeRelativeClock::default();
             let tb = TokenBucket::new(TokenBucketConfig::new(NANOS, Rate::per_second(1), 1));
             let _ = tb.try_acquire(clock.now().as_u64());
-            for _ in 0..calls {
-                allowed += u64::from(black_box(tb.try_acquire(clock.now().as_u64()).is_ok()));
-            }
+            calls_vitals_deny(&clock, &tb, calls)
         }
         ("governor", "deny") => {
             let clock = FakeRelativeClock::default();
             let rl = RateLimiter::direct_with_clock(Quota::per_second(nz(1)), clock.clone());
             let _ = rl.check();
-            for _ in 0..calls {
-                allowed += u64::from(black_box(rl.check().is_ok()));
-            }
+            calls_governor_deny(&rl, calls)
         }
         _ => panic!("{usage}"),
-    }
+    };
     println!("{allowed} of {calls} allowed");
+}
+
+// One function per mode, never inlined: callgrind can count it alone (`--toggle-collect`), and
+// `objdump -d` shows its loop.
+
+#[inline(never)]
+fn calls_vitals_fake(clock: &FakeRelativeClock, tb: &TokenBucket, calls: u64) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        clock.advance(Duration::from_micros(1));
+        allowed += u64::from(black_box(tb.try_acquire(clock.now().as_u64()).is_ok()));
+    }
+    allowed
+}
+
+#[inline(never)]
+fn calls_governor_fake(clock: &FakeRelativeClock, rl: &DirectFake, calls: u64) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        clock.advance(Duration::from_micros(1));
+        allowed += u64::from(black_box(rl.check().is_ok()));
+    }
+    allowed
+}
+
+#[inline(never)]
+fn calls_vitals_quanta(
+    clock: &QuantaClock,
+    start: QuantaInstant,
+    tb: &TokenBucket,
+    calls: u64,
+) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        let now = clock.now().duration_since(start).as_u64();
+        allowed += u64::from(black_box(tb.try_acquire(now).is_ok()));
+    }
+    allowed
+}
+
+#[inline(never)]
+fn calls_governor_quanta(rl: &DirectQuanta, calls: u64) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        allowed += u64::from(black_box(rl.check().is_ok()));
+    }
+    allowed
+}
+
+#[inline(never)]
+fn calls_vitals_deny(clock: &FakeRelativeClock, tb: &TokenBucket, calls: u64) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        allowed += u64::from(black_box(tb.try_acquire(clock.now().as_u64()).is_ok()));
+    }
+    allowed
+}
+
+#[inline(never)]
+fn calls_governor_deny(rl: &DirectFake, calls: u64) -> u64 {
+    let mut allowed = 0;
+    for _ in 0..calls {
+        allowed += u64::from(black_box(rl.check().is_ok()));
+    }
+    allowed
 }

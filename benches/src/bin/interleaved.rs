@@ -1,8 +1,11 @@
 //! vitals and one peer timed alternately in one process, for the rows whose ratio a loaded
 //! machine moves more than the difference measured: the token bucket's allow (beside governor,
-//! both on governor's `FakeRelativeClock`), the histogram's observe (beside prometheus), and the
-//! histogram's observe with an exemplar beside the same observe without one (feature `exemplars`).
-//! Each round times 20 M calls of each; the load's drift touches both alike.
+//! both on governor's `FakeRelativeClock`, then both on its `QuantaClock`), the histogram's observe
+//! (beside prometheus), and the histogram's observe with an exemplar beside the same observe
+//! without one (feature `exemplars`). Each round times 20 M calls of each; the load's drift
+//! touches both alike.
+//!
+//! `interleaved allow [ROUNDS]`: only the token bucket's two allow rows.
 //!
 //! Run: `cargo run --release -p vitals-benches --bin interleaved [ROUNDS]`. Prints one line per
 //! round and the median ratio. Not a criterion bench: BENCHMARKS.md quotes it beside the criterion
@@ -14,7 +17,7 @@
 //! once; each round times every one of them in turn for about 0.2 s, and reports ns per line
 //! (each divided by the lines it wrote) and vitals' ratio to the best peer of that round.
 
-use governor::clock::{Clock, FakeRelativeClock};
+use governor::clock::{Clock, FakeRelativeClock, QuantaClock, Reference};
 use governor::{Quota, RateLimiter};
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -56,6 +59,31 @@ fn allow() -> (f64, f64) {
     );
     let governor = per_call(|| {
         clock.advance(Duration::from_micros(1));
+        black_box(rl.check().is_ok());
+    });
+    (vitals, governor)
+}
+
+/// The allow row on governor's `QuantaClock` (the criterion `token_bucket_allow_quanta` setup):
+/// both read the same clock once per call.
+fn allow_quanta() -> (f64, f64) {
+    let nz = |n| NonZeroU32::new(n).expect("non-zero");
+    let clock = QuantaClock::default();
+    let start = clock.now();
+    let tb = TokenBucket::new(TokenBucketConfig::new(
+        1_000_000_000,
+        Rate::per_second(1_000_000_000),
+        1_000_000,
+    ));
+    let vitals = per_call(|| {
+        let now = clock.now().duration_since(start).as_u64();
+        black_box(tb.try_acquire(now).is_ok());
+    });
+    let rl = RateLimiter::direct_with_clock(
+        Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
+        QuantaClock::default(),
+    );
+    let governor = per_call(|| {
         black_box(rl.check().is_ok());
     });
     (vitals, governor)
@@ -229,19 +257,47 @@ fn main() {
     if mode_render {
         args.next();
     }
+    let mode_allow = args.peek().is_some_and(|a| a == "allow");
+    if mode_allow {
+        args.next();
+    }
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
     if mode_render {
         render(rounds);
         return;
     }
+    let mut quanta_r = Vec::new();
+    if mode_allow {
+        let mut allow_r = Vec::new();
+        for round in 0..rounds {
+            let (v, g) = allow();
+            let (vq, gq) = allow_quanta();
+            println!(
+                "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x)",
+                v / g,
+                vq / gq
+            );
+            allow_r.push(v / g);
+            quanta_r.push(vq / gq);
+        }
+        println!(
+            "median ratio: token bucket allow {:.2}x governor, on the quanta clock {:.2}x",
+            median(allow_r),
+            median(quanta_r)
+        );
+        return;
+    }
     let (mut allow_r, mut observe_r, mut exemplar_r) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let (v, g) = allow();
+        let (vq, gq) = allow_quanta();
+        quanta_r.push(vq / gq);
         let (h, p) = observe();
         let (e, o) = exemplar();
         println!(
-            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
+            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
             v / g,
+            vq / gq,
             h / p,
             e / o
         );
@@ -250,8 +306,9 @@ fn main() {
         exemplar_r.push(e / o);
     }
     println!(
-        "median ratio: token bucket allow {:.2}x governor, histogram observe {:.2}x prometheus, observe with exemplar {:.2}x without",
+        "median ratio: token bucket allow {:.2}x governor (quanta clock {:.2}x), histogram observe {:.2}x prometheus, observe with exemplar {:.2}x without",
         median(allow_r),
+        median(quanta_r),
         median(observe_r),
         median(exemplar_r)
     );
