@@ -365,16 +365,18 @@ impl<const CAP: usize> KeyedLimiter<CAP> {
 
     /// Charges `key`'s slot; `None` when the slot no longer belongs to `word`.
     fn charge_slot(&self, slot: &Slot, word: u64, now_u: u64, n: u32) -> Option<Result<(), u64>> {
-        self.gcra.charge(&slot.tat, now_u, n, |tat| {
-            tat != MARK && slot.key.load(Ordering::Acquire) == word
-        })
+        self.gcra
+            .charge(&slot.tat, now_u, n, |tat| {
+                tat != MARK && slot.key.load(Ordering::Acquire) == word
+            })
+            .map(|r| r.map(drop))
     }
 
     fn charge_overflow(&self, now_u: u64, n: u32) -> Result<(), u64> {
         self.overflowed.inc();
         self.gcra
             .charge(&self.overflow, now_u, n, |_| true)
-            .unwrap_or(Err(u64::MAX))
+            .map_or(Err(u64::MAX), |r| r.map(drop))
     }
 }
 

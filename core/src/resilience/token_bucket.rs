@@ -6,7 +6,7 @@
 //! second with millisecond ticks) is exact: no rounding makes the bucket admit more or less than
 //! configured.
 
-use super::clock::LastSeen;
+use super::clock::Admitted;
 use super::error::{config_error, AcquireError, ConfigError, RateLimited};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -296,7 +296,7 @@ impl Gcra {
         now_u: u64,
         n: u32,
         owned: impl Fn(u64) -> bool,
-    ) -> Option<Result<(), u64>> {
+    ) -> Option<Result<u64, u64>> {
         let cost = self.interval.saturating_mul(n as u64);
         let top = now_u.saturating_add(self.span);
         let top = if top < u64::MAX - 1 {
@@ -327,8 +327,9 @@ impl Gcra {
     /// ([`wait_past`](Self::wait_past)).
     ///
     /// `owned(tat)` is asked before each attempt whether `cell` still belongs to the caller (the
-    /// keyed table hands slots over); `None` when it does not. `Some(Ok(()))` after exactly one
-    /// successful `compare_exchange`, `Some(Err(units))` with the units to wait after loads only.
+    /// keyed table hands slots over); `None` when it does not. `Some(Ok(prev))` with the TAT it
+    /// replaced after exactly one successful `compare_exchange`, `Some(Err(units))` with the
+    /// units to wait after loads only.
     #[inline]
     pub(crate) fn charge_until(
         &self,
@@ -337,7 +338,7 @@ impl Gcra {
         cost: u64,
         last: u64,
         owned: impl Fn(u64) -> bool,
-    ) -> Option<Result<(), u64>> {
+    ) -> Option<Result<u64, u64>> {
         let mut tat = cell.load(Ordering::Acquire);
         loop {
             if !owned(tat) {
@@ -349,7 +350,7 @@ impl Gcra {
             // ≤ last + cost < u64::MAX (precondition): no overflow.
             let new = (if tat > now_u { tat } else { now_u }).wrapping_add(cost);
             match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(Ok(())),
+                Ok(_) => return Some(Ok(tat)),
                 Err(actual) => tat = actual,
             }
         }
@@ -407,8 +408,10 @@ impl Gcra {
 /// - over any interval of `d` ticks at most `burst + d × rate` tokens are admitted, and a request
 ///   that conforms to that budget at a `now` no earlier than the latest admission is never
 ///   refused;
-/// - admission is one `compare_exchange` on the TAT; refusal is loads only (it counts nothing:
-///   the caller counts refusals where it exports them, see below);
+/// - admission is one `compare_exchange` on the TAT, and a note for the gauge that is a load and
+///   a plain store only when what it says changes (never while each admission finds the bucket
+///   full, see [`available_latest`](Self::available_latest)); refusal is loads only (it counts
+///   nothing: the caller counts refusals where it exports them, see below);
 /// - a `now` earlier than one already admitted is decided at a time between that `now` and the
 ///   latest admission (`max(now, TAT − span)`, derived from the TAT: no second word): no time passed, so nothing
 ///   refills; near `u64::MAX` the arithmetic saturates and the bucket refuses rather than
@@ -434,7 +437,7 @@ impl Gcra {
 #[derive(Debug)]
 pub struct TokenBucket {
     tat: AtomicU64,
-    seen: LastSeen,
+    admitted: Admitted,
     gcra: Gcra,
     config: TokenBucketConfig,
 }
@@ -445,7 +448,7 @@ impl TokenBucket {
         pub const fn new(config: TokenBucketConfig) -> Self {
             Self {
                 tat: AtomicU64::new(0),
-                seen: LastSeen::new(),
+                admitted: Admitted::new(),
                 gcra: Gcra::new(&config),
                 config,
             }
@@ -457,7 +460,9 @@ impl TokenBucket {
     /// Exactly `try_acquire_n(now, 1)`, on a straight line: one token always fits (`burst ≥ 1`),
     /// and up to a tick precomputed from the configuration (near `u64::MAX` divided by the units
     /// per tick) the arithmetic cannot overflow, so it is plain products and sums; later ticks
-    /// take the saturating path, out of line.
+    /// take the saturating path, out of line. An admission is one `compare_exchange`; the gauge's
+    /// note of it is one more load, and a store only when the bucket was not full before it (see
+    /// [`available_latest`](Self::available_latest)).
     #[inline]
     pub fn try_acquire(&self, now: u64) -> Result<(), RateLimited> {
         let g = &self.gcra;
@@ -470,7 +475,8 @@ impl TokenBucket {
         let now_u = now.wrapping_mul(g.scale);
         let last = now_u.wrapping_add(g.room);
         self.settle(
-            now,
+            now_u,
+            1,
             g.charge_until(&self.tat, now_u, g.interval, last, |_| true),
         )
     }
@@ -479,20 +485,27 @@ impl TokenBucket {
     /// path every `n` takes.
     #[cfg_attr(target_pointer_width = "64", cold, inline(never))]
     fn try_acquire_late(&self, now: u64) -> Result<(), RateLimited> {
-        self.settle(
-            now,
-            self.gcra
-                .charge(&self.tat, self.gcra.units(now), 1, |_| true),
-        )
+        let now_u = self.gcra.units(now);
+        self.settle(now_u, 1, self.gcra.charge(&self.tat, now_u, 1, |_| true))
     }
 
-    /// The outcome of a charge at `now`: notes an admission for the gauge, or converts the wait
-    /// to ticks.
+    /// The outcome of a charge of `n` tokens at `now_u`: notes an admission for the gauge, or
+    /// converts the wait to ticks.
     #[inline]
-    fn settle(&self, now: u64, charged: Option<Result<(), u64>>) -> Result<(), RateLimited> {
+    fn settle(
+        &self,
+        now_u: u64,
+        n: u32,
+        charged: Option<Result<u64, u64>>,
+    ) -> Result<(), RateLimited> {
         match charged {
-            Some(Ok(())) => {
-                self.seen.note(now);
+            Some(Ok(prev)) => {
+                // MCUs: one kind of note (the time), the smaller code.
+                if cfg!(target_pointer_width = "64") && n == 1 {
+                    self.admitted.one(prev, now_u, self.gcra.interval);
+                } else {
+                    self.admitted.at(prev, now_u, self.gcra.interval);
+                }
                 Ok(())
             }
             Some(Err(units)) => Err(RateLimited {
@@ -512,12 +525,9 @@ impl TokenBucket {
         if !self.gcra.admissible(n)? {
             return Ok(());
         }
-        self.settle(
-            now,
-            self.gcra
-                .charge(&self.tat, self.gcra.units(now), n, |_| true),
-        )
-        .map_err(AcquireError::RateLimited)
+        let now_u = self.gcra.units(now);
+        self.settle(now_u, n, self.gcra.charge(&self.tat, now_u, n, |_| true))
+            .map_err(AcquireError::RateLimited)
     }
 
     /// Whether `try_acquire_n(now, n)` would pass now, consuming nothing.
@@ -542,9 +552,10 @@ impl TokenBucket {
     }
 
     /// Refills the bucket completely (an operator action; concurrent acquisitions may land on
-    /// either side of it).
+    /// either side of it). The gauge then shows `burst` until the next admission.
     pub fn reset(&self) {
         self.tat.store(0, Ordering::Release);
+        self.admitted.reset();
     }
 
     /// The capacity: tokens available back-to-back from idle.
@@ -557,10 +568,20 @@ impl TokenBucket {
         &self.config
     }
 
-    /// Whole tokens available at the latest `now` this bucket admitted at (what its registry
-    /// gauge shows: the registry has no clock).
+    /// Whole tokens available at the latest `now` this bucket admitted at since it was built or
+    /// [`reset`](Self::reset), just after that admission (what its registry gauge shows: the
+    /// registry has no clock); `burst` before the first admission.
+    ///
+    /// The allow path notes this without a read-modify-write and, while the bucket is full before
+    /// each admission (traffic below the rate), without a store: one token taken from a full
+    /// bucket is noted once as "from full", its time being the TAT minus one interval (so the
+    /// gauge reads `burst − 1`); any other admission notes its time, or keeps the latest time
+    /// noted if that is later (a clock stepping back never moves the gauge back). With
+    /// admissions racing the gauge shows the bucket just after one of them.
     pub fn available_latest(&self) -> u32 {
-        self.available(self.seen.get())
+        let tat = self.tat.load(Ordering::Acquire);
+        self.gcra
+            .available(tat, self.admitted.units(tat, self.gcra.interval))
     }
 }
 
@@ -624,7 +645,7 @@ mod tests {
             let got = g.charge(&cell, now_u, n, |_| true);
             match g.decide(tat, now_u, n) {
                 Decision::Conform => {
-                    prop_assert_eq!(got, Some(Ok(())));
+                    prop_assert_eq!(got, Some(Ok(tat)));
                     let want = tat.max(now_u) as u128 + g.interval as u128 * n as u128;
                     prop_assert!(want < u64::MAX as u128);
                     prop_assert_eq!(cell.load(Ordering::Relaxed) as u128, want);
@@ -633,6 +654,52 @@ mod tests {
                     prop_assert_eq!(got, Some(Err(w)));
                     prop_assert_eq!(cell.load(Ordering::Relaxed), tat);
                 }
+            }
+        }
+
+        /// The gauge's note: after any sequence of `try_acquire`, `try_acquire_n` (clock stepping
+        /// back included) and `reset`, `available_latest` is exactly the tokens available at the
+        /// latest `now` admitted at since the last reset (0 before any), whether the note says
+        /// "from full" or holds a time; nothing else is written on an allow from full.
+        #[test]
+        fn gauge_reads_at_the_latest_admission(
+            tps in prop_oneof![Just(1u64), Just(1_000), Just(1_000_000_000)],
+            tokens in prop_oneof![1u64..5, Just(1_000), Just(1_000_000_000)],
+            burst in 1u32..6,
+            start in prop_oneof![Just(0u64), Just(u64::MAX - 5_000), any::<u64>()],
+            ops in proptest::collection::vec((0u8..8, 0u64..3_000, 1u32..4), 1..40),
+        ) {
+            let b = TokenBucket::new(TokenBucketConfig::new(tps, Rate::per_second(tokens), burst));
+            let mut latest = 0u64;
+            let mut now = start;
+            for (op, dt, n) in ops {
+                match op {
+                    // Mostly forward, sometimes back.
+                    0..=3 => now = now.saturating_add(dt),
+                    4 => now = now.saturating_sub(dt),
+                    _ => {}
+                }
+                let admitted = match op {
+                    5 => b.try_acquire_n(now, n).is_ok() && n > 0,
+                    6 => {
+                        b.reset();
+                        latest = 0;
+                        false
+                    }
+                    _ => {
+                        let before = b.admitted.word();
+                        let full = b.available(now) == b.burst();
+                        let ok = b.try_acquire(now).is_ok();
+                        if ok && full && before == Admitted::FROM_FULL {
+                            prop_assert_eq!(b.admitted.word(), before);
+                        }
+                        ok
+                    }
+                };
+                if admitted {
+                    latest = latest.max(now);
+                }
+                prop_assert_eq!(b.available_latest(), b.available(latest));
             }
         }
 
