@@ -350,7 +350,7 @@ impl Gcra {
             // ≤ last + cost < u64::MAX (precondition): no overflow.
             let new = (if tat > now_u { tat } else { now_u }).wrapping_add(cost);
             match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(Ok(tat)),
+                Ok(prev) => return Some(Ok(prev)),
                 Err(actual) => tat = actual,
             }
         }
