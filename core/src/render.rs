@@ -428,17 +428,31 @@ enum Step {
 /// own: its lines are read from the other entries).
 #[cfg(feature = "string-labels")]
 static OVERFLOW_ENTRY: Entry<'static> = {
-    static NO_SERIES: crate::Counter = crate::Counter::new();
     match Entry::try_dyn(
         OVERFLOW_FAMILY,
         "Updates to full families.",
         Kind::Counter,
-        &NO_SERIES,
+        &NoSeries,
     ) {
         Ok(e) => e,
         Err(_) => panic!("the overflow family's name is valid"),
     }
 };
+
+/// The overflow entry's metric: no series of its own (a unit struct, so the entry is a constant
+/// in every build, loom's included, where atomics have no `const` constructor).
+#[cfg(feature = "string-labels")]
+struct NoSeries;
+
+#[cfg(feature = "string-labels")]
+impl crate::registry::Collect for NoSeries {
+    fn series_len(&self) -> usize {
+        0
+    }
+    fn series(&self, _: usize) -> Option<Series<'_>> {
+        None
+    }
+}
 
 /// Family-level facts the renderer reads for the current entry (a user entry or the synthetic
 /// overflow family): on hosts a copy of the entry's (its fields stay in registers across a run of
