@@ -47,6 +47,8 @@ pub enum NameError {
     ReservedLe,
     /// The unit is not a suffix of the metric name (OpenMetrics requires `name` to end in `_unit`).
     UnitNotSuffix,
+    /// The unit is longer than 65,535 bytes.
+    UnitTooLong,
     /// Two labels of one family have the same name.
     DuplicateLabel,
     /// Two families of one registry have the same name.
@@ -64,6 +66,7 @@ impl NameError {
             NameError::ReservedLabel => "label names starting with `__` are reserved",
             NameError::ReservedLe => "label name `le` is reserved for histogram buckets",
             NameError::UnitNotSuffix => "the unit must be a suffix of the metric name (`_<unit>`)",
+            NameError::UnitTooLong => "the unit is longer than 65,535 bytes",
             NameError::DuplicateLabel => "two labels have the same name",
             NameError::DuplicateMetric => "two metrics of the registry have the same name",
         }
