@@ -81,6 +81,33 @@ fn token_bucket_racing_an_earlier_now_never_over_admits() {
     });
 }
 
+/// The exported gauge (`available_latest`) after two racing admissions, one from a full bucket
+/// at t = 2000 and one at an earlier t = 1000 (burst 3, one token a second). The note is a plain
+/// load and store (no read-modify-write on the allow path), so a race can leave it one
+/// admission's view of time against the other's TAT: the gauge then reads the final bucket at
+/// t = 1000, 2000 or 3000 (0, 1 or 2 tokens; sequential orders give 1 or 2), never more than the
+/// burst. The next admission at or after the TAT minus one interval (here t = 5000, from full)
+/// makes it exact again, in every interleaving.
+#[test]
+fn token_bucket_gauge_is_exact_again_after_racing_admissions() {
+    loom::model(|| {
+        let b = Arc::new(bucket(3));
+        let b2 = b.clone();
+        let t = thread::spawn(move || b2.try_acquire(2_000).is_ok());
+        assert!(b.try_acquire(1_000).is_ok());
+        assert!(t.join().unwrap());
+        let racing = b.available_latest();
+        let at = |t| b.available(t);
+        assert!(
+            [at(1_000), at(2_000), at(3_000)].contains(&racing),
+            "gauge {racing}"
+        );
+        assert!(b.try_acquire(5_000).is_ok());
+        assert_eq!(b.available_latest(), b.available(5_000));
+        assert_eq!(b.available_latest(), 2);
+    });
+}
+
 #[test]
 fn quota_never_exceeds_its_limit_across_a_window_change() {
     loom::model(|| {

@@ -96,8 +96,11 @@ impl LastSeen {
 ///   u64::MAX − 1`), or the latest time noted if that is later, so a clock that steps back never
 ///   moves the gauge back: without races the time noted is the latest `now` admitted at since
 ///   the last reset (0 before any);
-/// - two admissions racing may leave what either of them would (a gauge then shows the bucket
-///   just after one of them).
+/// - two admissions racing may leave one's note beside the other's TAT (the load and the store
+///   are not one atomic step): the gauge then reads the final bucket at one of their times, or
+///   one interval before the TAT, possibly a token away from any sequential order's reading;
+///   never past the burst; the next admission at or after the TAT minus one interval makes it
+///   exact again (loom: `token_bucket_gauge_is_exact_again_after_racing_admissions`).
 #[derive(Debug)]
 pub(crate) struct Admitted {
     word: AtomicU64,

@@ -576,8 +576,9 @@ impl TokenBucket {
     /// each admission (traffic below the rate), without a store: one token taken from a full
     /// bucket is noted once as "from full", its time being the TAT minus one interval (so the
     /// gauge reads `burst − 1`); any other admission notes its time, or keeps the latest time
-    /// noted if that is later (a clock stepping back never moves the gauge back). With
-    /// admissions racing the gauge shows the bucket just after one of them.
+    /// noted if that is later (a clock stepping back never moves the gauge back). Admissions
+    /// racing may leave it a token off (one's time beside the other's TAT) until the next
+    /// admission at or after the TAT minus one interval; decisions never read it.
     pub fn available_latest(&self) -> u32 {
         let tat = self.tat.load(Ordering::Acquire);
         self.gcra
