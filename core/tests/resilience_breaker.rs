@@ -254,14 +254,18 @@ fn ticks_near_u64_max_and_nanosecond_clocks() {
     );
     assert!(b.try_acquire(1_000_000 + r).is_ok());
 
-    // Past the 48-bit coarse time (millennia of ticks) times saturate: the breaker opens, then
-    // goes on working (two probes close it, a `now` of 0 after u64::MAX counts as no time
-    // passed) and never panics.
+    // Past the 48-bit coarse time (millennia of ticks) times saturate: the breaker opens (its
+    // wait, never cut short, then lasts until u64::MAX), then goes on working (two probes close
+    // it, a `now` of 0 after u64::MAX counts as no time passed) and never panics.
     let m = consecutive(1);
     fail_n(&m, 1, u64::MAX - 10);
     assert_eq!(m.state(), BreakerState::Open);
+    assert_eq!(
+        m.try_acquire(u64::MAX - 5).unwrap_err().retry_after,
+        Some(5)
+    );
     let mut seen = Vec::new();
-    for now in [u64::MAX - 5, u64::MAX, 0, u64::MAX] {
+    for now in [u64::MAX, u64::MAX, 0, u64::MAX] {
         let p = m.try_acquire(now).expect("admitted at the saturated end");
         seen.push((p.is_probe(), p.generation()));
         p.success(now);

@@ -185,13 +185,16 @@ impl CircuitBreaker {
                         }
                     } else {
                         let eff = self.clock.effective(now);
-                        // The ticks still to wait, or `None` when the wait (open) or the round
-                        // (half-open) is over.
+                        // How long the wait (open) or the round (half-open) lasts from its start.
+                        let span = if open {
+                            self.open_wait(level(s))
+                        } else {
+                            timeout
+                        };
+                        // The ticks still to wait, or `None` when the wait or the round is over.
                         let wait = match self.since_for(gen) {
-                            Some(until) if open => (self.coarse(eff) < until)
-                                .then(|| self.ticks_of_coarse(until).saturating_sub(eff).max(1)),
                             Some(start) => {
-                                let deadline = self.ticks_of_coarse(start).saturating_add(timeout);
+                                let deadline = self.ticks_of_coarse(start).saturating_add(span);
                                 (eff < deadline).then(|| deadline - eff)
                             }
                             None => {
@@ -202,11 +205,7 @@ impl CircuitBreaker {
                                     s = again;
                                     continue;
                                 }
-                                Some(if open {
-                                    self.open_wait(level(s))
-                                } else {
-                                    timeout.max(1)
-                                })
+                                Some(span.max(1))
                             }
                         };
                         if let Some(wait) = wait {
@@ -305,10 +304,10 @@ impl CircuitBreaker {
 
     /// Every transition: replaces the state word `s` by `next` (of the next generation) and
     /// returns `s`, or returns the word found instead and does nothing else. Entering `next` at
-    /// `now`: a closed breaker's windows start afresh; an open breaker publishes when its wait
-    /// ends, a half-open round when it started (times from the high-water mark of `now`, read
-    /// after the exchange is won). One function for every transition, and the word in registers
-    /// rather than a `Result` in memory (flash on MCUs).
+    /// `now`: a closed breaker's windows start afresh; an open breaker or a half-open round
+    /// publishes when it started (the high-water mark of `now`, read after the exchange is won;
+    /// admission adds the open wait or the probe timeout to it). One function for every
+    /// transition, and the word in registers rather than a `Result` in memory (flash on MCUs).
     fn transition(&self, s: u64, next: u64, now: u64) -> u64 {
         if let Err(found) = cas(&self.state, s, next) {
             return found;
@@ -323,12 +322,7 @@ impl CircuitBreaker {
             }
             ST_OPEN | ST_HALF_OPEN => {
                 let eff = self.clock.effective(now);
-                let since = if st(next) == ST_OPEN {
-                    self.coarse_ceil(eff.saturating_add(self.open_wait(level(next))))
-                } else {
-                    self.coarse(eff)
-                };
-                self.publish(gen, since);
+                self.publish(gen, self.coarse_ceil(eff));
                 self.clock.advance(now);
             }
             _ => {}
@@ -353,20 +347,33 @@ impl CircuitBreaker {
 
     fn record_closed(&self, gen: u32, now: u64, failed: bool, slow: bool) {
         let c = &self.config;
-        let Some(w) = self.push(&self.failures, gen, failed).map(NonZeroU64::get) else {
-            return;
-        };
         let min = u64::from(c.minimum_calls);
-        let mut trip = reached(w, min, c.failure_rate_percent);
-        if c.consecutive_failures > 0 {
-            // The newest `consecutive_failures` outcomes are all failures (a mask test, not a
-            // count of trailing ones: no bit-scan table on MCUs).
-            let run = count_mask(u64::from(c.consecutive_failures));
-            trip |= w_count(w) >= u64::from(c.consecutive_failures) && w_bits(w) & run == run;
-        }
-        if c.slow_call_rate_percent > 0 {
-            if let Some(w) = self.push(&self.slow, gen, slow) {
-                trip |= reached(w.get(), min, c.slow_call_rate_percent);
+        let mut trip = false;
+        // Both windows through one path (one call of each helper on MCUs): the failures with
+        // the consecutive-failure trigger, then the slow calls when their trigger is on (a
+        // failure rate is at least 1 %, so only the slow window is ever skipped).
+        for (word, bit, percent, run) in [
+            (
+                &self.failures,
+                failed,
+                c.failure_rate_percent,
+                c.consecutive_failures,
+            ),
+            (&self.slow, slow, c.slow_call_rate_percent, 0),
+        ] {
+            if percent == 0 {
+                continue;
+            }
+            // `None`: `gen` is no longer the closed generation, so nothing can trip.
+            let Some(w) = self.push(word, gen, bit).map(NonZeroU64::get) else {
+                return;
+            };
+            trip |= reached(w, min, percent);
+            if run > 0 {
+                // The newest `run` outcomes are all set (a mask test, not a count of trailing
+                // ones: no bit-scan table on MCUs).
+                let mask = count_mask(u64::from(run));
+                trip |= w_count(w) >= u64::from(run) && w_bits(w) & mask == mask;
             }
         }
         if !trip {
@@ -480,11 +487,7 @@ impl CircuitBreaker {
         wait.min(c.max_open_ticks)
     }
 
-    #[inline]
-    fn coarse(&self, ticks: u64) -> u64 {
-        (ticks >> self.shift).min(TIME_MASK)
-    }
-
+    /// `ticks` in coarse units, rounded up (a wait or round measured from it never ends early).
     #[inline]
     fn coarse_ceil(&self, ticks: u64) -> u64 {
         let unit = (1u64 << self.shift) - 1;
