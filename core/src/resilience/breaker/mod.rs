@@ -26,8 +26,8 @@ use state::*;
 /// Invariants:
 /// - closed: every call is admitted with one atomic load; the breaker trips to open when the last
 ///   `window` outcomes hold at least `minimum_calls` calls and `failure_rate_percent` of them
-///   failed, or (optionally) `consecutive_failures` in a row failed, or `slow_call_rate_percent`
-///   were slow;
+///   failed, or (optionally) `consecutive_failures` in a row failed, or (feature `slow-calls`)
+///   `slow_call_rate_percent` were slow;
 /// - open: refused with the remaining wait; the wait is `open_ticks × 2^k` capped at
 ///   `max_open_ticks`, where `k` counts failed half-open rounds since the breaker last closed;
 /// - half-open: at most `half_open_probes` calls are admitted per round, counted at admission;
@@ -58,6 +58,7 @@ use state::*;
 pub struct CircuitBreaker {
     state: AtomicU64,
     failures: AtomicU64,
+    #[cfg(feature = "slow-calls")]
     slow: AtomicU64,
     since: AtomicU64,
     clock: Clock,
@@ -99,6 +100,7 @@ impl CircuitBreaker {
             Ok(Self {
                 state: AtomicU64::new(make(ST_CLOSED, 0, 0, 0, 0)),
                 failures: AtomicU64::new(0),
+                #[cfg(feature = "slow-calls")]
                 slow: AtomicU64::new(0),
                 since: AtomicU64::new(0),
                 clock: Clock::new(),
@@ -242,15 +244,28 @@ impl CircuitBreaker {
 
     /// Reports a detached ticket's outcome; its duration is `now − admitted at`.
     pub fn record(&self, ticket: Ticket, now: u64, outcome: Outcome) {
-        let d = now.saturating_sub(ticket.started);
-        self.record_duration(ticket, now, outcome, d);
+        #[cfg(feature = "slow-calls")]
+        let slow = self.is_slow(now.saturating_sub(ticket.started));
+        #[cfg(not(feature = "slow-calls"))]
+        let slow = false;
+        self.settle(ticket, now, matches!(outcome, Outcome::Failure), slow);
     }
 
     /// Reports a detached ticket's outcome with a duration measured by the caller.
+    #[cfg(feature = "slow-calls")]
     pub fn record_duration(&self, ticket: Ticket, now: u64, outcome: Outcome, duration_ticks: u64) {
-        let slow =
-            self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks;
         let failed = matches!(outcome, Outcome::Failure);
+        self.settle(ticket, now, failed, self.is_slow(duration_ticks));
+    }
+
+    /// Whether a call of `duration_ticks` counts as slow (never when the trigger is off).
+    #[cfg(feature = "slow-calls")]
+    fn is_slow(&self, duration_ticks: u64) -> bool {
+        self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks
+    }
+
+    /// Records an outcome (`slow`: only with the slow-call trigger on) for the ticket's state.
+    fn settle(&self, ticket: Ticket, now: u64, failed: bool, slow: bool) {
         match ticket.kind {
             Kind::Disabled => {}
             Kind::Closed => self.record_closed(ticket.generation, now, failed, slow),
@@ -318,6 +333,7 @@ impl CircuitBreaker {
             ST_CLOSED => {
                 let fresh = w_make(gen_tag(gen), 0, 0);
                 store(&self.failures, fresh);
+                #[cfg(feature = "slow-calls")]
                 store(&self.slow, fresh);
             }
             ST_OPEN | ST_HALF_OPEN => {
@@ -349,18 +365,23 @@ impl CircuitBreaker {
         let c = &self.config;
         let min = u64::from(c.minimum_calls);
         let mut trip = false;
+        let failures = (
+            &self.failures,
+            failed,
+            c.failure_rate_percent,
+            c.consecutive_failures,
+        );
         // Both windows through one path (one call of each helper on MCUs): the failures with
         // the consecutive-failure trigger, then the slow calls when their trigger is on (a
         // failure rate is at least 1 %, so only the slow window is ever skipped).
-        for (word, bit, percent, run) in [
-            (
-                &self.failures,
-                failed,
-                c.failure_rate_percent,
-                c.consecutive_failures,
-            ),
-            (&self.slow, slow, c.slow_call_rate_percent, 0),
-        ] {
+        #[cfg(feature = "slow-calls")]
+        let windows = [failures, (&self.slow, slow, c.slow_call_rate_percent, 0)];
+        #[cfg(not(feature = "slow-calls"))]
+        let windows = {
+            let _ = slow; // always false without the trigger
+            [failures]
+        };
+        for (word, bit, percent, run) in windows {
             if percent == 0 {
                 continue;
             }
