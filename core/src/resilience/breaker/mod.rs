@@ -363,40 +363,27 @@ impl CircuitBreaker {
 
     fn record_closed(&self, gen: u32, now: u64, failed: bool, slow: bool) {
         let c = &self.config;
-        let min = u64::from(c.minimum_calls);
-        let mut trip = false;
-        let failures = (
-            &self.failures,
-            failed,
-            c.failure_rate_percent,
-            c.consecutive_failures,
-        );
-        // Both windows through one path (one call of each helper on MCUs): the failures with
-        // the consecutive-failure trigger, then the slow calls when their trigger is on (a
-        // failure rate is at least 1 %, so only the slow window is ever skipped).
-        #[cfg(feature = "slow-calls")]
-        let windows = [failures, (&self.slow, slow, c.slow_call_rate_percent, 0)];
-        #[cfg(not(feature = "slow-calls"))]
-        let windows = {
-            let _ = slow; // always false without the trigger
-            [failures]
+        let Some(w) = self.push(&self.failures, gen, failed).map(NonZeroU64::get) else {
+            return;
         };
-        for (word, bit, percent, run) in windows {
-            if percent == 0 {
-                continue;
-            }
-            // `None`: `gen` is no longer the closed generation, so nothing can trip.
-            let Some(w) = self.push(word, gen, bit).map(NonZeroU64::get) else {
-                return;
-            };
-            trip |= reached(w, min, percent);
-            if run > 0 {
-                // The newest `run` outcomes are all set (a mask test, not a count of trailing
-                // ones: no bit-scan table on MCUs).
-                let mask = count_mask(u64::from(run));
-                trip |= w_count(w) >= u64::from(run) && w_bits(w) & mask == mask;
+        let min = u64::from(c.minimum_calls);
+        let mut trip = reached(w, min, c.failure_rate_percent);
+        if c.consecutive_failures > 0 {
+            // The newest `consecutive_failures` outcomes are all failures (a mask test, not a
+            // count of trailing ones: no bit-scan table on MCUs).
+            let run = count_mask(u64::from(c.consecutive_failures));
+            trip |= w_count(w) >= u64::from(c.consecutive_failures) && w_bits(w) & run == run;
+        }
+        // Without the trigger `slow` is always false: one window, so one `push` and one
+        // `reached` (each inlined once on MCUs).
+        #[cfg(feature = "slow-calls")]
+        if c.slow_call_rate_percent > 0 {
+            if let Some(w) = self.push(&self.slow, gen, slow) {
+                trip |= reached(w.get(), min, c.slow_call_rate_percent);
             }
         }
+        #[cfg(not(feature = "slow-calls"))]
+        let _ = slow;
         if !trip {
             return;
         }
