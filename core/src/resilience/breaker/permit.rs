@@ -81,7 +81,7 @@ impl Ticket {
 }
 
 /// The right to make one call. Report it with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`record`](Self::record).
+/// [`failure`](Self::failure) or (feature `slow-calls`, with a duration you measured) `record`.
 ///
 /// Invariant: dropping it unreported gives a half-open probe slot back (another probe may be
 /// admitted) and records nothing.
