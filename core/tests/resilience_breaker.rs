@@ -10,6 +10,18 @@ use vitals_core::resilience::*;
 
 const MS: u64 = 1_000;
 
+/// The slow-call trigger's rate and threshold for the model: `(0, u64::MAX)` (off) without the
+/// `slow-calls` feature.
+fn slow_trigger(c: &BreakerConfig) -> (u8, u64) {
+    #[cfg(feature = "slow-calls")]
+    return (c.slow_call_rate_percent(), c.slow_call_ticks());
+    #[cfg(not(feature = "slow-calls"))]
+    {
+        let _ = c;
+        (0, u64::MAX)
+    }
+}
+
 fn consecutive(n: u8) -> CircuitBreaker {
     CircuitBreaker::new(
         BreakerConfig::new(MS)
@@ -80,6 +92,7 @@ fn consecutive_failures_trip_before_the_minimum() {
     assert_eq!(b.state(), BreakerState::Open);
 }
 
+#[cfg(feature = "slow-calls")]
 #[test]
 fn slow_call_rate_trips() {
     let b = CircuitBreaker::new(
@@ -254,14 +267,18 @@ fn ticks_near_u64_max_and_nanosecond_clocks() {
     );
     assert!(b.try_acquire(1_000_000 + r).is_ok());
 
-    // Past the 48-bit coarse time (millennia of ticks) times saturate: the breaker opens, then
-    // goes on working (two probes close it, a `now` of 0 after u64::MAX counts as no time
-    // passed) and never panics.
+    // Past the 48-bit coarse time (millennia of ticks) times saturate: the breaker opens (its
+    // wait, never cut short, then lasts until u64::MAX), then goes on working (two probes close
+    // it, a `now` of 0 after u64::MAX counts as no time passed) and never panics.
     let m = consecutive(1);
     fail_n(&m, 1, u64::MAX - 10);
     assert_eq!(m.state(), BreakerState::Open);
+    assert_eq!(
+        m.try_acquire(u64::MAX - 5).unwrap_err().retry_after,
+        Some(5)
+    );
     let mut seen = Vec::new();
-    for now in [u64::MAX - 5, u64::MAX, 0, u64::MAX] {
+    for now in [u64::MAX, u64::MAX, 0, u64::MAX] {
         let p = m.try_acquire(now).expect("admitted at the saturated end");
         seen.push((p.is_probe(), p.generation()));
         p.success(now);
@@ -409,7 +426,8 @@ impl Model {
         }
     }
     fn report(&mut self, gen: u32, probe: bool, now: u64, failed: bool, duration: u64) {
-        let slow = self.c.slow_call_rate_percent() > 0 && duration >= self.c.slow_call_ticks();
+        let (slow_rate, slow_ticks) = slow_trigger(&self.c);
+        let slow = slow_rate > 0 && duration >= slow_ticks;
         if gen != self.gen {
             return;
         }
@@ -427,9 +445,7 @@ impl Model {
                 let trip = (n >= min && fails * 100 >= self.c.failure_rate_percent() as u64 * n)
                     || (self.c.consecutive_failure_limit() > 0
                         && run >= self.c.consecutive_failure_limit() as u64)
-                    || (self.c.slow_call_rate_percent() > 0
-                        && n >= min
-                        && slows * 100 >= self.c.slow_call_rate_percent() as u64 * n);
+                    || (slow_rate > 0 && n >= min && slows * 100 >= slow_rate as u64 * n);
                 if trip {
                     self.open(now, 0);
                 }
@@ -537,13 +553,17 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
     )
         .prop_map(
             |(window, min, rate, consec, slow, open, doublings, probes, timeout)| {
-                let mut c = BreakerConfig::new(MS)
+                let c = BreakerConfig::new(MS)
                     .window(window, min.min(window))
                     .failure_rate(rate)
                     .consecutive_failures(consec.min(window));
-                if let Some((ms, pct)) = slow {
-                    c = c.slow_calls(ms, pct);
-                }
+                #[cfg(feature = "slow-calls")]
+                let c = match slow {
+                    Some((ms, pct)) => c.slow_calls(ms, pct),
+                    None => c,
+                };
+                #[cfg(not(feature = "slow-calls"))]
+                let _ = slow;
                 c.open_wait(open, open << doublings)
                     .half_open(probes, timeout)
             },
@@ -572,7 +592,13 @@ proptest! {
                 Op::Report { which, failed, duration } if !held.is_empty() => {
                     let (p, gen, probe) = held.swap_remove(which % held.len());
                     let outcome = if failed { Outcome::Failure } else { Outcome::Success };
+                    #[cfg(feature = "slow-calls")]
                     p.record(now, outcome, duration);
+                    #[cfg(not(feature = "slow-calls"))]
+                    match outcome {
+                        Outcome::Failure => p.failure(now),
+                        _ => p.success(now),
+                    }
                     m.report(gen, probe, now, failed, duration);
                 }
                 Op::Drop { which } if !held.is_empty() => {

@@ -32,12 +32,11 @@ impl Clock {
         }
     }
 
-    /// Records that the primitive acted at `now` (a `fetch_max` only when `now` is newer).
+    /// Records that the primitive acted at `now`: one `fetch_max` (only transitions call it, so
+    /// no load to skip it: less code on MCUs).
     #[inline]
     pub(crate) fn advance(&self, now: u64) {
-        if now > self.seen.load(Ordering::Relaxed) {
-            self.seen.fetch_max(now, Ordering::Relaxed);
-        }
+        self.seen.fetch_max(now, Ordering::Relaxed);
     }
 }
 

@@ -13,10 +13,10 @@ pub const MAX_WINDOW: u8 = 40;
 ///
 /// A breaker is only built from a valid configuration ([`validate`](Self::validate)):
 /// `ticks_per_second ≥ 1`, `1 ≤ minimum_calls ≤ window ≤ 40`, `1 ≤ failure_rate_percent ≤ 100`,
-/// `consecutive_failures ≤ window`, `slow_call_rate_percent ≤ 100`, `half_open_probes ≥ 1`,
-/// `1 ≤ open_ticks ≤ max_open_ticks`. [`CircuitBreaker::new`] refuses anything else (a compile
-/// error in a `static`), [`CircuitBreaker::try_new`] returns the [`ConfigError`], and
-/// [`clamped`](Self::clamped) moves every field into range.
+/// `consecutive_failures ≤ window`, `slow_call_rate_percent ≤ 100` (feature `slow-calls`),
+/// `half_open_probes ≥ 1`, `1 ≤ open_ticks ≤ max_open_ticks`. [`CircuitBreaker::new`] refuses
+/// anything else (a compile error in a `static`), [`CircuitBreaker::try_new`] returns the
+/// [`ConfigError`], and [`clamped`](Self::clamped) moves every field into range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Ticks per second of the caller's clock.
@@ -30,8 +30,10 @@ pub struct BreakerConfig {
     /// Also trip after this many failures in a row (0: off; at most `window`).
     pub(super) consecutive_failures: u8,
     /// A call that took at least this many ticks is slow.
+    #[cfg(feature = "slow-calls")]
     pub(super) slow_call_ticks: u64,
     /// Also trip when at least this percentage of the window was slow (0: off).
+    #[cfg(feature = "slow-calls")]
     pub(super) slow_call_rate_percent: u8,
     /// How long the breaker stays open the first time.
     pub(super) open_ticks: u64,
@@ -63,7 +65,9 @@ impl BreakerConfig {
             minimum_calls: 10,
             failure_rate_percent: 50,
             consecutive_failures: 0,
+            #[cfg(feature = "slow-calls")]
             slow_call_ticks: u64::MAX,
+            #[cfg(feature = "slow-calls")]
             slow_call_rate_percent: 0,
             open_ticks: ms_to_ticks(5_000, ticks_per_second),
             max_open_ticks: ms_to_ticks(60_000, ticks_per_second),
@@ -88,6 +92,7 @@ impl BreakerConfig {
         self
     }
     /// Calls of at least `slow_ms` are slow; trip when `rate_percent` of the window is slow.
+    #[cfg(feature = "slow-calls")]
     pub const fn slow_calls(mut self, slow_ms: u64, rate_percent: u8) -> Self {
         self.slow_call_ticks = ms_to_ticks(slow_ms, self.ticks_per_second);
         self.slow_call_rate_percent = rate_percent;
@@ -127,10 +132,12 @@ impl BreakerConfig {
         self.consecutive_failures
     }
     /// A call that took at least this many ticks is slow.
+    #[cfg(feature = "slow-calls")]
     pub const fn slow_call_ticks(&self) -> u64 {
         self.slow_call_ticks
     }
     /// Also trip when at least this percentage of the window was slow (0: off).
+    #[cfg(feature = "slow-calls")]
     pub const fn slow_call_rate_percent(&self) -> u8 {
         self.slow_call_rate_percent
     }
@@ -171,6 +178,7 @@ impl BreakerConfig {
                 "at most window (0 turns it off)"
             ));
         }
+        #[cfg(feature = "slow-calls")]
         if self.slow_call_rate_percent > 100 {
             return Err(config_error!(
                 "slow_call_rate_percent",
@@ -207,7 +215,10 @@ impl BreakerConfig {
         self.minimum_calls = clamp(self.minimum_calls, 1, self.window);
         self.failure_rate_percent = clamp(self.failure_rate_percent, 1, 100);
         self.consecutive_failures = clamp(self.consecutive_failures, 0, self.window);
-        self.slow_call_rate_percent = clamp(self.slow_call_rate_percent, 0, 100);
+        #[cfg(feature = "slow-calls")]
+        {
+            self.slow_call_rate_percent = clamp(self.slow_call_rate_percent, 0, 100);
+        }
         self.half_open_probes = clamp(self.half_open_probes, 1, u8::MAX);
         if self.open_ticks == 0 {
             self.open_ticks = 1;

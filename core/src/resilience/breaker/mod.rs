@@ -26,8 +26,8 @@ use state::*;
 /// Invariants:
 /// - closed: every call is admitted with one atomic load; the breaker trips to open when the last
 ///   `window` outcomes hold at least `minimum_calls` calls and `failure_rate_percent` of them
-///   failed, or (optionally) `consecutive_failures` in a row failed, or `slow_call_rate_percent`
-///   were slow;
+///   failed, or (optionally) `consecutive_failures` in a row failed, or (feature `slow-calls`)
+///   `slow_call_rate_percent` were slow;
 /// - open: refused with the remaining wait; the wait is `open_ticks × 2^k` capped at
 ///   `max_open_ticks`, where `k` counts failed half-open rounds since the breaker last closed;
 /// - half-open: at most `half_open_probes` calls are admitted per round, counted at admission;
@@ -58,6 +58,7 @@ use state::*;
 pub struct CircuitBreaker {
     state: AtomicU64,
     failures: AtomicU64,
+    #[cfg(feature = "slow-calls")]
     slow: AtomicU64,
     since: AtomicU64,
     clock: Clock,
@@ -99,6 +100,7 @@ impl CircuitBreaker {
             Ok(Self {
                 state: AtomicU64::new(make(ST_CLOSED, 0, 0, 0, 0)),
                 failures: AtomicU64::new(0),
+                #[cfg(feature = "slow-calls")]
                 slow: AtomicU64::new(0),
                 since: AtomicU64::new(0),
                 clock: Clock::new(),
@@ -185,13 +187,16 @@ impl CircuitBreaker {
                         }
                     } else {
                         let eff = self.clock.effective(now);
-                        // The ticks still to wait, or `None` when the wait (open) or the round
-                        // (half-open) is over.
+                        // How long the wait (open) or the round (half-open) lasts from its start.
+                        let span = if open {
+                            self.open_wait(level(s))
+                        } else {
+                            timeout
+                        };
+                        // The ticks still to wait, or `None` when the wait or the round is over.
                         let wait = match self.since_for(gen) {
-                            Some(until) if open => (self.coarse(eff) < until)
-                                .then(|| self.ticks_of_coarse(until).saturating_sub(eff).max(1)),
                             Some(start) => {
-                                let deadline = self.ticks_of_coarse(start).saturating_add(timeout);
+                                let deadline = self.ticks_of_coarse(start).saturating_add(span);
                                 (eff < deadline).then(|| deadline - eff)
                             }
                             None => {
@@ -202,11 +207,7 @@ impl CircuitBreaker {
                                     s = again;
                                     continue;
                                 }
-                                Some(if open {
-                                    self.open_wait(level(s))
-                                } else {
-                                    timeout.max(1)
-                                })
+                                Some(span.max(1))
                             }
                         };
                         if let Some(wait) = wait {
@@ -243,15 +244,28 @@ impl CircuitBreaker {
 
     /// Reports a detached ticket's outcome; its duration is `now − admitted at`.
     pub fn record(&self, ticket: Ticket, now: u64, outcome: Outcome) {
-        let d = now.saturating_sub(ticket.started);
-        self.record_duration(ticket, now, outcome, d);
+        #[cfg(feature = "slow-calls")]
+        let slow = self.is_slow(now.saturating_sub(ticket.started));
+        #[cfg(not(feature = "slow-calls"))]
+        let slow = false;
+        self.settle(ticket, now, matches!(outcome, Outcome::Failure), slow);
     }
 
     /// Reports a detached ticket's outcome with a duration measured by the caller.
+    #[cfg(feature = "slow-calls")]
     pub fn record_duration(&self, ticket: Ticket, now: u64, outcome: Outcome, duration_ticks: u64) {
-        let slow =
-            self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks;
         let failed = matches!(outcome, Outcome::Failure);
+        self.settle(ticket, now, failed, self.is_slow(duration_ticks));
+    }
+
+    /// Whether a call of `duration_ticks` counts as slow (never when the trigger is off).
+    #[cfg(feature = "slow-calls")]
+    fn is_slow(&self, duration_ticks: u64) -> bool {
+        self.config.slow_call_rate_percent > 0 && duration_ticks >= self.config.slow_call_ticks
+    }
+
+    /// Records an outcome (`slow`: only with the slow-call trigger on) for the ticket's state.
+    fn settle(&self, ticket: Ticket, now: u64, failed: bool, slow: bool) {
         match ticket.kind {
             Kind::Disabled => {}
             Kind::Closed => self.record_closed(ticket.generation, now, failed, slow),
@@ -305,10 +319,10 @@ impl CircuitBreaker {
 
     /// Every transition: replaces the state word `s` by `next` (of the next generation) and
     /// returns `s`, or returns the word found instead and does nothing else. Entering `next` at
-    /// `now`: a closed breaker's windows start afresh; an open breaker publishes when its wait
-    /// ends, a half-open round when it started (times from the high-water mark of `now`, read
-    /// after the exchange is won). One function for every transition, and the word in registers
-    /// rather than a `Result` in memory (flash on MCUs).
+    /// `now`: a closed breaker's windows start afresh; an open breaker or a half-open round
+    /// publishes when it started (the high-water mark of `now`, read after the exchange is won;
+    /// admission adds the open wait or the probe timeout to it). One function for every
+    /// transition, and the word in registers rather than a `Result` in memory (flash on MCUs).
     fn transition(&self, s: u64, next: u64, now: u64) -> u64 {
         if let Err(found) = cas(&self.state, s, next) {
             return found;
@@ -319,16 +333,12 @@ impl CircuitBreaker {
             ST_CLOSED => {
                 let fresh = w_make(gen_tag(gen), 0, 0);
                 store(&self.failures, fresh);
+                #[cfg(feature = "slow-calls")]
                 store(&self.slow, fresh);
             }
             ST_OPEN | ST_HALF_OPEN => {
                 let eff = self.clock.effective(now);
-                let since = if st(next) == ST_OPEN {
-                    self.coarse_ceil(eff.saturating_add(self.open_wait(level(next))))
-                } else {
-                    self.coarse(eff)
-                };
-                self.publish(gen, since);
+                self.publish(gen, self.coarse_ceil(eff));
                 self.clock.advance(now);
             }
             _ => {}
@@ -364,11 +374,16 @@ impl CircuitBreaker {
             let run = count_mask(u64::from(c.consecutive_failures));
             trip |= w_count(w) >= u64::from(c.consecutive_failures) && w_bits(w) & run == run;
         }
+        // Without the trigger `slow` is always false: one window, so one `push` and one
+        // `reached` (each inlined once on MCUs).
+        #[cfg(feature = "slow-calls")]
         if c.slow_call_rate_percent > 0 {
             if let Some(w) = self.push(&self.slow, gen, slow) {
                 trip |= reached(w.get(), min, c.slow_call_rate_percent);
             }
         }
+        #[cfg(not(feature = "slow-calls"))]
+        let _ = slow;
         if !trip {
             return;
         }
@@ -480,11 +495,7 @@ impl CircuitBreaker {
         wait.min(c.max_open_ticks)
     }
 
-    #[inline]
-    fn coarse(&self, ticks: u64) -> u64 {
-        (ticks >> self.shift).min(TIME_MASK)
-    }
-
+    /// `ticks` in coarse units, rounded up (a wait or round measured from it never ends early).
     #[inline]
     fn coarse_ceil(&self, ticks: u64) -> u64 {
         let unit = (1u64 << self.shift) - 1;

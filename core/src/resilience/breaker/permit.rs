@@ -81,7 +81,7 @@ impl Ticket {
 }
 
 /// The right to make one call. Report it with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`record`](Self::record).
+/// [`failure`](Self::failure) or (feature `slow-calls`, with a duration you measured) `record`.
 ///
 /// Invariant: dropping it unreported gives a half-open probe slot back (another probe may be
 /// admitted) and records nothing.
@@ -102,6 +102,7 @@ impl Permit<'_> {
         self.finish(now, Outcome::Failure, None);
     }
     /// Reports `outcome` with a duration measured by the caller (for the slow-call rate).
+    #[cfg(feature = "slow-calls")]
     pub fn record(self, now: u64, outcome: Outcome, duration_ticks: u64) {
         self.finish(now, outcome, Some(duration_ticks));
     }
@@ -127,8 +128,17 @@ impl Permit<'_> {
 
     fn finish(mut self, now: u64, outcome: Outcome, duration: Option<u64>) {
         if let Some(t) = self.ticket.take() {
-            let d = duration.unwrap_or_else(|| now.saturating_sub(t.started));
-            self.breaker.record_duration(t, now, outcome, d);
+            #[cfg(feature = "slow-calls")]
+            {
+                let d = duration.unwrap_or_else(|| now.saturating_sub(t.started));
+                self.breaker.record_duration(t, now, outcome, d);
+            }
+            #[cfg(not(feature = "slow-calls"))]
+            {
+                let _ = duration; // only the slow-call trigger reads durations
+                self.breaker
+                    .settle(t, now, matches!(outcome, Outcome::Failure), false);
+            }
         }
     }
 }

@@ -7,9 +7,10 @@
 //! - two outcome windows (`failures`, `slow`): the newest outcomes as bits (40, newest lowest),
 //!   how many of them count (6 bits, at most `window`; bits above the count are stale and never
 //!   read) and the generation they belong to (18-bit tag).
-//! - `since`: when the current open period ends, or when the current half-open round started, in
-//!   coarse ticks (48 bits), tagged with the generation it belongs to (16 bits). It only moves
-//!   forward, so a slow writer can never overwrite a newer generation's time.
+//! - `since`: when the current open period or half-open round started, in coarse ticks rounded
+//!   up (48 bits; the wait or round is measured from it, so it never ends early), tagged with the
+//!   generation it belongs to (16 bits). It only moves forward, so a slow writer can never
+//!   overwrite a newer generation's time.
 
 use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
