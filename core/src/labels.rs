@@ -3,7 +3,7 @@
 //! Two kinds of labels, chosen per family:
 //! - **Typed** ([`LabelSet`]): an enum (or a tuple of enums) maps to a dense index, so a labelled
 //!   update is an array index with no lookup and no hashing. Declare one with [`label_enum!`](crate::label_enum).
-//! - **String values** ([`crate::StrFamily`]): values known only at run time, kept in a fixed table.
+//! - **String values** (`StrFamily`, feature `string-labels`): values known only at run time, kept in a fixed table.
 //!
 //! Label values are escaped when rendered (`\\`, `\"`, `\n`), never trusted.
 

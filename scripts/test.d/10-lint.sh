@@ -14,3 +14,5 @@ cargo clippy -p vitals-server --no-default-features --all-targets -- -D warnings
 # The crate docs (the core's and vitals-std's READMEs included) build without a warning: a broken
 # intra-doc link fails.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p vitals-core -p vitals-std -p vitals-server
+# The core as firmware takes it (no default features): links to items behind a feature fail there.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p vitals-core --no-default-features
