@@ -44,16 +44,24 @@ fn token_bucket_never_admits_more_than_the_burst() {
     });
 }
 
+/// A bucket of burst 3 (one token a second) after two racing admissions, at t = 2000 on a
+/// spawned thread and at t = 1000 on the model's main thread; both are admitted in every
+/// interleaving.
+fn admitted_at_2000_and_racing_1000() -> Arc<TokenBucket> {
+    let b = Arc::new(bucket(3));
+    let b2 = b.clone();
+    let t = thread::spawn(move || b2.try_acquire(2_000).is_ok());
+    assert!(b.try_acquire(1_000).is_ok());
+    assert!(t.join().unwrap());
+    b
+}
+
 /// The high-water mark is derived from the TAT (no second word): a thread whose `now` is earlier
 /// than one another thread already admitted at, whatever the interleaving, gets no refill.
 #[test]
 fn token_bucket_now_before_an_admission_counts_as_no_time_passed() {
     loom::model(|| {
-        let b = Arc::new(bucket(3));
-        let b2 = b.clone();
-        let t = thread::spawn(move || b2.try_acquire(2_000).is_ok());
-        assert!(b.try_acquire(1_000).is_ok());
-        assert!(t.join().unwrap());
+        let b = admitted_at_2000_and_racing_1000();
         // Earlier than the latest admission: never more than at t = 2000, never less than at t = 0.
         assert!(b.available(0) <= b.available(2_000));
         assert!(b.available(2_000) >= 1);
@@ -91,11 +99,7 @@ fn token_bucket_racing_an_earlier_now_never_over_admits() {
 #[test]
 fn token_bucket_gauge_is_exact_again_after_racing_admissions() {
     loom::model(|| {
-        let b = Arc::new(bucket(3));
-        let b2 = b.clone();
-        let t = thread::spawn(move || b2.try_acquire(2_000).is_ok());
-        assert!(b.try_acquire(1_000).is_ok());
-        assert!(t.join().unwrap());
+        let b = admitted_at_2000_and_racing_1000();
         let racing = b.available_latest();
         let at = |t| b.available(t);
         assert!(
