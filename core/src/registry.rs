@@ -398,15 +398,21 @@ mod tests {
         let e = Entry::try_new("x_bytes", "", &g).unwrap();
         assert_eq!(e.unit_name(), None);
         assert_eq!(e.try_unit("bytes").unwrap().unit_name(), Some("bytes"));
-        // The unit is kept as a length (u16): a longer one is refused, not cut.
-        use std::string::String;
-        let unit = "b".repeat(usize::from(u16::MAX));
-        let name = String::from("x_") + &unit;
-        let e = Entry::try_new(&name, "", &g).unwrap();
-        assert_eq!(e.try_unit(&unit).unwrap().unit_name(), Some(unit.as_str()));
-        let (unit, name) = (unit.clone() + "b", name + "b");
-        let e = Entry::try_new(&name, "", &g).unwrap();
-        assert_eq!(e.try_unit(&unit).err(), Some(NameError::UnitTooLong));
+        // The unit is kept as a length (u16): a longer one is refused, not cut. `x_` and
+        // 65,536 `b`s: the longest unit that fits is one `b` shorter.
+        const MAX: usize = u16::MAX as usize;
+        static NAME: [u8; 2 + MAX + 1] = {
+            let mut a = [b'b'; 2 + MAX + 1];
+            a[0] = b'x';
+            a[1] = b'_';
+            a
+        };
+        let text = core::str::from_utf8(&NAME).unwrap();
+        let (name, unit) = (&text[..2 + MAX], &text[2..2 + MAX]);
+        let e = Entry::try_new(name, "", &g).unwrap();
+        assert_eq!(e.try_unit(unit).unwrap().unit_name(), Some(unit));
+        let e = Entry::try_new(text, "", &g).unwrap();
+        assert_eq!(e.try_unit(&text[2..]).err(), Some(NameError::UnitTooLong));
         let e = [Entry::new("a", "", &c), Entry::new("a_total", "", &c)];
         assert_eq!(
             Registry::try_new(&e).err(),
