@@ -23,24 +23,10 @@
 //! deny row). Prints the allowed count, so nothing is optimised away.
 
 use governor::clock::{Clock, FakeRelativeClock, QuantaClock, QuantaInstant, Reference};
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::time::Duration;
-use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
-
-const NANOS: u64 = 1_000_000_000;
-
-type DirectFake = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<Nanos>>;
-type DirectQuanta =
-    RateLimiter<NotKeyed, InMemoryState, QuantaClock, NoOpMiddleware<QuantaInstant>>;
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero")
-}
+use vitals_benches::resilience::limiters::{self, GovernorFake, GovernorQuanta};
+use vitals_core::resilience::TokenBucket;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,47 +38,33 @@ fn main() {
     let allowed = match (limiter, clock) {
         ("vitals", "fake") => {
             let clock = FakeRelativeClock::default();
-            let tb = TokenBucket::new(TokenBucketConfig::new(
-                NANOS,
-                Rate::per_second(1_000_000),
-                10,
-            ));
+            let tb = limiters::allow();
             calls_vitals_fake(&clock, &tb, calls)
         }
         ("governor", "fake") => {
             let clock = FakeRelativeClock::default();
-            let rl = RateLimiter::direct_with_clock(
-                Quota::per_second(nz(1_000_000)).allow_burst(nz(10)),
-                clock.clone(),
-            );
+            let rl = limiters::allow_governor(&clock);
             calls_governor_fake(&clock, &rl, calls)
         }
         ("vitals", "quanta") => {
             let clock = QuantaClock::default();
             let start = clock.now();
-            let tb = TokenBucket::new(TokenBucketConfig::new(
-                NANOS,
-                Rate::per_second(NANOS),
-                1_000_000,
-            ));
+            let tb = limiters::allow_quanta();
             calls_vitals_quanta(&clock, start, &tb, calls)
         }
         ("governor", "quanta") => {
-            let rl = RateLimiter::direct_with_clock(
-                Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
-                QuantaClock::default(),
-            );
+            let rl = limiters::allow_quanta_governor();
             calls_governor_quanta(&rl, calls)
         }
         ("vitals", "deny") => {
             let clock = FakeRelativeClock::default();
-            let tb = TokenBucket::new(TokenBucketConfig::new(NANOS, Rate::per_second(1), 1));
+            let tb = limiters::deny();
             let _ = tb.try_acquire(clock.now().as_u64());
             calls_vitals_deny(&clock, &tb, calls)
         }
         ("governor", "deny") => {
             let clock = FakeRelativeClock::default();
-            let rl = RateLimiter::direct_with_clock(Quota::per_second(nz(1)), clock.clone());
+            let rl = limiters::deny_governor(&clock);
             let _ = rl.check();
             calls_governor_deny(&rl, calls)
         }
@@ -115,7 +87,7 @@ fn calls_vitals_fake(clock: &FakeRelativeClock, tb: &TokenBucket, calls: u64) ->
 }
 
 #[inline(never)]
-fn calls_governor_fake(clock: &FakeRelativeClock, rl: &DirectFake, calls: u64) -> u64 {
+fn calls_governor_fake(clock: &FakeRelativeClock, rl: &GovernorFake, calls: u64) -> u64 {
     let mut allowed = 0;
     for _ in 0..calls {
         clock.advance(Duration::from_micros(1));
@@ -140,7 +112,7 @@ fn calls_vitals_quanta(
 }
 
 #[inline(never)]
-fn calls_governor_quanta(rl: &DirectQuanta, calls: u64) -> u64 {
+fn calls_governor_quanta(rl: &GovernorQuanta, calls: u64) -> u64 {
     let mut allowed = 0;
     for _ in 0..calls {
         allowed += u64::from(black_box(rl.check().is_ok()));
@@ -158,7 +130,7 @@ fn calls_vitals_deny(clock: &FakeRelativeClock, tb: &TokenBucket, calls: u64) ->
 }
 
 #[inline(never)]
-fn calls_governor_deny(rl: &DirectFake, calls: u64) -> u64 {
+fn calls_governor_deny(rl: &GovernorFake, calls: u64) -> u64 {
     let mut allowed = 0;
     for _ in 0..calls {
         allowed += u64::from(black_box(rl.check().is_ok()));

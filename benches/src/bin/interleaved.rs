@@ -18,12 +18,10 @@
 //! (each divided by the lines it wrote) and vitals' ratio to the best peer of that round.
 
 use governor::clock::{Clock, FakeRelativeClock, QuantaClock, Reference};
-use governor::{Quota, RateLimiter};
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use vitals_benches::data;
-use vitals_core::resilience::{Rate, TokenBucket, TokenBucketConfig};
+use vitals_benches::resilience::limiters;
 use vitals_core::{Bounds, Exemplar, Histogram, Scale};
 
 const CALLS: u32 = 20_000_000;
@@ -41,22 +39,14 @@ fn per_call(f: impl FnMut()) -> f64 {
 }
 
 fn allow() -> (f64, f64) {
-    let nz = |n| NonZeroU32::new(n).expect("non-zero");
     let clock = FakeRelativeClock::default();
-    let tb = TokenBucket::new(TokenBucketConfig::new(
-        1_000_000_000,
-        Rate::per_second(1_000_000),
-        10,
-    ));
+    let tb = limiters::allow();
     let vitals = per_call(|| {
         clock.advance(Duration::from_micros(1));
         black_box(tb.try_acquire(clock.now().as_u64()).is_ok());
     });
     let clock = FakeRelativeClock::default();
-    let rl = RateLimiter::direct_with_clock(
-        Quota::per_second(nz(1_000_000)).allow_burst(nz(10)),
-        clock.clone(),
-    );
+    let rl = limiters::allow_governor(&clock);
     let governor = per_call(|| {
         clock.advance(Duration::from_micros(1));
         black_box(rl.check().is_ok());
@@ -67,22 +57,14 @@ fn allow() -> (f64, f64) {
 /// The allow row on governor's `QuantaClock` (the criterion `token_bucket_allow_quanta` setup):
 /// both read the same clock once per call.
 fn allow_quanta() -> (f64, f64) {
-    let nz = |n| NonZeroU32::new(n).expect("non-zero");
     let clock = QuantaClock::default();
     let start = clock.now();
-    let tb = TokenBucket::new(TokenBucketConfig::new(
-        1_000_000_000,
-        Rate::per_second(1_000_000_000),
-        1_000_000,
-    ));
+    let tb = limiters::allow_quanta();
     let vitals = per_call(|| {
         let now = clock.now().duration_since(start).as_u64();
         black_box(tb.try_acquire(now).is_ok());
     });
-    let rl = RateLimiter::direct_with_clock(
-        Quota::per_second(nz(1_000_000_000)).allow_burst(nz(1_000_000)),
-        QuantaClock::default(),
-    );
+    let rl = limiters::allow_quanta_governor();
     let governor = per_call(|| {
         black_box(rl.check().is_ok());
     });
