@@ -2,8 +2,12 @@
 //!
 //! Bounds are integers in a decimal unit (`Scale::MICRO`: observations and bounds in microseconds,
 //! rendered as seconds), so the hot path never touches floating point: find the bucket (linear
-//! search for small N, binary above), then two relaxed RMWs (bucket count, sum). Counts are kept per
-//! bucket (not cumulative); `_count` is derived as their sum, so `le="+Inf"` always equals `_count`.
+//! search for small N, binary above), then record it in that bucket's [`tally`]: one atomic add on
+//! a 64-bit server (count and sum share a word), two on a 32-bit chip (count, then the series'
+//! sum). Counts are kept per bucket (not cumulative); `_count` is derived as their sum, so
+//! `le="+Inf"` always equals `_count`.
+
+mod tally;
 
 #[cfg(feature = "exemplars")]
 use crate::exemplar::Exemplar;
@@ -11,6 +15,7 @@ use crate::labels::Labels;
 use crate::registry::{Collect, HistogramView, Instrument, Kind, Series, Value};
 use crate::sync::{AtomicU64, Ordering};
 use core::fmt;
+pub(crate) use tally::{Carry, Tally};
 
 /// The decimal unit of a histogram's integer bounds and observations: the value rendered is
 /// `integer / 10^decimals`, written exactly (no float rounding).
@@ -215,12 +220,13 @@ impl<const N: usize> Bounds<N> {
     }
 }
 
-/// The counters of one histogram series: a count per bucket, the `+Inf` overflow count and the sum
-/// of observations (in the bounds' unit). Families share one [`Bounds`] across many cells.
+/// The counters of one histogram series: a [`tally`] per bucket (the `+Inf` overflow bucket
+/// included) and a sum word for the observations the tallies leave out (on a 32-bit chip, all of
+/// them), in the bounds' unit. Families share one [`Bounds`] across many cells.
 #[derive(Debug)]
 pub struct HistogramCells<const N: usize> {
-    pub(crate) counts: [AtomicU64; N],
-    pub(crate) inf: AtomicU64,
+    pub(crate) counts: [Tally; N],
+    pub(crate) inf: Tally,
     pub(crate) sum: AtomicU64,
     /// The latest exemplar per bucket (`+Inf` included).
     #[cfg(feature = "exemplars")]
@@ -232,8 +238,8 @@ impl<const N: usize> HistogramCells<N> {
         /// Empty cells.
         pub const fn new() -> Self {
             HistogramCells {
-                counts: crate::macros::atomic_array(),
-                inf: AtomicU64::new(0),
+                counts: tally::tallies(),
+                inf: Tally::new(),
                 sum: AtomicU64::new(0),
                 #[cfg(feature = "exemplars")]
                 exemplars: crate::exemplar::Exemplars::new(),
@@ -241,14 +247,26 @@ impl<const N: usize> HistogramCells<N> {
         }
     }
 
-    /// Records `v` against `bounds`: two relaxed RMWs. The sum wraps at `u64::MAX`.
+    /// Records `v` against `bounds`: one atomic add on a 64-bit server for values below 2^24, two
+    /// otherwise (see [`tally`]). The sum wraps at `u64::MAX`.
     #[inline]
     pub fn observe(&self, bounds: &Bounds<N>, v: u64) {
-        match self.counts.get(bounds.bucket(v)) {
-            Some(c) => c.fetch_add(1, Ordering::Relaxed),
-            None => self.inf.fetch_add(1, Ordering::Relaxed),
-        };
-        self.sum.fetch_add(v, Ordering::Relaxed);
+        self.record(bounds.bucket(v), v);
+    }
+
+    /// Records `v` in bucket `i` (`N` and above: `+Inf`).
+    #[inline]
+    fn record(&self, i: usize, v: u64) {
+        let rest = self.tally(i).record(v);
+        if rest != 0 {
+            self.sum.fetch_add(rest, Ordering::Relaxed);
+        }
+    }
+
+    /// Bucket `i`'s tally (`N` and above: `+Inf`).
+    #[inline]
+    fn tally(&self, i: usize) -> &Tally {
+        self.counts.get(i).unwrap_or(&self.inf)
     }
 
     /// Records `v` against `bounds` and keeps `exemplar` as its bucket's latest (unless another
@@ -257,11 +275,7 @@ impl<const N: usize> HistogramCells<N> {
     #[inline]
     pub fn observe_with_exemplar(&self, bounds: &Bounds<N>, v: u64, exemplar: &Exemplar) {
         let i = bounds.bucket(v);
-        match self.counts.get(i) {
-            Some(c) => c.fetch_add(1, Ordering::Relaxed),
-            None => self.inf.fetch_add(1, Ordering::Relaxed),
-        };
-        self.sum.fetch_add(v, Ordering::Relaxed);
+        self.record(i, v);
         self.exemplars.slot(i).record(exemplar, v);
     }
 
@@ -277,25 +291,29 @@ impl<const N: usize> HistogramCells<N> {
 
     /// Number of observations (sum of all buckets).
     pub fn count(&self) -> u64 {
-        self.counts
-            .iter()
-            .fold(self.inf.load(Ordering::Relaxed), |a, c| {
-                a.wrapping_add(c.load(Ordering::Relaxed))
-            })
+        self.tallies().fold(0, |a, t| a.wrapping_add(t.read().0))
     }
 
     /// Sum of observations, in the bounds' unit.
     pub fn sum(&self) -> u64 {
-        self.sum.load(Ordering::Relaxed)
+        self.tallies()
+            .fold(self.sum.load(Ordering::Relaxed), |a, t| {
+                a.wrapping_add(t.read().1)
+            })
     }
 
     /// Per-bucket (non-cumulative) counts and the `+Inf` bucket's count: `(buckets, inf)`.
     pub fn buckets(&self) -> ([u64; N], u64) {
         let mut out = [0u64; N];
-        for (o, c) in out.iter_mut().zip(self.counts.iter()) {
-            *o = c.load(Ordering::Relaxed);
+        for (o, t) in out.iter_mut().zip(self.counts.iter()) {
+            *o = t.read().0;
         }
-        (out, self.inf.load(Ordering::Relaxed))
+        (out, self.inf.read().0)
+    }
+
+    /// Every bucket's tally, `+Inf` last.
+    fn tallies(&self) -> impl Iterator<Item = &Tally> {
+        self.counts.iter().chain(core::iter::once(&self.inf))
     }
 }
 

@@ -77,3 +77,31 @@ pub use str_family::{LabelError, StrFamily};
 pub mod __private {
     pub use crate::name::check_label_name;
 }
+
+/// Model-checking hooks, only under `--cfg loom`; not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// A histogram tally in a layout small enough for every carry to happen within a few
+    /// observations: three count bits, a count epoch of 2 observations, an accumulator epoch of
+    /// 64 (an epoch may lag by 3 carries: enough for two writers and a reader).
+    #[derive(Debug)]
+    pub struct SmallTally(crate::histogram::Tally<3, 1, 6>);
+
+    impl SmallTally {
+        /// An empty tally.
+        pub fn new() -> Self {
+            SmallTally(crate::histogram::Tally::new())
+        }
+
+        /// Records `v`; returns what a series' sum word would take (`v` when it is 8 or more).
+        pub fn record(&self, v: u64) -> u64 {
+            self.0.record(v)
+        }
+
+        /// `(count, sum)` of what was recorded (the sum without what `record` returned).
+        pub fn read(&self) -> (u64, u64) {
+            self.0.read()
+        }
+    }
+}

@@ -12,13 +12,13 @@ macro_rules! const_fn {
 }
 
 /// An array of zeroed atomics, built in a constant (or at run time under loom).
-#[cfg(not(loom))]
+#[cfg(all(feature = "exemplars", not(loom)))]
 pub(crate) const fn atomic_array<const N: usize>() -> [crate::sync::AtomicU64; N] {
     [const { crate::sync::AtomicU64::new(0) }; N]
 }
 
 /// An array of zeroed atomics, built at run time (loom's atomics are not `const`).
-#[cfg(loom)]
+#[cfg(all(feature = "exemplars", loom))]
 pub(crate) fn atomic_array<const N: usize>() -> [crate::sync::AtomicU64; N] {
     core::array::from_fn(|_| crate::sync::AtomicU64::new(0))
 }

@@ -14,7 +14,7 @@
 //! Invariants: every name and label name was validated when the entry was declared (a compile error
 //! in a `static`); no two entries share a name. Rendering never validates.
 
-use crate::histogram::{HistogramCells, Scale};
+use crate::histogram::{HistogramCells, Scale, Tally};
 use crate::labels::Labels;
 use crate::name;
 use crate::sync::AtomicU64;
@@ -65,8 +65,8 @@ pub enum Value<'a> {
 pub struct HistogramView<'a> {
     pub(crate) le: &'a [u64],
     pub(crate) scale: Scale,
-    pub(crate) counts: &'a [AtomicU64],
-    pub(crate) inf: &'a AtomicU64,
+    pub(crate) counts: &'a [Tally],
+    pub(crate) inf: &'a Tally,
     pub(crate) sum: &'a AtomicU64,
     #[cfg(feature = "exemplars")]
     pub(crate) exemplars: (
@@ -91,6 +91,12 @@ impl<'a> HistogramView<'a> {
             #[cfg(feature = "exemplars")]
             exemplars: (&cells.exemplars.buckets, &cells.exemplars.inf),
         }
+    }
+
+    /// Bucket `i`'s tally (`le.len()` is `+Inf`).
+    #[inline]
+    pub(crate) fn tally(&self, i: usize) -> &'a Tally {
+        self.counts.get(i).unwrap_or(self.inf)
     }
 
     /// Bucket `i`'s exemplar (`le.len()` is `+Inf`) and its value.

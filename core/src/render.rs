@@ -9,6 +9,7 @@
 //! Histogram buckets are cumulative even when a render spans calls and values change between
 //! them: the cursor carries the running count, so `le="+Inf"` always equals `_count`.
 
+use crate::histogram::Carry;
 #[cfg(all(feature = "dyn-labels", target_pointer_width = "64"))]
 use crate::labels::LabelSource;
 use crate::labels::Labels;
@@ -22,6 +23,7 @@ use crate::number::{write_i64, write_u64, Digits};
 use crate::registry::{Entry, Kind, Registry, Series, Value};
 #[cfg(feature = "string-labels")]
 use crate::sync::AtomicU8;
+#[cfg(feature = "string-labels")]
 use crate::sync::Ordering;
 use crate::{Format, RenderError};
 
@@ -51,8 +53,8 @@ pub struct Cursor {
     /// In [`Phase::Series`]: the series and the line within it.
     index: usize,
     line: usize,
-    /// Running cumulative bucket count of the histogram series being rendered.
-    carry: u64,
+    /// Running cumulative bucket count (and sum) of the histogram series being rendered.
+    carry: Carry,
 }
 
 impl Cursor {
@@ -64,7 +66,7 @@ impl Cursor {
             phase: Phase::Help,
             index: 0,
             line: 0,
-            carry: 0,
+            carry: Carry::ZERO,
         }
     }
 
@@ -602,7 +604,7 @@ fn step(entries: &[Entry<'_>], c: &mut Cursor, out: &mut Out<'_>) -> Step {
 fn next_entry(c: &mut Cursor) {
     c.entry += 1;
     c.phase = Phase::Help;
-    c.carry = 0;
+    c.carry = Carry::ZERO;
 }
 
 fn family_name(out: &mut Out<'_>, fam: &Family<'_>, om: bool) {
@@ -640,7 +642,7 @@ fn series_line(e: &Entry<'_>, fam: &Family<'_>, c: &mut Cursor, out: &mut Out<'_
             Value::Histogram(h) => {
                 let n = h.le.len();
                 if line == 0 {
-                    c.carry = 0;
+                    c.carry = Carry::ZERO;
                 }
                 while line <= n + 2 {
                     let (start, carry) = (out.pos, c.carry);
@@ -718,18 +720,14 @@ fn histogram_line(
     let n = h.le.len();
     let bucket = line <= n;
     if bucket {
-        let count = match h.counts.get(line) {
-            Some(a) => a.load(Ordering::Relaxed),
-            None => h.inf.load(Ordering::Relaxed),
-        };
-        c.carry = c.carry.wrapping_add(count);
+        c.carry.add(h.tally(line));
     }
     let (suffix, value, decimals): (&[u8], u64, u8) = if bucket {
-        (b"_bucket", c.carry, 0)
+        (b"_bucket", c.carry.count(), 0)
     } else if line == n + 1 {
-        (b"_sum", h.sum.load(Ordering::Relaxed), h.scale.get())
+        (b"_sum", c.carry.sum(h.sum), h.scale.get())
     } else {
-        (b"_count", c.carry, 0)
+        (b"_count", c.carry.count(), 0)
     };
     out.put(fam.name().as_bytes());
     out.put(suffix);
@@ -772,12 +770,7 @@ fn histogram_line(
     let key = (c.entry, index);
     let n = h.le.len();
     if line <= n {
-        let count = if line < n {
-            h.counts.get(line).map_or(0, |a| a.load(Ordering::Relaxed))
-        } else {
-            h.inf.load(Ordering::Relaxed)
-        };
-        c.carry = c.carry.wrapping_add(count);
+        c.carry.add(h.tally(line));
         match out.bucket_seen {
             Some((k, start, len)) if k == key => out.repeat(start, len),
             _ => {
@@ -797,7 +790,7 @@ fn histogram_line(
             None => out.put(b"+Inf"),
         }
         out.put(b"\"} ");
-        out.u64(c.carry);
+        out.u64(c.carry.count());
         #[cfg(feature = "exemplars")]
         if c.format == Format::OpenMetrics {
             if let Some((e, v)) = h.exemplar(line) {
@@ -813,9 +806,9 @@ fn histogram_line(
         }
         out.byte(b' ');
         if sum {
-            out.scaled(h.sum.load(Ordering::Relaxed), h.scale.get());
+            out.scaled(c.carry.sum(h.sum), h.scale.get());
         } else {
-            out.u64(c.carry);
+            out.u64(c.carry.count());
         }
     }
     out.byte(b'\n');

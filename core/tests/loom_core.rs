@@ -1,4 +1,5 @@
-//! loom model checks of the core's CAS loops: the string-label slot claim and the float gauge add.
+//! loom model checks of the core's CAS loops and carries: the string-label slot claim, the float gauge
+//! add, and the histogram tally's epochs.
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p vitals-core --release --test loom_core`.
 #![cfg(loom)]
 
@@ -64,5 +65,40 @@ fn float_gauge_adds_are_not_lost() {
         g.add(2.25);
         t.join().unwrap();
         assert_eq!(g.get(), 3.75);
+    });
+}
+
+/// Two writers record into one bucket tally (every other observation carries the count epoch, most
+/// carry the accumulator epoch) while a third thread reads twice: each read is the count and sum of
+/// a prefix of each writer's observations (one atomic add each, never half of one), the second
+/// read is not behind the first, and once both writers are done the read is exact.
+#[test]
+fn histogram_tally_reads_whole_prefixes_while_writers_carry() {
+    use vitals_core::__loom::SmallTally;
+    const A: [u64; 3] = [3, 7, 5];
+    const B: [u64; 2] = [6, 2];
+    fn prefixes(values: &[u64]) -> Vec<u64> {
+        let mut sums = vec![0];
+        for v in values {
+            sums.push(sums.last().unwrap() + v);
+        }
+        sums
+    }
+    loom::model(|| {
+        let t = Arc::new(SmallTally::new());
+        let (ta, tb) = (t.clone(), t.clone());
+        let a = thread::spawn(move || A.iter().map(|&v| ta.record(v)).sum::<u64>());
+        let b = thread::spawn(move || B.iter().map(|&v| tb.record(v)).sum::<u64>());
+        let (pa, pb) = (prefixes(&A), prefixes(&B));
+        let whole_prefixes = |(n, s): (u64, u64)| {
+            (0..pa.len()).any(|i| (0..pb.len()).any(|j| (i + j) as u64 == n && pa[i] + pb[j] == s))
+        };
+        let first = t.read();
+        assert!(whole_prefixes(first), "{first:?}");
+        let second = t.read();
+        assert!(whole_prefixes(second), "{second:?}");
+        assert!(second.0 >= first.0 && second.1 >= first.1);
+        assert_eq!(a.join().unwrap() + b.join().unwrap(), 0);
+        assert_eq!(t.read(), (5, 23));
     });
 }

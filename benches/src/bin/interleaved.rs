@@ -1,11 +1,13 @@
 //! vitals and one peer timed alternately in one process, for the rows whose ratio a loaded
 //! machine moves more than the difference measured: the token bucket's allow (beside governor,
 //! both on governor's `FakeRelativeClock`, then both on its `QuantaClock`), the histogram's observe
-//! (beside prometheus), and the histogram's observe with an exemplar beside the same observe
+//! (beside prometheus-client, the best peer on that row), and the histogram's observe with an exemplar beside the same observe
 //! without one (feature `exemplars`). Each round times 20 M calls of each; the load's drift
 //! touches both alike.
 //!
 //! `interleaved allow [ROUNDS]`: only the token bucket's two allow rows.
+//!
+//! `interleaved observe [ROUNDS]`: only the histogram's observe beside prometheus-client.
 //!
 //! Run: `cargo run --release -p vitals-benches --bin interleaved [ROUNDS]`. Prints one line per
 //! round and the median ratio. Not a criterion bench: BENCHMARKS.md quotes it beside the criterion
@@ -74,10 +76,7 @@ fn allow_quanta() -> (f64, f64) {
 fn observe() -> (f64, f64) {
     let us = data::observations_us();
     let secs: Vec<f64> = us.iter().map(|&v| v as f64 / 1e6).collect();
-    let peer = prometheus::Histogram::with_opts(
-        prometheus::HistogramOpts::new("h", "help").buckets(data::bounds_s()),
-    )
-    .expect("valid histogram");
+    let peer = prometheus_client::metrics::histogram::Histogram::new(data::bounds_s());
     let mask = us.len() - 1;
     let mut i = 0;
     let vitals = per_call(|| {
@@ -243,9 +242,29 @@ fn main() {
     if mode_allow {
         args.next();
     }
+    let mode_observe = args.peek().is_some_and(|a| a == "observe");
+    if mode_observe {
+        args.next();
+    }
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
     if mode_render {
         render(rounds);
+        return;
+    }
+    if mode_observe {
+        let mut observe_r = Vec::new();
+        for round in 0..rounds {
+            let (h, p) = observe();
+            println!(
+                "round {round}: observe vitals {h:.2} ns, prometheus-client {p:.2} ns ({:.2}x)",
+                h / p
+            );
+            observe_r.push(h / p);
+        }
+        println!(
+            "median ratio: histogram observe {:.3}x prometheus-client",
+            median(observe_r)
+        );
         return;
     }
     let mut quanta_r = Vec::new();
@@ -277,7 +296,7 @@ fn main() {
         let (h, p) = observe();
         let (e, o) = exemplar();
         println!(
-            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
+            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus-client {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
             v / g,
             vq / gq,
             h / p,
@@ -288,7 +307,7 @@ fn main() {
         exemplar_r.push(e / o);
     }
     println!(
-        "median ratio: token bucket allow {:.2}x governor (quanta clock {:.2}x), histogram observe {:.2}x prometheus, observe with exemplar {:.2}x without",
+        "median ratio: token bucket allow {:.2}x governor (quanta clock {:.2}x), histogram observe {:.2}x prometheus-client, observe with exemplar {:.2}x without",
         median(allow_r),
         median(quanta_r),
         median(observe_r),
