@@ -83,18 +83,19 @@ pub mod __private {
 #[doc(hidden)]
 pub mod __loom {
     /// A histogram tally in a layout small enough for every carry to happen within a few
-    /// observations: three count bits, a count epoch of 2 observations, an accumulator epoch of
-    /// 64 (an epoch may lag by 3 carries: enough for two writers and a reader).
+    /// observations: `C` count bits in the word, a count epoch of `2^J` observations, an
+    /// accumulator epoch of `2^U`; an epoch may lag by up to `2^(C-J) - 1` carries.
     #[derive(Debug)]
-    pub struct SmallTally(crate::histogram::Tally<3, 1, 6>);
+    pub struct Tally<const C: u32, const J: u32, const U: u32>(crate::histogram::Tally<C, J, U>);
 
-    impl SmallTally {
+    impl<const C: u32, const J: u32, const U: u32> Tally<C, J, U> {
         /// An empty tally.
         pub fn new() -> Self {
-            SmallTally(crate::histogram::Tally::new())
+            Tally(crate::histogram::Tally::new())
         }
 
-        /// Records `v`; returns what a series' sum word would take (`v` when it is 8 or more).
+        /// Records `v`; returns what a series' sum word would take (`v` when it is `2^(U-C)` or
+        /// more).
         pub fn record(&self, v: u64) -> u64 {
             self.0.record(v)
         }
