@@ -2,7 +2,7 @@
 //!
 //! Bounds are integers in a decimal unit (`Scale::MICRO`: observations and bounds in microseconds,
 //! rendered as seconds), so the hot path never touches floating point: find the bucket (linear
-//! search for small N, binary above), then record it in that bucket's [`tally`]: one atomic add on
+//! search for small N, binary above), then record it in that bucket's tally (`histogram/tally.rs`): one atomic add on
 //! a 64-bit server (count and sum share a word), two on a 32-bit chip (count, then the series'
 //! sum). Counts are kept per bucket (not cumulative); `_count` is derived as their sum, so
 //! `le="+Inf"` always equals `_count`.
@@ -220,7 +220,7 @@ impl<const N: usize> Bounds<N> {
     }
 }
 
-/// The counters of one histogram series: a [`tally`] per bucket (the `+Inf` overflow bucket
+/// The counters of one histogram series: a tally per bucket (the `+Inf` overflow bucket
 /// included) and a sum word for the observations the tallies leave out (on a 32-bit chip, all of
 /// them), in the bounds' unit. Families share one [`Bounds`] across many cells.
 #[derive(Debug)]
@@ -248,7 +248,7 @@ impl<const N: usize> HistogramCells<N> {
     }
 
     /// Records `v` against `bounds`: one atomic add on a 64-bit server for values below 2^24, two
-    /// otherwise (see [`tally`]). The sum wraps at `u64::MAX`.
+    /// otherwise (see the crate README, "One atomic add per observation"). The sum wraps at `u64::MAX`.
     #[inline]
     pub fn observe(&self, bounds: &Bounds<N>, v: u64) {
         self.record(bounds.bucket(v), v);
