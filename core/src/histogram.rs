@@ -2,9 +2,9 @@
 //!
 //! Bounds are integers in a decimal unit (`Scale::MICRO`: observations and bounds in microseconds,
 //! rendered as seconds), so the hot path never touches floating point: find the bucket (linear
-//! search for small N, binary above), then record it in that bucket's tally (`histogram/tally.rs`): one atomic add on
-//! a 64-bit server (count and sum share a word), two on a 32-bit chip (count, then the series'
-//! sum). Counts are kept per bucket (not cumulative); `_count` is derived as their sum, so
+//! search for small N, binary above), then record it in that bucket's tally
+//! (`histogram/tally.rs`): one atomic add on a 64-bit server (count and sum share a word), two on
+//! a 32-bit chip (count, then the series' sum). Counts are kept per bucket (not cumulative); `_count` is derived as their sum, so
 //! `le="+Inf"` always equals `_count`.
 
 mod tally;
@@ -248,7 +248,8 @@ impl<const N: usize> HistogramCells<N> {
     }
 
     /// Records `v` against `bounds`: one atomic add on a 64-bit server for values below 2^24, two
-    /// otherwise (see the crate README, "One atomic add per observation"). The sum wraps at `u64::MAX`.
+    /// otherwise (see the crate README, "One atomic add per observation"). The sum wraps at
+    /// `u64::MAX`.
     #[inline]
     pub fn observe(&self, bounds: &Bounds<N>, v: u64) {
         self.record(bounds.bucket(v), v);
