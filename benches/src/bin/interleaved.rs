@@ -1,11 +1,13 @@
 //! vitals and one peer timed alternately in one process, for the rows whose ratio a loaded
-//! machine moves more than the difference measured: the token bucket's allow (beside governor,
-//! both on governor's `FakeRelativeClock`, then both on its `QuantaClock`), the histogram's observe
+//! machine moves more than the difference measured: the token bucket's allow and deny (beside governor,
+//! both on governor's `FakeRelativeClock`, the allow row then both on its `QuantaClock`), the histogram's observe
 //! (beside prometheus-client, the best peer on that row), and the histogram's observe with an exemplar beside the same observe
 //! without one (feature `exemplars`). Each round times 20 M calls of each; the load's drift
 //! touches both alike.
 //!
 //! `interleaved allow [ROUNDS]`: only the token bucket's two allow rows.
+//!
+//! `interleaved deny [ROUNDS]`: only the token bucket's deny row (beside governor, fake clock).
 //!
 //! `interleaved observe [ROUNDS]`: only the histogram's observe beside prometheus-client.
 //!
@@ -52,6 +54,23 @@ fn allow() -> (f64, f64) {
     let governor = per_call(|| {
         clock.advance(Duration::from_micros(1));
         black_box(rl.check().is_ok());
+    });
+    (vitals, governor)
+}
+
+/// The deny row (the criterion `token_bucket_deny` setup): the one token taken first, then every
+/// call refused, both on governor's `FakeRelativeClock`.
+fn deny() -> (f64, f64) {
+    let clock = FakeRelativeClock::default();
+    let tb = limiters::deny();
+    let _ = tb.try_acquire(clock.now().as_u64());
+    let vitals = per_call(|| {
+        black_box(tb.try_acquire(clock.now().as_u64()).is_err());
+    });
+    let rl = limiters::deny_governor(&clock);
+    let _ = rl.check();
+    let governor = per_call(|| {
+        black_box(rl.check().is_err());
     });
     (vitals, governor)
 }
@@ -246,6 +265,10 @@ fn main() {
     if mode_observe {
         args.next();
     }
+    let mode_deny = args.peek().is_some_and(|a| a == "deny");
+    if mode_deny {
+        args.next();
+    }
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
     if mode_render {
         render(rounds);
@@ -264,6 +287,22 @@ fn main() {
         println!(
             "median ratio: histogram observe {:.3}x prometheus-client",
             median(observe_r)
+        );
+        return;
+    }
+    if mode_deny {
+        let mut deny_r = Vec::new();
+        for round in 0..rounds {
+            let (v, g) = deny();
+            println!(
+                "round {round}: deny vitals {v:.2} ns, governor {g:.2} ns ({:.2}x)",
+                v / g
+            );
+            deny_r.push(v / g);
+        }
+        println!(
+            "median ratio: token bucket deny {:.2}x governor",
+            median(deny_r)
         );
         return;
     }
@@ -288,17 +327,21 @@ fn main() {
         );
         return;
     }
-    let (mut allow_r, mut observe_r, mut exemplar_r) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut allow_r, mut deny_r, mut observe_r, mut exemplar_r) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let (v, g) = allow();
         let (vq, gq) = allow_quanta();
+        let (vd, gd) = deny();
         quanta_r.push(vq / gq);
+        deny_r.push(vd / gd);
         let (h, p) = observe();
         let (e, o) = exemplar();
         println!(
-            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus-client {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
+            "round {round}: allow vitals {v:.2} ns, governor {g:.2} ns ({:.2}x); quanta clock: vitals {vq:.2} ns, governor {gq:.2} ns ({:.2}x); deny vitals {vd:.2} ns, governor {gd:.2} ns ({:.2}x); observe vitals {h:.2} ns, prometheus-client {p:.2} ns ({:.2}x); observe with exemplar {e:.2} ns, without {o:.2} ns ({:.2}x)",
             v / g,
             vq / gq,
+            vd / gd,
             h / p,
             e / o
         );
@@ -307,9 +350,10 @@ fn main() {
         exemplar_r.push(e / o);
     }
     println!(
-        "median ratio: token bucket allow {:.2}x governor (quanta clock {:.2}x), histogram observe {:.2}x prometheus-client, observe with exemplar {:.2}x without",
+        "median ratio: token bucket allow {:.2}x governor (quanta clock {:.2}x), deny {:.2}x, histogram observe {:.2}x prometheus-client, observe with exemplar {:.2}x without",
         median(allow_r),
         median(quanta_r),
+        median(deny_r),
         median(observe_r),
         median(exemplar_r)
     );

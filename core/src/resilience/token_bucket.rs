@@ -239,7 +239,10 @@ impl Gcra {
     #[inline]
     pub(crate) const fn ticks(&self, units: u64) -> u64 {
         // Units are ticks (every rate that divides the tick rate): no division on a refusal.
-        if self.scale == 1 {
+        // `≤ 1` rather than `== 1` (the invariant says `scale ≥ 1`): the compiler then sees a
+        // non-zero divisor below, so a refusal whose wait is unused costs no code at all and
+        // there is no division-by-zero panic path.
+        if self.scale <= 1 {
             return units;
         }
         if units == u64::MAX {
