@@ -131,6 +131,21 @@ fn exemplar() -> (f64, f64) {
     (with, without)
 }
 
+/// Times one row `rounds` times (`time` gives vitals' and the peer's ns per call), printing each
+/// round and the median ratio.
+fn one_row(rounds: usize, row: &str, peer: &str, time: fn() -> (f64, f64)) {
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (v, p) = time();
+        println!(
+            "round {round}: {row} vitals {v:.2} ns, {peer} {p:.2} ns ({:.2}x)",
+            v / p
+        );
+        ratios.push(v / p);
+    }
+    println!("median ratio: {row} {:.3}x {peer}", median(ratios));
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -275,35 +290,11 @@ fn main() {
         return;
     }
     if mode_observe {
-        let mut observe_r = Vec::new();
-        for round in 0..rounds {
-            let (h, p) = observe();
-            println!(
-                "round {round}: observe vitals {h:.2} ns, prometheus-client {p:.2} ns ({:.2}x)",
-                h / p
-            );
-            observe_r.push(h / p);
-        }
-        println!(
-            "median ratio: histogram observe {:.3}x prometheus-client",
-            median(observe_r)
-        );
+        one_row(rounds, "histogram observe", "prometheus-client", observe);
         return;
     }
     if mode_deny {
-        let mut deny_r = Vec::new();
-        for round in 0..rounds {
-            let (v, g) = deny();
-            println!(
-                "round {round}: deny vitals {v:.2} ns, governor {g:.2} ns ({:.2}x)",
-                v / g
-            );
-            deny_r.push(v / g);
-        }
-        println!(
-            "median ratio: token bucket deny {:.2}x governor",
-            median(deny_r)
-        );
+        one_row(rounds, "token bucket deny", "governor", deny);
         return;
     }
     let mut quanta_r = Vec::new();
