@@ -23,6 +23,10 @@ static EVENTS: Counter = Counter::new();
 static LATENCY: Histogram<4> = Histogram::new(Bounds::units([10, 100, 500, 900]));
 /// Handler invocations (written by the handler only).
 static TICKS: Counter = Counter::new();
+/// The main loop's iterations so far (written by the main loop only).
+static MAIN_PROGRESS: AtomicU32 = AtomicU32::new(0);
+/// `MAIN_PROGRESS` when the handler last did its updates (written by the handler only).
+static SEEN_PROGRESS: AtomicU32 = AtomicU32::new(u32::MAX);
 /// The negative control: incremented by load then store, so an interrupt between the two loses
 /// the handler's increments. (32-bit load and store are native on every target, CAS or not.)
 static RACY: AtomicU32 = AtomicU32::new(0);
@@ -58,8 +62,17 @@ const PERIOD: u32 = if cfg!(target_arch = "arm") { 400 } else { 20 };
 
 vitals_ontarget::timer_interrupt!(on_tick);
 
-/// The timer interrupt: updates the shared metrics.
+/// The timer interrupt: updates the shared metrics, once the main loop has made progress since
+/// the handler's last updates. Without that rule a slow or loaded host, on which QEMU runs the
+/// handler's updates in more host time than the timer's period, chains interrupts back to back
+/// and the main loop never runs again (seen in CI as a 120 s timeout); with it, every interrupt
+/// that updates is preceded by at least one main-loop iteration, and the others return at once.
 fn on_tick() {
+    let progress = MAIN_PROGRESS.load(Ordering::Relaxed);
+    if progress == SEEN_PROGRESS.load(Ordering::Relaxed) {
+        return;
+    }
+    SEEN_PROGRESS.store(progress, Ordering::Relaxed);
     let k = TICKS.get();
     for j in 0..PER_TICK {
         EVENTS.inc();
@@ -82,6 +95,7 @@ fn main_and_interrupt_share_metrics() -> Result<(), ()> {
         LATENCY.observe(main_value(main_updates));
         RACY.store(racy.wrapping_add(1), Ordering::Relaxed);
         main_updates += 1;
+        MAIN_PROGRESS.store(main_updates as u32, Ordering::Relaxed);
     }
     timer::stop();
     let ticks = TICKS.get();
