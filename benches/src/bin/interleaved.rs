@@ -1,9 +1,9 @@
 //! vitals and one peer timed alternately in one process, for the rows whose ratio a loaded
-//! machine moves more than the difference measured: the token bucket's allow and deny (beside governor,
-//! both on governor's `FakeRelativeClock`, the allow row then both on its `QuantaClock`), the histogram's observe
-//! (beside prometheus-client, the best peer on that row), and the histogram's observe with an exemplar beside the same observe
-//! without one (feature `exemplars`). Each round times 20 M calls of each; the load's drift
-//! touches both alike.
+//! machine moves more than the difference measured: the token bucket's allow and deny (beside
+//! governor, both on governor's `FakeRelativeClock`; allow then again with both on its
+//! `QuantaClock`), the histogram's observe (beside prometheus-client, the best peer on that row),
+//! and the histogram's observe with an exemplar beside the same observe without one (feature
+//! `exemplars`). Each round times 20 M calls of each; the load's drift touches both alike.
 //!
 //! `interleaved allow [ROUNDS]`: only the token bucket's two allow rows.
 //!
@@ -268,37 +268,29 @@ fn render(rounds: usize) {
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
-    let mode_render = args.peek().is_some_and(|a| a == "render");
-    if mode_render {
+    let mode = match args.peek().map(String::as_str) {
+        Some(m @ ("render" | "allow" | "observe" | "deny")) => Some(m.to_owned()),
+        _ => None,
+    };
+    if mode.is_some() {
         args.next();
     }
-    let mode_allow = args.peek().is_some_and(|a| a == "allow");
-    if mode_allow {
-        args.next();
-    }
-    let mode_observe = args.peek().is_some_and(|a| a == "observe");
-    if mode_observe {
-        args.next();
-    }
-    let mode_deny = args.peek().is_some_and(|a| a == "deny");
-    if mode_deny {
-        args.next();
-    }
+    let mode = mode.as_deref();
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
-    if mode_render {
+    if mode == Some("render") {
         render(rounds);
         return;
     }
-    if mode_observe {
+    if mode == Some("observe") {
         one_row(rounds, "histogram observe", "prometheus-client", observe);
         return;
     }
-    if mode_deny {
+    if mode == Some("deny") {
         one_row(rounds, "token bucket deny", "governor", deny);
         return;
     }
     let mut quanta_r = Vec::new();
-    if mode_allow {
+    if mode == Some("allow") {
         let mut allow_r = Vec::new();
         for round in 0..rounds {
             let (v, g) = allow();
