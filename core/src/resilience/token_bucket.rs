@@ -170,8 +170,15 @@ pub(crate) struct Gcra {
     /// The first tick at which one token is *not* decided on the straight-line path of
     /// [`TokenBucket::try_acquire`]: below it, `now × scale + span ≤ u64::MAX − 1`, so the units
     /// of `now`, the last conforming TAT and the new TAT need no saturation and no overflow check
-    /// (0 when `span ≥ u64::MAX − 1`: every tick takes the general path).
+    /// (0 when `span ≥ u64::MAX − 1`: every tick takes the general path). 64-bit machines only,
+    /// as the straight line (MCUs take the saturating path: less flash).
+    #[cfg(target_pointer_width = "64")]
     pub(crate) fast_end: u64,
+    /// `fast_end` when units are ticks (`scale = 1`: every rate that divides the tick rate),
+    /// else 0: below it the straight line takes `now` as its units, with no multiply on the way
+    /// to the compare-and-swap.
+    #[cfg(target_pointer_width = "64")]
+    pub(crate) ticks_end: u64,
     pub(crate) burst: u32,
 }
 
@@ -213,20 +220,43 @@ impl Gcra {
         let interval = max1(interval as u64);
         let scale = scale as u64; // ≥ 1
         let span = interval.saturating_mul(burst as u64); // ≥ interval, as burst ≥ 1
+
+        // `now < fast_end` ⇔ `now ≤ (u64::MAX − 1 − span) / scale` ⇒ `now × scale + span ≤
+        // u64::MAX − 1`. The `+ 1` cannot overflow: `span ≥ 1`.
+        #[cfg(target_pointer_width = "64")]
+        let fast_end = if span < u64::MAX - 1 {
+            (u64::MAX - 1 - span) / scale + 1
+        } else {
+            0
+        };
         Self {
             interval,
             scale,
             span,
             room: span - interval,
-            // `now < fast_end` ⇔ `now ≤ (u64::MAX − 1 − span) / scale` ⇒ `now × scale + span ≤
-            // u64::MAX − 1`. The `+ 1` cannot overflow: `span ≥ 1`.
-            fast_end: if span < u64::MAX - 1 {
-                (u64::MAX - 1 - span) / scale + 1
-            } else {
-                0
-            },
+            #[cfg(target_pointer_width = "64")]
+            fast_end,
+            #[cfg(target_pointer_width = "64")]
+            ticks_end: if scale == 1 { fast_end } else { 0 },
             burst,
         }
+    }
+
+    /// `now` in units on the straight-line path of [`TokenBucket::try_acquire`] (then
+    /// `now_u + span ≤ u64::MAX − 1`), `None` past it and on 32-bit targets.
+    #[inline]
+    pub(crate) const fn straight_units(&self, now: u64) -> Option<u64> {
+        #[cfg(target_pointer_width = "64")]
+        {
+            if now < self.ticks_end {
+                return Some(now);
+            }
+            if now < self.fast_end {
+                return Some(now.wrapping_mul(self.scale));
+            }
+        }
+        let _ = now;
+        None
     }
 
     /// `now` in units (saturating).
@@ -471,11 +501,10 @@ impl TokenBucket {
         let g = &self.gcra;
         // On 32-bit targets (MCUs) flash counts for more than a few instructions, and a 64-bit
         // product is a library call either way: one path there, the saturating one.
-        if !cfg!(target_pointer_width = "64") || now >= g.fast_end {
+        let Some(now_u) = g.straight_units(now) else {
             return self.try_acquire_late(now);
-        }
-        // now × scale + span ≤ u64::MAX − 1 (`now < fast_end`): neither overflows.
-        let now_u = now.wrapping_mul(g.scale);
+        };
+        // now_u + span ≤ u64::MAX − 1: neither overflows.
         let last = now_u.wrapping_add(g.room);
         self.settle(
             now_u,
@@ -709,7 +738,8 @@ mod tests {
 
         /// The straight-line path of `try_acquire`: below `fast_end`, `now × scale + span ≤
         /// u64::MAX − 1` (the invariant that lets it skip saturation), at `fast_end` it is not,
-        /// and its plain arithmetic decides exactly like `charge`.
+        /// its units are `now × scale` on both of its ranges, and its plain arithmetic decides
+        /// exactly like `charge`.
         #[test]
         fn straight_line_invariant_and_verdict(g in gcra(), tat in any::<u64>(), d in 0u64..64, pick in 0u8..3) {
             let bound = |now: u64| now as u128 * g.scale as u128 + g.span as u128;
@@ -718,6 +748,8 @@ mod tests {
             }
             prop_assert!(g.fast_end == u64::MAX || bound(g.fast_end) > u64::MAX as u128 - 1 || g.span >= u64::MAX - 1);
             prop_assert_eq!(g.room + g.interval, g.span);
+            prop_assert_eq!(g.straight_units(g.fast_end), None);
+            prop_assert!(g.ticks_end == 0 || (g.scale == 1 && g.ticks_end == g.fast_end));
             if g.fast_end == 0 {
                 return Ok(());
             }
@@ -727,6 +759,7 @@ mod tests {
                 _ => tat % g.fast_end,
             };
             let now_u = now * g.scale;
+            prop_assert_eq!(g.straight_units(now), Some(now_u));
             let tat = match pick {
                 0 => tat.min(u64::MAX - 1),
                 _ => (now_u + g.room).saturating_sub(g.interval).saturating_add(tat % (2 * g.interval.min(1 << 40))),
