@@ -206,7 +206,10 @@ impl<'a> Health<'a> {
         self.report().status
     }
 
-    /// A consistent snapshot: each component's status is read once.
+    /// The overall status, read now, with the components behind it. Serialising the report
+    /// ([`write_json`](Self::write_json)) reads each component's status again as it writes it,
+    /// so a component that changes in between can disagree with that one report's overall
+    /// status; the next report agrees again.
     pub fn report(&self) -> HealthReport<'a> {
         let status = self
             .components
