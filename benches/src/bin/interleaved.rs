@@ -268,14 +268,12 @@ fn render(rounds: usize) {
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
-    let mode = match args.peek().map(String::as_str) {
-        Some(m @ ("render" | "allow" | "observe" | "deny")) => Some(m.to_owned()),
-        _ => None,
-    };
+    let mode = ["render", "allow", "observe", "deny"]
+        .into_iter()
+        .find(|m| args.peek().is_some_and(|a| a == m));
     if mode.is_some() {
         args.next();
     }
-    let mode = mode.as_deref();
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(8);
     if mode == Some("render") {
         render(rounds);

@@ -176,7 +176,8 @@ pub(crate) struct Gcra {
     pub(crate) fast_end: u64,
     /// `fast_end` when units are ticks (`scale = 1`: every rate that divides the tick rate),
     /// else 0: below it the straight line takes `now` as its units, with no multiply on the way
-    /// to the compare-and-swap.
+    /// to the compare-and-swap. Stored rather than derived from `scale`: the compiler folds
+    /// `if scale == 1 { now } else { now × scale }` back into the multiply.
     #[cfg(target_pointer_width = "64")]
     pub(crate) ticks_end: u64,
     pub(crate) burst: u32,
